@@ -1,0 +1,3 @@
+from routeway.cli import main
+
+main()

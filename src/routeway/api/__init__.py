@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per endpoint family, over a small ASGI layer (``http``)."""

@@ -1,0 +1,57 @@
+"""GET /models, /models/{author}/{slug}/endpoints, /providers: the catalog as OpenRouter shows it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from routeway.api.http import Request, Response, json_response
+from routeway.api.views import architecture, endpoint_view, model_view
+from routeway.errors import APIError
+
+if TYPE_CHECKING:
+    from routeway.app import Services
+
+
+def routes(services: Services) -> list[tuple[str, str, Any]]:
+    catalog = services.catalog
+
+    async def list_models(request: Request) -> Response:
+        wanted = [p for p in request.query.get("supported_parameters", "").split(",") if p]
+        data = [model_view(m, catalog.endpoints_for(m.id)) for m in catalog.models.values()
+                if all(p in m.supported_parameters for p in wanted)]
+        offset, limit = _int(request, "offset", 0), _int(request, "limit", 1000)
+        page = data[offset:offset + limit]
+        return json_response({"data": page, "total_count": len(data), "links": {"next": None}})
+
+    def _int(request: Request, name: str, default: int) -> int:
+        value = request.query.get(name)
+        if value is None:
+            return default
+        if not value.isdigit():
+            raise APIError(400, f"Invalid request: query parameter `{name}` must be a non-negative integer",
+                           metadata={"param": name})
+        return int(value)
+
+    async def list_endpoints(request: Request) -> Response:
+        model_id = f"{request.path_params['author']}/{request.path_params['slug']}"
+        model = catalog.get(model_id)
+        if model is None:
+            raise APIError(404, f"Model {model_id} is not in the catalog; list models with GET /api/v1/models.")
+        return json_response({"data": {
+            "id": model.id, "name": model.name, "created": model.created, "description": model.description,
+            "architecture": architecture(model),
+            "endpoints": [endpoint_view(e) for e in catalog.endpoints_for(model.id)],
+        }})
+
+    async def list_providers(request: Request) -> Response:
+        return json_response({"data": [
+            {"name": p.label, "slug": p.name, "privacy_policy_url": None, "terms_of_service_url": None,
+             "status_page_url": None}
+            for p in services.settings.providers
+        ]})
+
+    return [
+        ("GET", "/models", list_models),
+        ("GET", "/models/{author}/{slug}/endpoints", list_endpoints),
+        ("GET", "/providers", list_providers),
+    ]

@@ -1,0 +1,325 @@
+"""POST /chat/completions: authenticate, validate, reserve, try attempts in order, relay, settle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from routeway.api import sse
+from routeway.api.auth import authenticate
+from routeway.api.http import Request, Response, error_response, json_response
+from routeway.errors import APIError
+from routeway.ledger.accounts import now_ms
+from routeway.ledger.book import KeyState, Reservation
+from routeway.ledger.metering import GenerationRecord, new_generation_id
+from routeway.ledger.money import nano_to_usd, worst_case_cost
+from routeway.providers import UpstreamCall, UpstreamError
+from routeway.routing.plan import Attempt, plan
+from routeway.transform import tokens
+from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
+from routeway.transform.request import upstream_body
+from routeway.wire.chat import ChatRequest, parse_chat_request
+
+if TYPE_CHECKING:
+    from routeway.app import Services
+
+log = logging.getLogger("routeway.chat")
+
+
+def routes(services: Services) -> list[tuple[str, str, Any]]:
+    async def chat_completions(request: Request) -> Response | None:
+        key = authenticate(services, request, management=False)
+        raw = await request.body(services.settings.max_body_bytes)
+        chat = parse_chat_request(raw)
+        attempts = plan(services.catalog, chat)
+        exchange = Exchange(services, request, chat, key, attempts, len(raw))
+        return await exchange.run()
+
+    return [("POST", "/chat/completions", chat_completions)]
+
+
+class Exchange:
+    """One chat request from reservation to settlement; its state lives here, not in the handler."""
+
+    def __init__(self, services: Services, request: Request, chat: ChatRequest, key: KeyState,
+                 attempts: list[Attempt], body_bytes: int) -> None:
+        self.services = services
+        self.request = request
+        self.chat = chat
+        self.key = key
+        self.attempts = attempts
+        self.body_bytes = body_bytes
+        self.id = new_generation_id()
+        self.started = time.monotonic()
+        self.first_token: float | None = None
+        self.record: GenerationRecord | None = None
+        self.attempt: Attempt | None = None
+        self.usage: UsageCounts | None = None
+        self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
+        self.native_finish: str | None = None
+
+    # ---- money ----------------------------------------------------------------------------------
+    def _reserve(self) -> Reservation:
+        # The raw body's byte count bounds the prompt's token count (a token is at least one byte).
+        worst = 0
+        chosen = self.attempts[0].endpoint
+        for attempt in self.attempts:
+            e = attempt.endpoint
+            output = self.chat.output_limit or e.max_completion
+            cost = worst_case_cost(self.body_bytes, e.prompt_nano_per_m) + worst_case_cost(output, e.completion_nano_per_m)
+            if cost > worst:
+                worst, chosen = cost, e
+        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
+                                              worst_case_cost(self.body_bytes, chosen.prompt_nano_per_m))
+
+    def _start_record(self, attempt: Attempt) -> GenerationRecord:
+        e = attempt.endpoint
+        headers = self.request.headers
+        if self.record is None:
+            self.record = GenerationRecord(
+                id=self.id, account_id=self.key.account_id, key_hash=self.key.hash, model=attempt.model.id,
+                provider_name=e.provider.label, provider_slug=e.tag, upstream_model=e.upstream_model,
+                prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
+                streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
+                app_title=headers.get("x-openrouter-title") or headers.get("x-title"),
+            )
+        record = self.record
+        record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
+        record.upstream_model = e.upstream_model
+        record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+        return record
+
+    async def run(self) -> Response | None:
+        reservation = self._reserve()
+        response: Response | None = None
+        try:
+            if self.chat.stream:
+                await self._stream()
+            else:
+                response = await self._complete()
+        finally:
+            if self.record is None:
+                self.services.metering.release(reservation)
+            else:
+                await self._settle(reservation)
+        if self.chat.stream and self.record is not None and not self.record.cancelled:
+            await self.finish_stream()
+        return response
+
+    async def _settle(self, reservation: Reservation) -> None:
+        record = self.record
+        assert record is not None
+        if self.usage is None and (self.produced or record.status == 200):
+            prompt = await tokens.count_off_loop(tokens.count_prompt, self.chat.messages)
+            completion = await tokens.count_off_loop(tokens.count_text, "".join(self.produced))
+            self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
+        usage = self.usage or UsageCounts()
+        record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
+        record.usage_estimated = usage.estimated
+        if usage.native is not None:
+            record.native_tokens_prompt, record.native_tokens_completion = usage.prompt, usage.completion
+            record.native_tokens_reasoning, record.native_tokens_cached = usage.reasoning, usage.cached
+        record.native_finish_reason = self.native_finish
+        record.finish_reason = finish_reason(self.native_finish) if record.status == 200 else "error"
+        if record.cancelled and record.finish_reason is None:
+            record.finish_reason = None
+        now = time.monotonic()
+        if self.first_token is not None:
+            record.latency_ms = int((self.first_token - self.started) * 1000)
+            record.generation_time_ms = int((now - self.first_token) * 1000)
+        await self.services.metering.finish(reservation, record)
+
+    # ---- upstream -------------------------------------------------------------------------------
+    async def _connect(self) -> UpstreamCall:
+        last: UpstreamError | None = None
+        for attempt in self.attempts:
+            record = self._start_record(attempt)
+            body, dropped = upstream_body(self.chat, attempt.endpoint, self.chat.stream)
+            adapter = self.services.adapters[attempt.endpoint.provider.name]
+            began = time.monotonic()
+            entry: dict[str, Any] = {"provider": attempt.endpoint.tag, "model": attempt.model.id, "status": None,
+                                     "dropped_parameters": dropped}
+            record.attempts.append(entry)
+            try:
+                call = await adapter.open(attempt.endpoint, body, self.chat.stream)
+            except UpstreamError as error:
+                entry.update(status=error.upstream_status or error.status, error=error.message,
+                             ms=int((time.monotonic() - began) * 1000))
+                last = error
+                if not error.retryable:
+                    break
+                continue
+            entry.update(status=call.upstream_status, ms=int((time.monotonic() - began) * 1000))
+            self.attempt = attempt
+            return call
+        assert last is not None and self.record is not None
+        self.record.status, self.record.error = last.status, last.message
+        raise APIError(last.status, last.message, headers={"retry-after": last.retry_after} if last.retry_after else None,
+                       metadata={"provider_name": self.record.provider_name, "raw": last.raw})
+
+    def _header_pairs(self) -> list[tuple[bytes, bytes]]:
+        return [(b"x-generation-id", self.id.encode())]
+
+    def _usage_wire(self) -> dict[str, Any]:
+        assert self.record is not None
+        return (self.usage or UsageCounts()).to_wire(nano_to_usd(self.record.total_cost_nano))
+
+    # ---- non-streaming --------------------------------------------------------------------------
+    async def _complete(self) -> Response | None:
+        call = await self._connect()
+        body_task = asyncio.ensure_future(call.json())
+        if not await _finished_before_disconnect(body_task, self.request):
+            call.close()
+            assert self.record is not None
+            self.record.cancelled = True
+            return None
+        try:
+            upstream = body_task.result()
+        except UpstreamError as error:
+            assert self.record is not None
+            self.record.status, self.record.error = error.status, error.message
+            raise APIError(error.status, error.message, metadata={"provider_name": self.record.provider_name,
+                                                                  "raw": error.raw}) from None
+        self.first_token = time.monotonic()
+        choices = upstream.get("choices") or []
+        for choice in choices:
+            message = choice.get("message") or {}
+            normalize_message(message)
+            native = choice.get("finish_reason")
+            choice["native_finish_reason"] = native
+            choice["finish_reason"] = finish_reason(native)
+            self.native_finish = self.native_finish or native
+            for text in (message.get("content"), message.get("reasoning")):
+                if isinstance(text, str):
+                    self.produced.append(text)
+        if isinstance(upstream.get("usage"), dict):
+            self.usage = UsageCounts.from_upstream(upstream["usage"])
+        assert self.record is not None and self.attempt is not None
+        self.record.upstream_id = upstream.get("id")
+        return _Deferred(self, upstream, choices)
+
+    # ---- streaming ------------------------------------------------------------------------------
+    async def _stream(self) -> None:
+        call = await self._connect()
+        assert self.record is not None
+        await self.request.send({"type": "http.response.start", "status": 200,
+                                 "headers": sse.HEADERS + self._header_pairs()})
+        relay = asyncio.ensure_future(self._relay(call))
+        try:
+            if not await _finished_before_disconnect(relay, self.request):
+                self.record.cancelled = True
+                return
+            relay.result()
+        except Exception:
+            log.exception("relaying generation %s failed", self.id)
+            self.record.status, self.record.error = 500, "internal error while relaying the stream"
+        finally:
+            call.close()
+
+    async def _relay(self, call: UpstreamCall) -> None:
+        send = self.request.send
+        assert self.attempt is not None and self.record is not None
+        await send({"type": "http.response.body", "body": sse.PROCESSING, "more_body": True})
+        model_id, provider = self.attempt.model.id, self.attempt.endpoint.provider.label
+        created = int(time.time())
+        events = call.events().__aiter__()
+        keepalive = self.services.settings.keepalive_seconds
+        try:
+            pending = asyncio.ensure_future(events.__anext__())
+            while True:
+                done, _ = await asyncio.wait({pending}, timeout=keepalive)
+                if done:
+                    break
+                await send({"type": "http.response.body", "body": sse.PROCESSING, "more_body": True})
+            try:
+                first = pending.result()
+            except StopAsyncIteration:
+                return
+            await self._relay_event(first, model_id, provider, created)
+            async for upstream_event in events:
+                await self._relay_event(upstream_event, model_id, provider, created)
+        except UpstreamError as error:
+            self.record.status, self.record.error = error.status, error.message
+            self.native_finish = self.native_finish or "error"
+            await send({"type": "http.response.body", "more_body": True, "body": sse.event({
+                "id": self.id, "object": "chat.completion.chunk", "created": created, "model": model_id,
+                "provider": provider,
+                "error": {"code": error.status, "message": error.message,
+                          "metadata": {"error_type": "provider_unavailable", "provider_name": provider}},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error",
+                             "native_finish_reason": None}],
+            })})
+
+    async def _relay_event(self, upstream: dict[str, Any], model_id: str, provider: str, created: int) -> None:
+        usage = upstream.pop("usage", None)
+        if isinstance(usage, dict):
+            self.usage = UsageCounts.from_upstream(usage)
+        choices = upstream.get("choices")
+        if not choices:
+            return
+        if self.first_token is None:
+            self.first_token = time.monotonic()
+            assert self.record is not None
+            self.record.upstream_id = upstream.get("id")
+        for choice in choices:
+            delta = choice.get("delta") or {}
+            normalize_message(delta)
+            for text in (delta.get("content"), delta.get("reasoning")):
+                if text:
+                    self.produced.append(text)
+            native = choice.get("finish_reason")
+            if native is not None:
+                self.native_finish = native
+            choice["native_finish_reason"] = native
+            choice["finish_reason"] = finish_reason(native)
+        upstream["id"], upstream["model"], upstream["provider"] = self.id, model_id, provider
+        upstream["object"], upstream["created"] = "chat.completion.chunk", created
+        await self.request.send({"type": "http.response.body", "body": sse.event(upstream), "more_body": True})
+
+    async def finish_stream(self) -> None:
+        """After settlement is durable: the usage chunk, then [DONE]."""
+        assert self.attempt is not None
+        send = self.request.send
+        tail = sse.event({"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()),
+                          "model": self.attempt.model.id, "provider": self.attempt.endpoint.provider.label,
+                          "choices": [], "usage": self._usage_wire()})
+        await send({"type": "http.response.body", "body": tail + sse.DONE, "more_body": False})
+
+
+class _Deferred(Response):
+    """A non-streaming answer whose usage and cost are filled in after settlement is durable."""
+
+    def __init__(self, exchange: Exchange, upstream: dict[str, Any], choices: list[dict[str, Any]]) -> None:
+        super().__init__(b"")
+        self.exchange = exchange
+        self.upstream = upstream
+        self.choices = choices
+
+    async def __call__(self, send: Any) -> None:
+        x = self.exchange
+        assert x.attempt is not None
+        payload = {
+            "id": x.id, "object": "chat.completion", "created": int(time.time()), "model": x.attempt.model.id,
+            "provider": x.attempt.endpoint.provider.label, "choices": self.choices, "usage": x._usage_wire(),
+        }
+        if self.upstream.get("system_fingerprint"):
+            payload["system_fingerprint"] = self.upstream["system_fingerprint"]
+        await json_response(payload, extra_headers={"x-generation-id": x.id})(send)
+
+
+async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request) -> bool:
+    watcher = asyncio.ensure_future(sse.wait_for_disconnect(request.receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, UpstreamError):
+                pass
+            return False
+        watcher.cancel()
+    return True

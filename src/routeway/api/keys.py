@@ -1,0 +1,142 @@
+"""GET /key, GET /credits, and the management API for keys: GET|POST /keys, GET|PATCH|DELETE /keys/{hash}."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from routeway.api.auth import authenticate
+from routeway.api.http import Request, Response, json_response
+from routeway.api.views import key_view
+from routeway.errors import APIError
+from routeway.ledger.accounts import now_ms
+from routeway.ledger.book import KeyState
+from routeway.ledger.money import nano_to_usd, usd_to_nano
+from routeway.ledger.periods import parse_iso_ms
+
+if TYPE_CHECKING:
+    from routeway.app import Services
+
+Reset = Literal["daily", "weekly", "monthly"]
+Usd = Annotated[float, Meta(ge=0)]
+
+
+class KeyCreate(Struct, forbid_unknown_fields=False):
+    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    limit: Usd | None = None
+    limit_reset: Reset | None = None
+    include_byok_in_limit: bool = False
+    expires_at: str | None = None
+
+
+class KeyPatch(Struct, forbid_unknown_fields=False):
+    name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    disabled: bool | None = None
+    limit: Usd | None | msgspec.UnsetType = msgspec.UNSET
+    limit_reset: Reset | None | msgspec.UnsetType = msgspec.UNSET
+    include_byok_in_limit: bool | None = None
+
+
+def decode(body: bytes, type_: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise APIError(400, f"Invalid request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise APIError(400, f"Request body is not valid JSON: {exc}") from None
+
+
+def expiry_ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = parse_iso_ms(text)
+    except ValueError:
+        raise APIError(400, f"Invalid request: expires_at {text!r} is not an ISO 8601 time", metadata={"param": "expires_at"}) from None
+    if value <= now_ms():
+        raise APIError(400, "Invalid request: expires_at must be in the future", metadata={"param": "expires_at"})
+    return value
+
+
+def routes(services: Services) -> list[tuple[str, str, Any]]:
+    book = services.book
+    accounts = services.accounts
+    limit = services.settings.max_body_bytes
+
+    def owned(key: KeyState, key_hash: str) -> KeyState:
+        target = book.keys.get(key_hash)
+        if target is None or target.deleted or target.account_id != key.account_id:
+            raise APIError(404, f"No key with hash {key_hash} in this account.")
+        return target
+
+    async def current_key(request: Request) -> Response:
+        key = authenticate(services, request)
+        view = key_view(key, now_ms())
+        view.update(is_free_tier=False, is_provisioning_key=key.is_management, organization_id=None,
+                    workspace_id=None, allowed_data_regions=["global"], budgets=[], effective_budget=None,
+                    free_model_daily_requests={"limit": -1, "remaining": -1, "used": 0},
+                    rate_limit={"requests": -1, "interval": "10s", "note": "routeway sets no request rate limit"})
+        return json_response({"data": view})
+
+    async def credits(request: Request) -> Response:
+        key = authenticate(services, request)
+        account = book.accounts[key.account_id]
+        return json_response({"data": {"total_credits": nano_to_usd(account.credits),
+                                       "total_usage": nano_to_usd(account.usage)}})
+
+    async def list_keys(request: Request) -> Response:
+        key = authenticate(services, request, management=True)
+        include_disabled = request.query.get("include_disabled", "false").lower() == "true"
+        offset = int(request.query.get("offset", "0") or 0) if request.query.get("offset", "0").isdigit() else 0
+        now = now_ms()
+        keys = [k for k in book.keys.values() if k.account_id == key.account_id and not k.deleted
+                and not k.is_management and (include_disabled or not k.disabled)]
+        keys.sort(key=lambda k: k.created_at)
+        return json_response({"data": [key_view(k, now) for k in keys[offset:offset + 100]]})
+
+    async def create_key(request: Request) -> Response:
+        key = authenticate(services, request, management=True)
+        body = decode(await request.body(limit), KeyCreate)
+        secret, created = await accounts.create_key(
+            book.accounts[key.account_id], name=body.name, is_management=False,
+            limit=usd_to_nano(body.limit) if body.limit is not None else None, limit_reset=body.limit_reset,
+            include_byok_in_limit=body.include_byok_in_limit, expires_at=expiry_ms(body.expires_at))
+        return json_response({"data": key_view(created, now_ms()), "key": secret}, status=201)
+
+    async def get_key(request: Request) -> Response:
+        key = authenticate(services, request, management=True)
+        return json_response({"data": key_view(owned(key, request.path_params["hash"]), now_ms())})
+
+    async def update_key(request: Request) -> Response:
+        key = authenticate(services, request, management=True)
+        target = owned(key, request.path_params["hash"])
+        patch = decode(await request.body(limit), KeyPatch)
+        changes: dict[str, Any] = {}
+        for name in ("name", "disabled", "include_byok_in_limit"):
+            if getattr(patch, name) is not None:
+                changes[name] = getattr(patch, name)
+        if patch.limit is not msgspec.UNSET:
+            changes["limit"] = usd_to_nano(patch.limit) if patch.limit is not None else None
+        if patch.limit_reset is not msgspec.UNSET:
+            changes["limit_reset"] = patch.limit_reset
+        await accounts.update_key(target, changes)
+        return json_response({"data": key_view(target, now_ms())})
+
+    async def delete_key(request: Request) -> Response:
+        key = authenticate(services, request, management=True)
+        target = owned(key, request.path_params["hash"])
+        await accounts.update_key(target, {"deleted": True, "disabled": True})
+        return json_response({"deleted": True})
+
+    return [
+        ("GET", "/key", current_key),
+        ("GET", "/auth/key", current_key),
+        ("GET", "/credits", credits),
+        ("GET", "/keys", list_keys),
+        ("POST", "/keys", create_key),
+        ("GET", "/keys/{hash}", get_key),
+        ("PATCH", "/keys/{hash}", update_key),
+        ("DELETE", "/keys/{hash}", delete_key),
+    ]

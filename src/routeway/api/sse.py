@@ -1,0 +1,30 @@
+"""Server-sent events framing and the client-disconnect watch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from routeway.api.http import Receive
+
+_encoder = msgspec.json.Encoder()
+
+PROCESSING = b": OPENROUTER PROCESSING\n\n"
+DONE = b"data: [DONE]\n\n"
+HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def event(payload: Any) -> bytes:
+    return b"data: " + _encoder.encode(payload) + b"\n\n"
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,131 @@
+"""Assembles routeway: services built once at start-up, routes, and the ASGI entry point."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from routeway.api import admin, catalog as catalog_api, chat, generation, keys
+from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
+from routeway.catalog import Catalog
+from routeway.config import Settings
+from routeway.errors import APIError
+from routeway.ledger.accounts import Accounts
+from routeway.ledger.book import Book
+from routeway.ledger.metering import Metering
+from routeway.providers import Adapter, build_adapter
+from routeway.store.sqlite import SQLiteStore
+
+log = logging.getLogger("routeway")
+
+PREFIXES = ("/api/v1", "/v1")
+
+
+def ensure_admin_key(settings: Settings) -> Settings:
+    """Without ROUTEWAY_ADMIN_KEY, an operator key is generated once and kept in the data folder."""
+    if settings.admin_key:
+        return settings
+    path = Path(settings.data_dir) / "admin.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("rw-admin-" + secrets.token_hex(24) + "\n")
+        path.chmod(0o600)
+    return replace(settings, admin_key=path.read_text().strip())
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    store: SQLiteStore
+    book: Book
+    accounts: Accounts
+    metering: Metering
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+    session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3")
+        book = Book()
+        return cls(settings=settings, catalog=Catalog.build(settings), store=store, book=book,
+                   accounts=Accounts(store, book), metering=Metering(store, book))
+
+    async def start(self) -> None:
+        self.store.open()
+        self.accounts.load()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # the default limit of 100 is a hidden cap
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        self.adapters = {p.name: build_adapter(p, self.session, self.settings.env) for p in self.settings.providers}
+        gc.collect()
+        gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        self.store.close()
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.services = Services.build(settings)
+        self.router = Router()
+        for module in (chat, catalog_api, keys, generation, admin):
+            for method, path, handler in module.routes(self.services):
+                self.router.add(method, path, handler)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        request = Request(scope, receive, send)
+        try:
+            for prefix in PREFIXES:
+                if path.startswith(prefix + "/"):
+                    handler, request.path_params = self.router.resolve(scope["method"], path[len(prefix):])
+                    break
+            else:
+                if path in ("/", "/health"):
+                    await json_response({"status": "ok", "api": "/api/v1", "openai_compatible": "/v1"})(send)
+                    return
+                raise APIError(404, f"No route for {path}; the API lives under /api/v1 (and /v1 for OpenAI clients).")
+            response = await handler(request)
+            if response is not None:
+                await response(send)
+        except APIError as error:
+            await error_response(error)(send)
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], path)
+            await error_response(APIError(500, "Internal error; the server log has details."))(send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.services.start()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.services.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings) -> Any:
+    return App(ensure_admin_key(settings))

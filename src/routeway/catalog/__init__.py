@@ -1,0 +1,146 @@
+"""The model catalog: the built-in data file, operator-declared models, and the endpoints serving them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Mapping
+
+from routeway.config import ConfigError, ProviderConfig, Settings
+from routeway.ledger.money import nano_per_million
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    name: str
+    created: int
+    description: str
+    context_length: int
+    max_output: int | None
+    prompt_price: Decimal  # USD per 1M tokens
+    completion_price: Decimal
+    tokenizer: str
+    instruct_type: str | None
+    input_modalities: tuple[str, ...]
+    output_modalities: tuple[str, ...]
+    supported_parameters: tuple[str, ...]
+    hugging_face_id: str | None
+    upstream_ids: Mapping[str, str]
+
+    @property
+    def author(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    model: ModelInfo
+    provider: ProviderConfig
+    upstream_model: str
+    prompt_nano_per_m: int  # nano-USD per 1M tokens: exact integer arithmetic for the ledger
+    completion_nano_per_m: int
+    context_length: int
+    max_output: int | None
+    quantization: str
+    supported_parameters: tuple[str, ...]
+    dialect: str | None
+
+    @property
+    def tag(self) -> str:
+        return self.provider.name
+
+    @property
+    def max_completion(self) -> int:
+        return self.max_output or self.context_length
+
+
+def _model(entry: Mapping[str, Any]) -> ModelInfo:
+    try:
+        return ModelInfo(
+            id=entry["id"], name=entry.get("name", entry["id"]), created=int(entry.get("created", 0)),
+            description=entry.get("description", ""), context_length=int(entry["context_length"]),
+            max_output=entry.get("max_output"), prompt_price=Decimal(str(entry.get("prompt_price", "0"))),
+            completion_price=Decimal(str(entry.get("completion_price", "0"))),
+            tokenizer=entry.get("tokenizer", "Other"), instruct_type=entry.get("instruct_type"),
+            input_modalities=tuple(entry.get("input_modalities", ["text"])),
+            output_modalities=tuple(entry.get("output_modalities", ["text"])),
+            supported_parameters=tuple(entry.get("supported_parameters", ())),
+            hugging_face_id=entry.get("hugging_face_id"), upstream_ids=dict(entry.get("upstream_ids", {})),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
+
+
+def builtin_entries() -> list[dict[str, Any]]:
+    text = resources.files("routeway.catalog").joinpath("data/models.json").read_text()
+    return json.loads(text)["models"]
+
+
+class Catalog:
+    def __init__(self, models: dict[str, ModelInfo], endpoints: dict[str, list[Endpoint]]) -> None:
+        self.models = models
+        self.endpoints = endpoints
+        self.providers: dict[str, ProviderConfig] = {}
+        for serving in endpoints.values():
+            for endpoint in serving:
+                self.providers[endpoint.provider.name] = endpoint.provider
+
+    def get(self, model_id: str) -> ModelInfo | None:
+        return self.models.get(model_id)
+
+    def endpoints_for(self, model_id: str) -> list[Endpoint]:
+        return self.endpoints.get(model_id, [])
+
+    @classmethod
+    def build(cls, settings: Settings) -> Catalog:
+        models = {m.id: m for m in map(_model, builtin_entries())}
+        for entry in settings.models:
+            model = _model(entry)
+            models[model.id] = model
+        providers = {p.name: p for p in settings.providers}
+        endpoints: dict[str, list[Endpoint]] = {}
+        for index, declared in enumerate(settings.endpoints):
+            model = models.get(declared.model)
+            if model is None:
+                raise ConfigError(
+                    f"endpoints[{index}]: model '{declared.model}' is not in the catalog; declare it under [[models]]"
+                )
+            endpoints.setdefault(model.id, []).append(Endpoint(
+                model=model, provider=providers[declared.provider], upstream_model=declared.upstream_model,
+                prompt_nano_per_m=nano_per_million(declared.prompt_price if declared.prompt_price is not None
+                                                   else model.prompt_price),
+                completion_nano_per_m=nano_per_million(declared.completion_price
+                                                       if declared.completion_price is not None
+                                                       else model.completion_price),
+                context_length=declared.context_length or model.context_length,
+                max_output=declared.max_output or model.max_output, quantization=declared.quantization,
+                supported_parameters=declared.supported_parameters or model.supported_parameters,
+                dialect=declared.dialect,
+            ))
+        for provider in settings.providers:
+            if provider.serves_catalog:
+                cls._add_catalog_endpoints(provider, models, endpoints)
+        return cls(models, endpoints)
+
+    @staticmethod
+    def _add_catalog_endpoints(
+        provider: ProviderConfig, models: dict[str, ModelInfo], endpoints: dict[str, list[Endpoint]]
+    ) -> None:
+        for model in models.values():
+            if any(e.provider.name == provider.name for e in endpoints.get(model.id, ())):
+                continue
+            upstream = model.upstream_ids.get(provider.name)
+            if upstream is None and "*" in provider.serves_catalog:
+                upstream = model.id
+            if upstream is None:
+                continue
+            endpoints.setdefault(model.id, []).append(Endpoint(
+                model=model, provider=provider, upstream_model=upstream,
+                prompt_nano_per_m=nano_per_million(model.prompt_price),
+                completion_nano_per_m=nano_per_million(model.completion_price),
+                context_length=model.context_length, max_output=model.max_output, quantization="unknown",
+                supported_parameters=model.supported_parameters, dialect=None,
+            ))

@@ -1,0 +1,204 @@
+"""The ``routeway`` command: serve, and the operator's accounts/keys/models commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from routeway.config import ConfigError, load_settings
+
+console = Console()
+
+
+def _settings(config: str | None, **overrides: Any):  # type: ignore[no-untyped-def]
+    try:
+        return load_settings(Path(config) if config else None, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@click.group()
+@click.version_option(package_name="routeway")
+def main() -> None:
+    """routeway: a self-hostable OpenRouter."""
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="ROUTEWAY_CONFIG", help="TOML config file.")
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default: 8080].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the SQLite store lives [default: ./data].")
+@click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(config: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    from routeway.app import create_app
+
+    settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    s = app.services.settings
+    base = f"http://{s.host}:{s.port}"
+    first_start = not (Path(s.data_dir) / "routeway.sqlite3").exists()
+    served = sum(1 for eps in app.services.catalog.endpoints.values() if eps)
+    console.print(f"[bold green]routeway[/] listening on [bold]{base}[/]")
+    console.print(f"  API           {base}/api/v1   (OpenAI clients: {base}/v1)")
+    console.print(f"  store         {Path(s.data_dir).resolve() / 'routeway.sqlite3'}"
+                  + ("  [yellow](created now)[/]" if first_start else ""))
+    console.print(f"  catalog       {len(app.services.catalog.models)} models, {served} with a provider"
+                  f" ({', '.join(p.name for p in s.providers) or 'none configured: chat answers 503'})")
+    key_source = "ROUTEWAY_ADMIN_KEY" if os.environ.get("ROUTEWAY_ADMIN_KEY") else str(Path(s.data_dir) / "admin.key")
+    console.print(f"  operator key  {key_source}")
+    console.print("  get a key     [cyan]routeway accounts create me --credits 10[/]  then"
+                  "  [cyan]routeway keys create <account-id> --api[/]")
+    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http="httptools", log_level=log_level,
+                access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+
+
+# ---- operator commands: thin clients of the admin API ------------------------------------------
+
+def _admin_key(data_dir: str) -> str:
+    key = os.environ.get("ROUTEWAY_ADMIN_KEY")
+    if key:
+        return key
+    path = Path(data_dir) / "admin.key"
+    if path.exists():
+        return path.read_text().strip()
+    raise click.ClickException(f"no operator key: set ROUTEWAY_ADMIN_KEY or run `routeway serve` once (it writes {path})")
+
+
+def _call(ctx: click.Context, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    url = ctx.obj["url"].rstrip("/") + "/api/v1" + path
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "authorization": f"Bearer {_admin_key(ctx.obj['data_dir'])}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise click.ClickException(f"{exc.code}: {message}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach routeway at {url}: {exc.reason}. Is `routeway serve` running?") from None
+
+
+def _server_options(fn: Any) -> Any:
+    fn = click.option("--url", default=lambda: os.environ.get("ROUTEWAY_URL", "http://127.0.0.1:8080"),
+                      show_default="http://127.0.0.1:8080", help="The running routeway server.")(fn)
+    fn = click.option("--data-dir", default="data", show_default=True, help="Where serve keeps admin.key.")(fn)
+    return fn
+
+
+@main.group()
+@_server_options
+@click.pass_context
+def accounts(ctx: click.Context, url: str, data_dir: str) -> None:
+    """Accounts and their credits (operator)."""
+    ctx.obj = {"url": url, "data_dir": data_dir}
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--credits", type=float, default=0.0, help="Initial credits in USD.")
+@click.option("--no-key", is_flag=True, help="Do not issue the account's first management key.")
+@click.pass_context
+def accounts_create(ctx: click.Context, name: str, credits: float, no_key: bool) -> None:
+    """Create an account, grant it credits and issue its first management key."""
+    account = _call(ctx, "POST", "/admin/accounts", {"name": name, "credits": credits})["data"]
+    console.print(f"account [bold]{account['id']}[/] ({name}) with ${account['total_credits']:.2f}")
+    if not no_key:
+        created = _call(ctx, "POST", f"/admin/accounts/{account['id']}/keys", {"name": f"{name} management"})
+        console.print(f"management key (shown once): [bold yellow]{created['key']}[/]")
+        console.print("create API keys with it: POST /api/v1/keys, or `routeway keys create <account-id> --api`")
+
+
+@accounts.command("list")
+@click.pass_context
+def accounts_list(ctx: click.Context) -> None:
+    """List accounts with credits, usage and balance."""
+    table = Table("id", "name", "credits", "usage", "balance")
+    for a in _call(ctx, "GET", "/admin/accounts")["data"]:
+        table.add_row(a["id"], a["name"], f"${a['total_credits']:.6f}", f"${a['total_usage']:.6f}", f"${a['balance']:.6f}")
+    console.print(table)
+
+
+@accounts.command("grant")
+@click.argument("account_id")
+@click.argument("amount", type=float)
+@click.option("--note", default="", help="Why (kept in the ledger).")
+@click.pass_context
+def accounts_grant(ctx: click.Context, account_id: str, amount: float, note: str) -> None:
+    """Add AMOUNT USD of credits (negative takes them back)."""
+    result = _call(ctx, "POST", f"/admin/accounts/{account_id}/credits", {"amount": amount, "note": note})["data"]
+    console.print(f"balance of {account_id}: ${result['account']['balance']:.6f}")
+
+
+@main.group()
+@_server_options
+@click.pass_context
+def keys(ctx: click.Context, url: str, data_dir: str) -> None:
+    """Keys of an account (operator)."""
+    ctx.obj = {"url": url, "data_dir": data_dir}
+
+
+@keys.command("create")
+@click.argument("account_id")
+@click.option("--name", default="default")
+@click.option("--management/--api", default=True, help="A management key (default) or an inference API key.")
+@click.option("--limit", type=float, default=None, help="Spending limit in USD.")
+@click.option("--limit-reset", type=click.Choice(["daily", "weekly", "monthly"]), default=None)
+@click.pass_context
+def keys_create(ctx: click.Context, account_id: str, name: str, management: bool, limit: float | None,
+                limit_reset: str | None) -> None:
+    """Issue a key; its secret is shown once."""
+    created = _call(ctx, "POST", f"/admin/accounts/{account_id}/keys",
+                    {"name": name, "management": management, "limit": limit, "limit_reset": limit_reset})
+    console.print(f"{'management' if management else 'API'} key (shown once): [bold yellow]{created['key']}[/]")
+    console.print(f"hash: {created['data']['hash']}")
+
+
+@keys.command("list")
+@click.argument("account_id")
+@click.pass_context
+def keys_list(ctx: click.Context, account_id: str) -> None:
+    """List an account's keys."""
+    table = Table("hash", "name", "label", "type", "disabled", "usage", "limit")
+    for k in _call(ctx, "GET", f"/admin/accounts/{account_id}/keys")["data"]:
+        table.add_row(k["hash"][:16], k["name"], k["label"], "management" if k["is_management_key"] else "api",
+                      str(k["disabled"]), f"${k['usage']:.6f}", "-" if k["limit"] is None else f"${k['limit']:.2f}")
+    console.print(table)
+
+
+@main.command("models")
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="ROUTEWAY_CONFIG")
+def models(config: str | None) -> None:
+    """List the catalog and which providers serve each model (reads config; no server needed)."""
+    from routeway.catalog import Catalog
+
+    catalog = Catalog.build(_settings(config))
+    table = Table("id", "context", "$/1M in", "$/1M out", "providers")
+    for m in catalog.models.values():
+        table.add_row(m.id, f"{m.context_length:,}", str(m.prompt_price), str(m.completion_price),
+                      ", ".join(e.tag for e in catalog.endpoints_for(m.id)) or "-")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Configuration: a TOML file plus environment variables, parsed once into frozen objects.
+
+Secrets never live in the file: a provider names the environment variable that holds its key, and the
+operator key comes from ``ROUTEWAY_ADMIN_KEY``. See ``routeway.example.toml`` for every setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    first_byte: float = 300.0  # non-streaming engines send headers only when the answer is done
+    idle: float = 60.0  # longest silence between two streamed chunks
+    total: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str  # slug used in routing preferences and the endpoints API
+    kind: str  # adapter name, see routeway.providers
+    base_url: str
+    display_name: str = ""
+    api_key_env: str | None = None
+    timeouts: Timeouts = Timeouts()
+    data_collection: str = "deny"  # "allow": the provider may store or train on prompts
+    zdr: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Which catalog models this provider serves without an explicit endpoint ("*" = all); used by the
+    # providers picked up from the environment.
+    serves_catalog: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+    def api_key(self, env: Mapping[str, str]) -> str | None:
+        return env.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    model: str
+    provider: str
+    upstream_model: str
+    prompt_price: Decimal | None = None  # USD per 1M tokens; None = the catalog's price
+    completion_price: Decimal | None = None
+    context_length: int | None = None
+    max_output: int | None = None
+    quantization: str = "unknown"
+    supported_parameters: tuple[str, ...] | None = None
+    dialect: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path("data")
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    keepalive_seconds: float = 1.0
+    admin_key: str | None = None
+    providers: tuple[ProviderConfig, ...] = ()
+    endpoints: tuple[EndpointConfig, ...] = ()
+    models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
+    env: Mapping[str, str] = field(default_factory=dict)
+    config_path: Path | None = None
+
+
+# Upstreams picked up from the environment when their key is set and no configured provider has the name.
+ENV_PROVIDERS: tuple[tuple[str, ProviderConfig], ...] = (
+    ("OPENROUTER_API_KEY", ProviderConfig("openrouter", "openai", "https://openrouter.ai/api/v1", "OpenRouter",
+                                          "OPENROUTER_API_KEY", data_collection="allow", serves_catalog=("*",))),
+    ("OPENAI_API_KEY", ProviderConfig("openai", "openai", "https://api.openai.com/v1", "OpenAI",
+                                      "OPENAI_API_KEY", serves_catalog=("openai",))),
+    ("DEEPSEEK_API_KEY", ProviderConfig("deepseek", "openai", "https://api.deepseek.com/v1", "DeepSeek",
+                                        "DEEPSEEK_API_KEY", data_collection="allow", serves_catalog=("deepseek",))),
+    ("MISTRAL_API_KEY", ProviderConfig("mistral", "openai", "https://api.mistral.ai/v1", "Mistral",
+                                       "MISTRAL_API_KEY", serves_catalog=("mistralai",))),
+)
+
+
+def _price(value: Any, where: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: price {value!r} is not a number (USD per 1M tokens)") from None
+    if price < 0:
+        raise ConfigError(f"{where}: price must not be negative")
+    return price
+
+
+def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}: missing required key '{key}'")
+    return table[key]
+
+
+def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
+    where = f"providers[{index}]"
+    name = _require(table, "name", where)
+    kind = _require(table, "kind", where)
+    timeouts = Timeouts(**{k: float(v) for k, v in table.get("timeouts", {}).items()})
+    policy = table.get("data_collection", "deny")
+    if policy not in ("allow", "deny"):
+        raise ConfigError(f"{where}: data_collection must be 'allow' or 'deny', not {policy!r}")
+    return ProviderConfig(
+        name=name, kind=kind, base_url=_require(table, "base_url", where).rstrip("/"),
+        display_name=table.get("display_name", ""), api_key_env=table.get("api_key_env"), timeouts=timeouts,
+        data_collection=policy, zdr=bool(table.get("zdr", False)), headers=dict(table.get("headers", {})),
+        serves_catalog=tuple(table.get("serves_catalog", ())),
+    )
+
+
+def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
+    where = f"endpoints[{index}]"
+    params = table.get("supported_parameters")
+    return EndpointConfig(
+        model=_require(table, "model", where), provider=_require(table, "provider", where),
+        upstream_model=table.get("upstream_model", table["model"]),
+        prompt_price=_price(table.get("prompt_price"), where),
+        completion_price=_price(table.get("completion_price"), where),
+        context_length=table.get("context_length"), max_output=table.get("max_output"),
+        quantization=table.get("quantization", "unknown"),
+        supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
+    )
+
+
+def load_settings(
+    config_path: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, Any] = {}
+    if config_path is not None:
+        try:
+            raw = tomllib.loads(Path(config_path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_path} is not valid TOML: {exc}") from None
+    server = raw.get("server", {})
+    providers = [_provider(t, i) for i, t in enumerate(raw.get("providers", []))]
+    names = [p.name for p in providers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"providers: duplicate provider names in {names}")
+    for variable, auto in ENV_PROVIDERS:
+        if env.get(variable) and auto.name not in names:
+            providers.append(auto)
+    known = {p.name for p in providers}
+    endpoints = [_endpoint(t, i) for i, t in enumerate(raw.get("endpoints", []))]
+    for i, endpoint in enumerate(endpoints):
+        if endpoint.provider not in known:
+            raise ConfigError(f"endpoints[{i}]: provider '{endpoint.provider}' is not declared in [[providers]]")
+    values: dict[str, Any] = {
+        "host": server.get("host", DEFAULT_HOST),
+        "port": int(server.get("port", DEFAULT_PORT)),
+        "data_dir": Path(server.get("data_dir", env.get("ROUTEWAY_DATA_DIR", "data"))),
+        "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY)),
+        "keepalive_seconds": float(server.get("keepalive_seconds", 1.0)),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(
+        **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),
+        endpoints=tuple(endpoints), models=tuple(raw.get("models", [])), env=env, config_path=config_path,
+    )

@@ -1,0 +1,127 @@
+"""The in-memory book: balances, key limits and open reservations.
+
+All checks and updates happen on the event loop thread without an ``await`` between them, so a
+reservation is atomic: concurrent requests can never together reserve more than is there. The store
+is the durable record (ledger entries); the book is rebuilt from it at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from routeway.ledger.periods import RESETS, period_start_ms
+
+
+@dataclass(slots=True)
+class AccountState:
+    id: str
+    name: str
+    created_at: int
+    credits: int = 0  # nano-USD granted, all time
+    usage: int = 0  # nano-USD charged, all time
+    reserved: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.credits - self.usage - self.reserved
+
+
+@dataclass(slots=True)
+class KeyState:
+    hash: str
+    account_id: str
+    name: str
+    label: str
+    is_management: bool
+    created_at: int
+    limit: int | None = None  # nano-USD per reset window (or all time)
+    limit_reset: str | None = None
+    include_byok_in_limit: bool = False
+    expires_at: int | None = None
+    disabled: bool = False
+    deleted: bool = False
+    updated_at: int | None = None
+    usage: int = 0
+    reserved: int = 0
+    # reset name -> [window start ms, nano-USD charged in that window]
+    windows: dict[str, list[int]] = field(default_factory=dict)
+
+    def usage_in(self, reset: str, now_ms: int) -> int:
+        start = period_start_ms(reset, now_ms)
+        window = self.windows.get(reset)
+        if window is None or window[0] != start:
+            return 0
+        return window[1]
+
+    def limit_usage(self, now_ms: int) -> int:
+        return self.usage_in(self.limit_reset, now_ms) if self.limit_reset else self.usage
+
+    def limit_remaining(self, now_ms: int) -> int | None:
+        if self.limit is None:
+            return None
+        return max(0, self.limit - self.limit_usage(now_ms) - self.reserved)
+
+    def add_usage(self, amount: int, now_ms: int) -> None:
+        self.usage += amount
+        for reset in RESETS:
+            start = period_start_ms(reset, now_ms)
+            window = self.windows.get(reset)
+            if window is None or window[0] != start:
+                self.windows[reset] = [start, amount]
+            else:
+                window[1] += amount
+
+
+class InsufficientFunds(Exception):
+    def __init__(self, available: int, needed: int, scope: str) -> None:
+        super().__init__(scope)
+        self.available = available
+        self.needed = needed
+        self.scope = scope  # "account" or "key"
+
+
+@dataclass(slots=True)
+class Reservation:
+    account: AccountState
+    key: KeyState
+    amount: int
+    open: bool = True
+
+
+class Book:
+    def __init__(self) -> None:
+        self.accounts: dict[str, AccountState] = {}
+        self.keys: dict[str, KeyState] = {}
+
+    def affordable(self, key: KeyState, now_ms: int) -> int:
+        account = self.accounts[key.account_id]
+        left = account.available
+        key_left = key.limit_remaining(now_ms)
+        return max(0, left if key_left is None else min(left, key_left))
+
+    def reserve(self, key: KeyState, amount: int, now_ms: int) -> Reservation:
+        account = self.accounts[key.account_id]
+        if account.available < amount:
+            raise InsufficientFunds(max(0, account.available), amount, "account")
+        key_left = key.limit_remaining(now_ms)
+        if key_left is not None and key_left < amount:
+            raise InsufficientFunds(key_left, amount, "key")
+        account.reserved += amount
+        key.reserved += amount
+        return Reservation(account, key, amount)
+
+    def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
+        """Release the reservation and charge ``cost``, never past zero; returns what was charged."""
+        if not reservation.open:
+            raise RuntimeError("reservation settled twice")
+        reservation.open = False
+        account, key = reservation.account, reservation.key
+        account.reserved -= reservation.amount
+        key.reserved -= reservation.amount
+        charge = min(cost, max(0, account.available))
+        key_left = key.limit_remaining(now_ms)
+        if key_left is not None:
+            charge = min(charge, key_left)
+        account.usage += charge
+        key.add_usage(charge, now_ms)
+        return charge

@@ -1,0 +1,103 @@
+"""Reserve before the upstream call, settle after it: one generation record and at most one charge
+per request, written together in one group commit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from routeway.errors import APIError
+from routeway.ledger.accounts import new_id, now_ms
+from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
+from routeway.ledger.money import nano_to_usd, token_cost
+from routeway.store.base import Op, Store
+
+
+@dataclass(slots=True)
+class GenerationRecord:
+    id: str
+    account_id: str
+    key_hash: str
+    model: str
+    provider_name: str
+    provider_slug: str
+    upstream_model: str
+    prompt_nano_per_m: int
+    completion_nano_per_m: int
+    streamed: bool
+    created_at: int
+    http_referer: str | None = None
+    app_title: str | None = None
+    upstream_id: str | None = None
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+    native_tokens_prompt: int | None = None
+    native_tokens_completion: int | None = None
+    native_tokens_reasoning: int | None = None
+    native_tokens_cached: int | None = None
+    usage_estimated: bool = False
+    total_cost_nano: int = 0
+    latency_ms: int | None = None
+    generation_time_ms: int | None = None
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+    cancelled: bool = False
+    status: int = 200
+    error: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def cost(self) -> int:
+        return (token_cost(self.tokens_prompt, self.prompt_nano_per_m)
+                + token_cost(self.tokens_completion, self.completion_nano_per_m))
+
+    def insert_op(self) -> Op:
+        row = asdict(self)
+        del row["prompt_nano_per_m"], row["completion_nano_per_m"]
+        row["attempts"] = json.dumps(row["attempts"])
+        for name in ("usage_estimated", "streamed", "cancelled"):
+            row[name] = int(row[name])
+        columns = ", ".join(row)
+        return (f"INSERT INTO generations ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+
+
+def new_generation_id() -> str:
+    return new_id("gen").replace("gen-", f"gen-{now_ms() // 1000}-", 1)[:40]
+
+
+class Metering:
+    def __init__(self, store: Store, book: Book) -> None:
+        self.store = store
+        self.book = book
+
+    def reserve(self, key: KeyState, amount: int, completion_nano_per_m: int, prompt_cost: int) -> Reservation:
+        try:
+            return self.book.reserve(key, amount, now_ms())
+        except InsufficientFunds as short:
+            left = short.available
+            tokens = max(0, (left - prompt_cost) * 1_000_000 // completion_nano_per_m) if completion_nano_per_m else 0
+            whose = "Your account's credits" if short.scope == "account" else "This key's limit"
+            raise APIError(
+                402,
+                f"This request requires more credits, or fewer max_tokens. {whose} allow ${nano_to_usd(left):.6f} more;"
+                f" this request may cost up to ${nano_to_usd(short.needed):.6f}. You can afford about {tokens:,}"
+                f" output tokens: lower max_tokens, or add credits.",
+                metadata={"available_usd": nano_to_usd(left), "required_usd": nano_to_usd(short.needed),
+                          "affordable_completion_tokens": tokens, "limited_by": short.scope},
+            ) from None
+
+    def release(self, reservation: Reservation) -> None:
+        """The request never reached an upstream: nothing is recorded or charged."""
+        self.book.settle(reservation, 0, now_ms())
+
+    async def finish(self, reservation: Reservation, record: GenerationRecord) -> None:
+        now = now_ms()
+        charged = self.book.settle(reservation, record.cost(), now)
+        record.total_cost_nano = charged
+        ops = [record.insert_op()]
+        if charged:
+            ops.append(("INSERT INTO ledger (id, account_id, key_hash, kind, amount_nano, generation_id, note,"
+                        " created_at) VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
+                        (new_id("led"), record.account_id, record.key_hash, -charged, record.id,
+                         f"{record.model} via {record.provider_slug}", now)))
+        await self.store.write(ops)

@@ -1,0 +1,34 @@
+"""Limit reset windows: midnight UTC; weeks start on Monday; months on the 1st."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+RESETS = ("daily", "weekly", "monthly")
+
+
+def period_start_ms(reset: str, now_ms: int) -> int:
+    now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if reset == "daily":
+        start = day
+    elif reset == "weekly":
+        start = day - timedelta(days=day.weekday())
+    elif reset == "monthly":
+        start = day.replace(day=1)
+    else:
+        raise ValueError(f"unknown limit_reset {reset!r}")
+    return int(start.timestamp() * 1000)
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso_ms(text: str) -> int:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)

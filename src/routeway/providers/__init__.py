@@ -1,0 +1,26 @@
+"""Upstream adapters, one module per dialect, registered under the ``kind`` name operators type."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import aiohttp
+
+from routeway.config import ConfigError, ProviderConfig
+from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
+from routeway.providers.openai_compat import OpenAICompatible
+
+ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible}
+
+
+def build_adapter(provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> Adapter:
+    try:
+        cls = ADAPTERS[provider.kind]
+    except KeyError:
+        raise ConfigError(
+            f"provider '{provider.name}': unknown kind '{provider.kind}'; valid kinds: {', '.join(sorted(ADAPTERS))}"
+        ) from None
+    return cls(provider, session, env)
+
+
+__all__ = ["ADAPTERS", "Adapter", "UpstreamCall", "UpstreamError", "build_adapter"]

@@ -1,0 +1,77 @@
+"""Numbered migrations; each function's name is its id. Portable SQL only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def m001_initial() -> list[str]:
+    return [
+        """CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+        """CREATE TABLE api_keys (
+            hash TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            name TEXT NOT NULL,
+            label TEXT NOT NULL,
+            is_management INTEGER NOT NULL,
+            limit_nano BIGINT,
+            limit_reset TEXT,
+            include_byok_in_limit INTEGER NOT NULL,
+            expires_at BIGINT,
+            disabled INTEGER NOT NULL,
+            deleted INTEGER NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT
+        )""",
+        # Append-only: a grant is positive, a charge negative; a balance is the sum of its entries.
+        """CREATE TABLE ledger (
+            id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            key_hash TEXT,
+            kind TEXT NOT NULL,
+            amount_nano BIGINT NOT NULL,
+            generation_id TEXT,
+            note TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX ledger_account ON ledger (account_id, created_at)",
+        "CREATE INDEX ledger_key ON ledger (key_hash, created_at)",
+        """CREATE TABLE generations (
+            id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            model TEXT NOT NULL,
+            provider_name TEXT NOT NULL,
+            provider_slug TEXT NOT NULL,
+            upstream_model TEXT NOT NULL,
+            upstream_id TEXT,
+            http_referer TEXT,
+            app_title TEXT,
+            tokens_prompt INTEGER NOT NULL,
+            tokens_completion INTEGER NOT NULL,
+            native_tokens_prompt INTEGER,
+            native_tokens_completion INTEGER,
+            native_tokens_reasoning INTEGER,
+            native_tokens_cached INTEGER,
+            usage_estimated INTEGER NOT NULL,
+            total_cost_nano BIGINT NOT NULL,
+            latency_ms INTEGER,
+            generation_time_ms INTEGER,
+            finish_reason TEXT,
+            native_finish_reason TEXT,
+            streamed INTEGER NOT NULL,
+            cancelled INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            error TEXT,
+            attempts TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX generations_account ON generations (account_id, created_at)",
+    ]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial]

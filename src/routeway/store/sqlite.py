@@ -1,0 +1,146 @@
+"""SQLite store: WAL, one writer thread doing group commits, readers on their own connections.
+
+Writers hand a batch of statements to the writer thread and await a future; the thread takes
+everything queued, runs each batch inside a savepoint (one bad batch fails alone), commits once and
+wakes every waiter. One fsync serves many requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from routeway.store.base import Op
+from routeway.store.migrations import MIGRATIONS
+
+_MAX_BATCH = 512
+_STOP = object()
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._local = threading.local()
+        self.commits = 0  # group commits done; batches per commit shows how well they group
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        done = {row[0] for row in conn.execute("SELECT id FROM schema_migrations")}
+        for migration in MIGRATIONS:
+            if migration.__name__ in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in migration():
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (migration.__name__, int(time.time() * 1000)))
+            conn.execute("COMMIT")
+        self._writer_conn = conn
+        self._thread = threading.Thread(target=self._write_loop, name="routeway-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((ops, future, loop))
+        await future
+
+    def write_now(self, ops: Sequence[Op]) -> None:
+        """Blocking write for the CLI, through the same writer thread."""
+        done = threading.Event()
+        errors: list[BaseException] = []
+        self._queue.put((ops, (done, errors), None))
+        done.wait()
+        if errors:
+            raise errors[0]
+
+    def _write_loop(self) -> None:
+        conn = self._writer_conn
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in batch)
+            batch = [item for item in batch if item is not _STOP]
+            outcomes: list[BaseException | None] = []
+            if batch:
+                conn.execute("BEGIN IMMEDIATE")
+                for ops, _, _ in batch:
+                    conn.execute("SAVEPOINT batch")
+                    try:
+                        for sql, params in ops:
+                            conn.execute(sql, params)
+                        conn.execute("RELEASE batch")
+                        outcomes.append(None)
+                    except sqlite3.Error as exc:
+                        conn.execute("ROLLBACK TO batch")
+                        conn.execute("RELEASE batch")
+                        outcomes.append(exc)
+                try:
+                    conn.execute("COMMIT")
+                    self.commits += 1
+                except sqlite3.Error as exc:
+                    outcomes = [exc] * len(batch)
+                for (_, waiter, loop), outcome in zip(batch, outcomes):
+                    _wake(waiter, loop, outcome)
+            if stop:
+                conn.close()
+                return
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def fetch_now(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._reader().execute(sql, params).fetchall()
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self.fetch_now, sql, params)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+
+def _wake(waiter: Any, loop: asyncio.AbstractEventLoop | None, outcome: BaseException | None) -> None:
+    if loop is None:
+        done, errors = waiter
+        if outcome is not None:
+            errors.append(outcome)
+        done.set()
+        return
+
+    def resolve() -> None:
+        if waiter.done():
+            return
+        if outcome is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(outcome)
+
+    try:
+        loop.call_soon_threadsafe(resolve)
+    except RuntimeError:  # the loop has closed: nobody is waiting any more
+        pass

@@ -1,0 +1,1 @@
+"""Turning each upstream's answer into OpenRouter's shape: pure functions, no I/O."""

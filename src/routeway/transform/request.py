@@ -1,0 +1,51 @@
+"""The upstream request body for one endpoint: supported parameters pass, others are dropped and
+reported. Dialect-specific translation (reasoning, tools prompts) builds on this."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from routeway.catalog import Endpoint
+from routeway.wire.chat import ChatRequest
+
+# request field -> the supported_parameters name that admits it
+_PARAMETERS = {
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty", "repetition_penalty": "repetition_penalty", "min_p": "min_p",
+    "top_a": "top_a", "seed": "seed", "stop": "stop", "logit_bias": "logit_bias", "logprobs": "logprobs",
+    "top_logprobs": "top_logprobs", "response_format": "response_format", "tools": "tools",
+    "tool_choice": "tool_choice", "parallel_tool_calls": "tools",
+}
+
+
+def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[dict[str, Any], list[str]]:
+    body: dict[str, Any] = {"model": endpoint.upstream_model, "messages": chat.messages, "stream": stream}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    if chat.output_limit is not None:
+        body["max_tokens"] = chat.output_limit  # always sent: it bounds what the request can cost
+    supported = set(endpoint.supported_parameters)
+    if "structured_outputs" in supported:
+        supported.add("response_format")
+    dropped: list[str] = []
+    for field, parameter in _PARAMETERS.items():
+        value = getattr(chat, field)
+        if value is None:
+            continue
+        if parameter in supported:
+            body[field] = msgspec.to_builtins(value)
+        else:
+            dropped.append(field)
+    effort = chat.reasoning_effort or (chat.reasoning.effort if chat.reasoning else None)
+    if chat.reasoning is not None or effort is not None or chat.include_reasoning is not None:
+        if "reasoning" not in supported:
+            dropped.append("reasoning")
+        elif endpoint.dialect == "openrouter":
+            body["reasoning"] = msgspec.to_builtins(chat.reasoning) if chat.reasoning else {}
+            if effort:
+                body["reasoning"]["effort"] = effort
+        elif effort is not None:
+            body["reasoning_effort"] = effort
+    return body, dropped

@@ -1,0 +1,1 @@
+"""Request and response types: the one place OpenRouter's field names live."""
