@@ -302,10 +302,9 @@ class _Deferred(Response):
         assert x.attempt is not None
         payload = {
             "id": x.id, "object": "chat.completion", "created": int(time.time()), "model": x.attempt.model.id,
-            "provider": x.attempt.endpoint.provider.label, "choices": self.choices, "usage": x._usage_wire(),
+            "provider": x.attempt.endpoint.provider.label, "system_fingerprint": self.upstream.get("system_fingerprint"),
+            "choices": self.choices, "usage": x._usage_wire(),
         }
-        if self.upstream.get("system_fingerprint"):
-            payload["system_fingerprint"] = self.upstream["system_fingerprint"]
         await json_response(payload, extra_headers={"x-generation-id": x.id})(send)
 
 

@@ -1,0 +1,158 @@
+"""Shared fixtures: a mock upstream on loopback and routeway itself started as a real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.upstream import MockUpstream
+
+BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
+              "not-json", "midstream-error", "hang"]
+PARAMS = ["max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "frequency_penalty", "presence_penalty",
+          "repetition_penalty", "response_format", "tools", "tool_choice", "reasoning", "include_reasoning"]
+ADMIN_KEY = "rw-admin-test-" + "0" * 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path: Path, upstream_url: str, extra: str = "") -> Path:
+    lines = [
+        "[server]", "keepalive_seconds = 0.5", "max_body_bytes = 65536", "",
+        "[[providers]]", 'name = "mock"', 'display_name = "Mock Engine"', 'kind = "openai"',
+        f'base_url = "{upstream_url}"', "[providers.timeouts]", "first_byte = 5", "idle = 3", "",
+        "[[providers]]", 'name = "mock-b"', 'display_name = "Mock Engine B"', 'kind = "openai"',
+        f'base_url = "{upstream_url}"', "",
+    ]
+    for behaviour in BEHAVIOURS:
+        lines += ["[[models]]", f'id = "test/{behaviour}"', f'name = "Test {behaviour}"', "context_length = 8192",
+                  'prompt_price = "1.00"', 'completion_price = "2.00"', f"supported_parameters = {PARAMS!r}".replace("'", '"'), "",
+                  "[[endpoints]]", f'model = "test/{behaviour}"', 'provider = "mock"', f'upstream_model = "{behaviour}"',
+                  "max_output = 1000", ""]
+    lines += ["[[models]]", 'id = "test/fallback"', 'name = "Test fallback"', "context_length = 8192",
+              'prompt_price = "1.00"', 'completion_price = "2.00"', "",
+              "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock"', 'upstream_model = "fail-500"', "",
+              "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock-b"', 'upstream_model = "echo"', "",
+              "[[endpoints]]", 'model = "nousresearch/hermes-4-70b"', 'provider = "mock"', 'upstream_model = "echo"',
+              'quantization = "fp8"', "max_output = 4096", ""]
+    path.write_text("\n".join(lines) + extra)
+    return path
+
+
+@dataclass
+class Gateway:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def api(self) -> str:
+        return self.url + "/api/v1"
+
+    def admin(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        return httpx.request(method, self.api + path, json=json, timeout=30,
+                             headers={"authorization": f"Bearer {ADMIN_KEY}"})
+
+    def account(self, credits: float = 10.0, name: str = "tester") -> Account:
+        created = self.admin("POST", "/admin/accounts", {"name": name, "credits": credits})
+        assert created.status_code == 201, created.text
+        account_id = created.json()["data"]["id"]
+        management = self.admin("POST", f"/admin/accounts/{account_id}/keys", {"name": "mgmt"}).json()["key"]
+        api_key = self.admin("POST", f"/admin/accounts/{account_id}/keys", {"name": "api", "management": False}).json()["key"]
+        return Account(self, account_id, management, api_key)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.data_dir / "routeway.sqlite3")
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+
+@dataclass
+class Account:
+    gateway: Gateway
+    id: str
+    management_key: str
+    api_key: str
+
+    def state(self) -> dict[str, Any]:
+        return self.gateway.admin("GET", f"/admin/accounts/{self.id}").json()["data"]
+
+    def generations(self) -> list[tuple[Any, ...]]:
+        return self.gateway.rows("SELECT id, status, total_cost_nano, cancelled FROM generations WHERE account_id = ?",
+                                 (self.id,))
+
+    def ledger_sum(self) -> int:
+        return self.gateway.rows("SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ?", (self.id,))[0][0]
+
+    def chat(self, body: dict[str, Any], key: str | None = None, **kwargs: Any) -> httpx.Response:
+        return httpx.post(self.gateway.api + "/chat/completions", json=body, timeout=30,
+                          headers={"authorization": f"Bearer {key or self.api_key}"}, **kwargs)
+
+
+def start_gateway(config: Path, data_dir: Path, env_extra: dict[str, str] | None = None) -> Gateway:
+    port = free_port()
+    env = {**os.environ, "ROUTEWAY_ADMIN_KEY": ADMIN_KEY, **(env_extra or {})}
+    for variable in ("OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"):
+        env.pop(variable, None)
+    log = open(data_dir.parent / f"routeway-{port}.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "routeway", "serve", "--config", str(config), "--port", str(port),
+         "--data-dir", str(data_dir), "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"routeway exited: {(data_dir.parent / f'routeway-{port}.log').read_text()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return Gateway(url, data_dir, process)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("routeway did not start within 30 s")
+
+
+def stop_gateway(gateway: Gateway) -> None:
+    gateway.process.terminate()
+    try:
+        gateway.process.wait(10)
+    except subprocess.TimeoutExpired:
+        gateway.process.kill()
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[MockUpstream]:
+    mock = MockUpstream().start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    root = tmp_path_factory.mktemp("gateway")
+    gw = start_gateway(write_config(root / "routeway.toml", upstream.base_url), root / "data")
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture()
+def account(gateway: Gateway) -> Account:
+    return gateway.account()

@@ -1,0 +1,160 @@
+"""A real OpenAI-protocol HTTP server on loopback, with behaviours chosen by the request's ``model``.
+
+It runs in its own thread and event loop so tests can read what it saw (``requests``, ``closed_early``)
+directly. Behaviours:
+  echo            answers "echo: <last user text>" (streamed word by word), with usage
+  no-usage        as echo, but never reports usage
+  reasoning       sends ``reasoning_content`` then content
+  slow-stream     200 chunks "tok " 20 ms apart; notes when the client closed the connection
+  fail-500        HTTP 500
+  rate-limited    HTTP 429 with Retry-After: 7
+  bad-request     HTTP 400 with an OpenAI error body
+  not-json        HTTP 200 with a body that is not JSON
+  midstream-error two chunks, then the connection is cut
+  hang            never answers (until the client gives up)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+from aiohttp import web
+
+
+class MockUpstream:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.closed_early: list[float] = []  # monotonic time when a client cut a slow stream
+        self.completed_streams = 0
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+
+    # ---- lifecycle ----
+    def start(self) -> MockUpstream:
+        thread = threading.Thread(target=self._run, name="mock-upstream", daemon=True)
+        thread.start()
+        self._ready.wait(10)
+        return self
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._serve())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # ---- protocol ----
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        behaviour = body["model"]
+        stream = bool(body.get("stream"))
+        if behaviour == "fail-500":
+            return web.json_response({"error": {"message": "engine exploded"}}, status=500)
+        if behaviour == "rate-limited":
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "7"})
+        if behaviour == "bad-request":
+            return web.json_response({"error": {"message": "prompt too long for this engine"}}, status=400)
+        if behaviour == "not-json":
+            return web.Response(text="<html>oops</html>", content_type="application/json")
+        if behaviour == "hang":
+            await asyncio.sleep(3600)
+        text = _last_user_text(body["messages"])
+        words = ["echo:"] + text.split()
+        content = " ".join(words)
+        prompt_tokens = sum(len(_text(m).split()) for m in body["messages"]) + 3
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+                 "total_tokens": prompt_tokens + len(words)}
+        if behaviour == "reasoning":
+            reasoning = "think " * 3
+            usage["completion_tokens_details"] = {"reasoning_tokens": 3}
+        else:
+            reasoning = None
+        if not stream:
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if reasoning:
+                message["reasoning_content"] = reasoning
+            answer: dict[str, Any] = {"id": "up-1", "object": "chat.completion", "created": int(time.time()),
+                                      "model": behaviour, "choices": [{"index": 0, "message": message,
+                                                                       "finish_reason": "stop"}]}
+            if behaviour != "no-usage":
+                answer["usage"] = usage
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        if behaviour == "slow-stream":
+            return await self._slow_stream(response)
+        if reasoning:
+            await _send(response, {"reasoning_content": reasoning})
+        for i, word in enumerate(words):
+            await _send(response, {"role": "assistant", "content": word if i == 0 else " " + word} if i == 0
+                        else {"content": " " + word})
+            if behaviour == "midstream-error" and i == 1:
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+        await _send(response, {}, finish="stop")
+        if behaviour != "no-usage" and body.get("stream_options", {}).get("include_usage"):
+            await response.write(_sse({"id": "up-1", "object": "chat.completion.chunk", "created": 0,
+                                       "model": behaviour, "choices": [], "usage": usage}))
+        await response.write(b"data: [DONE]\n\n")
+        self.completed_streams += 1
+        return response
+
+    async def _slow_stream(self, response: web.StreamResponse) -> web.StreamResponse:
+        try:
+            for _ in range(200):
+                await _send(response, {"content": "tok "})
+                await asyncio.sleep(0.02)
+            await _send(response, {}, finish="length")
+            await response.write(b"data: [DONE]\n\n")
+            self.completed_streams += 1
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            self.closed_early.append(time.monotonic())
+            raise
+        return response
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+async def _send(response: web.StreamResponse, delta: dict[str, Any], finish: str | None = None) -> None:
+    await response.write(_sse({"id": "up-1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content)
+    return content
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message)
+    return ""
