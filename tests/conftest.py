@@ -19,7 +19,7 @@ import pytest
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
-              "not-json", "midstream-error", "hang"]
+              "not-json", "midstream-error", "hang", "slow"]
 PARAMS = ["max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "frequency_penalty", "presence_penalty",
           "repetition_penalty", "response_format", "tools", "tool_choice", "reasoning", "include_reasoning"]
 ADMIN_KEY = "rw-admin-test-" + "0" * 16
@@ -38,11 +38,13 @@ def write_config(path: Path, upstream_url: str, extra: str = "") -> Path:
         f'base_url = "{upstream_url}"', "[providers.timeouts]", "first_byte = 5", "idle = 3", "",
         "[[providers]]", 'name = "mock-b"', 'display_name = "Mock Engine B"', 'kind = "openai"',
         f'base_url = "{upstream_url}"', "",
+        "[[providers]]", 'name = "mock-t"', 'display_name = "Mock Engine T"', 'kind = "openai"',
+        f'base_url = "{upstream_url}"', "[providers.timeouts]", "first_byte = 1", "",
     ]
     for behaviour in BEHAVIOURS:
         lines += ["[[models]]", f'id = "test/{behaviour}"', f'name = "Test {behaviour}"', "context_length = 8192",
                   'prompt_price = "1.00"', 'completion_price = "2.00"', f"supported_parameters = {PARAMS!r}".replace("'", '"'), "",
-                  "[[endpoints]]", f'model = "test/{behaviour}"', 'provider = "mock"', f'upstream_model = "{behaviour}"',
+                  "[[endpoints]]", f'model = "test/{behaviour}"', f'provider = "{"mock-t" if behaviour == "hang" else "mock"}"', f'upstream_model = "{behaviour}"',
                   "max_output = 1000", ""]
     lines += ["[[models]]", 'id = "test/fallback"', 'name = "Test fallback"', "context_length = 8192",
               'prompt_price = "1.00"', 'completion_price = "2.00"', "",

@@ -73,7 +73,7 @@ class Settings:
     port: int = DEFAULT_PORT
     data_dir: Path = Path("data")
     max_body_bytes: int = DEFAULT_MAX_BODY
-    keepalive_seconds: float = 1.0
+    keepalive_seconds: float = 2.0
     admin_key: str | None = None
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
@@ -173,7 +173,7 @@ def load_settings(
         "port": int(server.get("port", DEFAULT_PORT)),
         "data_dir": Path(server.get("data_dir", env.get("ROUTEWAY_DATA_DIR", "data"))),
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY)),
-        "keepalive_seconds": float(server.get("keepalive_seconds", 1.0)),
+        "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(

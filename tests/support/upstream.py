@@ -12,6 +12,7 @@ directly. Behaviours:
   not-json        HTTP 200 with a body that is not JSON
   midstream-error two chunks, then the connection is cut
   hang            never answers (until the client gives up)
+  slow            as echo, after 300 ms
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class MockUpstream:
             return web.Response(text="<html>oops</html>", content_type="application/json")
         if behaviour == "hang":
             await asyncio.sleep(3600)
+        if behaviour == "slow":
+            await asyncio.sleep(0.3)
         text = _last_user_text(body["messages"])
         words = ["echo:"] + text.split()
         content = " ".join(words)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from routeway.api import sse
 from routeway.api.auth import authenticate
-from routeway.api.http import Request, Response, error_response, json_response
+from routeway.api.http import Request, Response, json_response
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
@@ -59,6 +60,8 @@ class Exchange:
         self.usage: UsageCounts | None = None
         self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
         self.native_finish: str | None = None
+        self.committed = False  # a 200 status line has gone out; errors now travel in the body
+        request.state["keepalive"] = services.settings.keepalive_seconds
 
     # ---- money ----------------------------------------------------------------------------------
     def _reserve(self) -> Reservation:
@@ -93,20 +96,37 @@ class Exchange:
 
     async def run(self) -> Response | None:
         reservation = self._reserve()
-        response: Response | None = None
+        payload: dict[str, Any] | None = None
+        failure: APIError | None = None
         try:
             if self.chat.stream:
                 await self._stream()
             else:
-                response = await self._complete()
+                payload = await self._complete()
+        except APIError as error:
+            if not self.committed:
+                raise
+            failure = error
         finally:
             if self.record is None:
                 self.services.metering.release(reservation)
             else:
                 await self._settle(reservation)
-        if self.chat.stream and self.record is not None and not self.record.cancelled:
+        if self.record is not None and self.record.cancelled:
+            return None
+        if self.chat.stream:
             await self.finish_stream()
-        return response
+            return None
+        if failure is not None:  # headers went out as 200 already: the error travels in the body
+            body = json_response(failure.body()).body
+        else:
+            assert payload is not None
+            payload["usage"] = self._usage_wire()
+            body = json_response(payload).body
+            if not self.committed:
+                return json_response(payload, extra_headers={"x-generation-id": self.id})
+        await self.request.send({"type": "http.response.body", "body": body, "more_body": False})
+        return None
 
     async def _settle(self, reservation: Reservation) -> None:
         record = self.record
@@ -167,21 +187,13 @@ class Exchange:
         return (self.usage or UsageCounts()).to_wire(nano_to_usd(self.record.total_cost_nano))
 
     # ---- non-streaming --------------------------------------------------------------------------
-    async def _complete(self) -> Response | None:
-        call = await self._connect()
-        body_task = asyncio.ensure_future(call.json())
-        if not await _finished_before_disconnect(body_task, self.request):
-            call.close()
-            assert self.record is not None
-            self.record.cancelled = True
+    async def _complete(self) -> dict[str, Any] | None:
+        work = asyncio.ensure_future(self._fetch())
+        if not await _finished_before_disconnect(work, self.request, self._keepalive_newline):
+            if self.record is not None:
+                self.record.cancelled = True
             return None
-        try:
-            upstream = body_task.result()
-        except UpstreamError as error:
-            assert self.record is not None
-            self.record.status, self.record.error = error.status, error.message
-            raise APIError(error.status, error.message, metadata={"provider_name": self.record.provider_name,
-                                                                  "raw": error.raw}) from None
+        upstream = work.result()
         self.first_token = time.monotonic()
         choices = upstream.get("choices") or []
         for choice in choices:
@@ -198,7 +210,32 @@ class Exchange:
             self.usage = UsageCounts.from_upstream(upstream["usage"])
         assert self.record is not None and self.attempt is not None
         self.record.upstream_id = upstream.get("id")
-        return _Deferred(self, upstream, choices)
+        return {
+            "id": self.id, "object": "chat.completion", "created": int(time.time()), "model": self.attempt.model.id,
+            "provider": self.attempt.endpoint.provider.label,
+            "system_fingerprint": upstream.get("system_fingerprint"), "choices": choices,
+        }
+
+    async def _fetch(self) -> dict[str, Any]:
+        call = await self._connect()
+        try:
+            return await call.json()
+        except UpstreamError as error:
+            assert self.record is not None
+            self.record.status, self.record.error = error.status, error.message
+            raise APIError(error.status, error.message, metadata={"provider_name": self.record.provider_name,
+                                                                  "raw": error.raw}) from None
+        finally:
+            call.close()
+
+    async def _keepalive_newline(self) -> None:
+        """A slow non-streaming answer: commit to 200 and send whitespace so clients' read timeouts
+        (the openrouter SDK's is 5 s) do not fire; JSON parsers skip leading whitespace."""
+        if not self.committed:
+            self.committed = True
+            await self.request.send({"type": "http.response.start", "status": 200,
+                                     "headers": [(b"content-type", b"application/json")] + self._header_pairs()})
+        await self.request.send({"type": "http.response.body", "body": b"\n", "more_body": True})
 
     # ---- streaming ------------------------------------------------------------------------------
     async def _stream(self) -> None:
@@ -206,6 +243,7 @@ class Exchange:
         assert self.record is not None
         await self.request.send({"type": "http.response.start", "status": 200,
                                  "headers": sse.HEADERS + self._header_pairs()})
+        self.committed = True
         relay = asyncio.ensure_future(self._relay(call))
         try:
             if not await _finished_before_disconnect(relay, self.request):
@@ -288,30 +326,18 @@ class Exchange:
         await send({"type": "http.response.body", "body": tail + sse.DONE, "more_body": False})
 
 
-class _Deferred(Response):
-    """A non-streaming answer whose usage and cost are filled in after settlement is durable."""
-
-    def __init__(self, exchange: Exchange, upstream: dict[str, Any], choices: list[dict[str, Any]]) -> None:
-        super().__init__(b"")
-        self.exchange = exchange
-        self.upstream = upstream
-        self.choices = choices
-
-    async def __call__(self, send: Any) -> None:
-        x = self.exchange
-        assert x.attempt is not None
-        payload = {
-            "id": x.id, "object": "chat.completion", "created": int(time.time()), "model": x.attempt.model.id,
-            "provider": x.attempt.endpoint.provider.label, "system_fingerprint": self.upstream.get("system_fingerprint"),
-            "choices": self.choices, "usage": x._usage_wire(),
-        }
-        await json_response(payload, extra_headers={"x-generation-id": x.id})(send)
-
-
-async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request) -> bool:
+async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request,
+                                      on_idle: Callable[[], Awaitable[None]] | None = None) -> bool:
+    """Wait for ``task`` unless the client leaves first (then cancel it and return False). With
+    ``on_idle``, call it every keepalive interval while waiting."""
     watcher = asyncio.ensure_future(sse.wait_for_disconnect(request.receive))
+    interval = request.state.get("keepalive") if on_idle else None
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, _ = await asyncio.wait({task, watcher}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            if done or on_idle is None:
+                break
+            await on_idle()
     finally:
         if not task.done():
             task.cancel()
