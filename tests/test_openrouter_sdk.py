@@ -54,7 +54,7 @@ def test_models_endpoints_providers(account: Account) -> None:
     assert endpoint.quantization == "fp8" and endpoint.context_length == 131072
     assert endpoint.pricing.prompt == "0.00000013"
     slugs = {p.slug for p in client.providers.list().data}
-    assert slugs == {"mock", "mock-b"}
+    assert slugs == {"mock", "mock-b", "mock-t"}
 
 
 def test_key_and_credits(account: Account) -> None:
