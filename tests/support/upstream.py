@@ -116,6 +116,7 @@ class MockUpstream:
             await _send(response, {"role": "assistant", "content": word if i == 0 else " " + word} if i == 0
                         else {"content": " " + word})
             if behaviour == "midstream-error" and i == 1:
+                await asyncio.sleep(0.1)  # the engine dies a moment after its last token
                 request.transport.close()  # type: ignore[union-attr]
                 return response
         await _send(response, {}, finish="stop")
