@@ -1,0 +1,99 @@
+"""A real engine upstream: llama.cpp's OpenAI-compatible server (llama-cpp-python) serving a tiny
+generated GGUF, with chat and streaming going end to end through routeway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Gateway, start_gateway, stop_gateway
+from tests.support.tiny_gguf import free_port, llama_server, write_tiny_gguf
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by `make test`")
+
+CONFIG = """
+[server]
+keepalive_seconds = 2
+
+[[providers]]
+name = "llamacpp"
+display_name = "llama.cpp"
+kind = "openai"
+base_url = "{base_url}"
+
+[[models]]
+id = "local/tiny"
+name = "Local: Tiny"
+context_length = 4096
+prompt_price = "0.50"
+completion_price = "1.50"
+supported_parameters = ["max_tokens", "temperature", "top_p", "top_k", "seed", "stop"]
+
+[[endpoints]]
+model = "local/tiny"
+provider = "llamacpp"
+upstream_model = "tiny"
+quantization = "fp32"
+"""
+
+REQUEST = {"messages": [{"role": "user", "content": "Say something."}], "max_tokens": 24, "temperature": 0, "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("llama")
+    model = write_tiny_gguf(root / "tiny.gguf")
+    port = free_port()
+    with llama_server(model, port):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture(scope="module")
+def local_gateway(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    root = tmp_path_factory.mktemp("llama-gateway")
+    config = root / "routeway.toml"
+    config.write_text(CONFIG.format(base_url=engine))
+    gateway = start_gateway(config, root / "data")
+    yield gateway
+    stop_gateway(gateway)
+
+
+def test_chat_through_routeway_matches_the_engine(engine: str, local_gateway: Gateway) -> None:
+    direct = httpx.post(engine + "/chat/completions", json={"model": "tiny", **REQUEST}, timeout=60).json()
+    account = local_gateway.account(credits=1)
+    client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    reply = client.chat.completions.create(model="local/tiny", **REQUEST)
+    assert reply.choices[0].message.content == direct["choices"][0]["message"]["content"]
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.completion_tokens == direct["usage"]["completion_tokens"] > 0
+    assert reply.usage.prompt_tokens == direct["usage"]["prompt_tokens"]
+    [(estimated, tokens)] = local_gateway.rows(
+        "SELECT usage_estimated, native_tokens_completion FROM generations WHERE id = ?", (reply.id,))
+    assert estimated == 0 and tokens == reply.usage.completion_tokens
+    expected = (reply.usage.prompt_tokens * 0.5 + reply.usage.completion_tokens * 1.5) / 1e6
+    assert reply.usage.model_extra["cost"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_stream_through_routeway_matches_the_engine(engine: str, local_gateway: Gateway) -> None:
+    direct = ""
+    with httpx.stream("POST", engine + "/chat/completions", timeout=60,
+                      json={"model": "tiny", "stream": True, **REQUEST}) as response:
+        import json
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                for choice in json.loads(line[6:])["choices"]:
+                    direct += choice["delta"].get("content") or ""
+    account = local_gateway.account(credits=1)
+    client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    chunks = list(client.chat.completions.create(model="local/tiny", stream=True, **REQUEST))
+    relayed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert relayed == direct and relayed
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    # llama.cpp sends no usage in streams: routeway counted, and says so
+    [(estimated, cost)] = local_gateway.rows("SELECT usage_estimated, total_cost_nano FROM generations WHERE id = ?",
+                                             (chunks[0].id,))
+    assert estimated == 1 and cost > 0
