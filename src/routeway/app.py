@@ -19,7 +19,7 @@ from routeway.errors import APIError
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
-from routeway.providers import Adapter, build_adapter
+from routeway.providers import Adapter, adapter_class, build_adapter
 from routeway.store.sqlite import SQLiteStore
 
 log = logging.getLogger("routeway")
@@ -52,6 +52,8 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
+        for provider in settings.providers:
+            adapter_class(provider)  # an unknown kind fails here, before the server starts
         store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3")
         book = Book()
         return cls(settings=settings, catalog=Catalog.build(settings), store=store, book=book,

@@ -13,14 +13,17 @@ from routeway.providers.openai_compat import OpenAICompatible
 ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible}
 
 
-def build_adapter(provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> Adapter:
+def adapter_class(provider: ProviderConfig) -> type[Adapter]:
     try:
-        cls = ADAPTERS[provider.kind]
+        return ADAPTERS[provider.kind]
     except KeyError:
         raise ConfigError(
             f"provider '{provider.name}': unknown kind '{provider.kind}'; valid kinds: {', '.join(sorted(ADAPTERS))}"
         ) from None
-    return cls(provider, session, env)
 
 
-__all__ = ["ADAPTERS", "Adapter", "UpstreamCall", "UpstreamError", "build_adapter"]
+def build_adapter(provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> Adapter:
+    return adapter_class(provider)(provider, session, env)
+
+
+__all__ = ["ADAPTERS", "Adapter", "adapter_class", "UpstreamCall", "UpstreamError", "build_adapter"]

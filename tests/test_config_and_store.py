@@ -1,0 +1,95 @@
+"""Configuration parsing, the catalog data file, and the SQLite store's migrations and group commits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from routeway.catalog import Catalog
+from routeway.config import ConfigError, load_settings
+from routeway.store.sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(ROOT / "routeway.example.toml", env={})
+    catalog = Catalog.build(settings)
+    [endpoint] = catalog.endpoints_for("nousresearch/hermes-4-70b")
+    assert endpoint.provider.timeouts.first_byte == 300 and endpoint.quantization == "fp8"
+    assert catalog.get("acme/tiny-chat") is not None
+
+
+def test_seed_model_is_in_the_catalog_as_the_page_gives_it() -> None:
+    model = Catalog.build(load_settings(env={})).get("nousresearch/hermes-4-70b")
+    assert model is not None
+    assert model.name == "Nous: Hermes 4 70B" and model.context_length == 131072
+    assert str(model.prompt_price) == "0.13" and str(model.completion_price) == "0.40"
+    assert model.created == 1756166400  # 2025-08-26
+    assert model.description.startswith("Hermes 4 70B is a hybrid reasoning model from Nous Research")
+    assert set(model.supported_parameters) == {"reasoning", "include_reasoning", "max_tokens", "temperature", "top_p",
+                                               "frequency_penalty", "presence_penalty", "top_k", "repetition_penalty",
+                                               "response_format"}
+
+
+def test_environment_keys_add_providers() -> None:
+    catalog = Catalog.build(load_settings(env={"OPENROUTER_API_KEY": "x", "OPENAI_API_KEY": "y"}))
+    assert {e.tag for e in catalog.endpoints_for("openai/gpt-4o")} == {"openrouter", "openai"}
+    assert [e.upstream_model for e in catalog.endpoints_for("openai/gpt-4o") if e.tag == "openai"] == ["gpt-4o"]
+    assert [e.tag for e in catalog.endpoints_for("nousresearch/hermes-4-70b")] == ["openrouter"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[providers]]\nname='a'\nkind='openai'\n", "base_url"),
+    ("[[endpoints]]\nmodel='x/y'\nprovider='nope'\n", "provider 'nope'"),
+    ("[[providers]]\nname='a'\nkind='openai'\nbase_url='http://x'\ndata_collection='maybe'\n", "data_collection"),
+    ("not = [toml", "not valid TOML"),
+])
+def test_bad_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_settings(path, env={})
+
+
+def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[[providers]]\nname='a'\nkind='grpc'\nbase_url='http://x'\n")
+    result = subprocess.run([sys.executable, "-m", "routeway", "serve", "--config", str(path), "--data-dir",
+                             str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "unknown kind 'grpc'" in result.stderr and "valid kinds: openai" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrations_apply_once_from_a_blank_database(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = SQLiteStore(tmp_path / "db.sqlite3")
+        store.open()
+        store.close()
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"accounts", "api_keys", "ledger", "generations", "schema_migrations"} <= tables
+    assert sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT id FROM schema_migrations").fetchall() == [("m001_initial",)]
+
+
+def test_group_commit_batches_writers_and_isolates_a_failing_one(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.open()
+
+    async def main() -> list[object]:
+        insert = "INSERT INTO accounts (id, name, created_at) VALUES (?, ?, 0)"
+        writes = [store.write([(insert, (f"a{i}", "n"))]) for i in range(200)]
+        writes.append(store.write([(insert, ("dup", "n")), (insert, ("dup", "n"))]))  # fails alone
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    results = asyncio.run(main())
+    store.close()
+    assert all(r is None for r in results[:200]) and isinstance(results[200], sqlite3.IntegrityError)
+    rows = sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+    assert rows == 200  # the failing batch left nothing behind
+    assert store.commits < 200  # writers shared commits
