@@ -90,7 +90,14 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        request = Request(scope, receive, send)
+        started = False
+
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        request = Request(scope, receive, tracked_send)
         try:
             for prefix in PREFIXES:
                 if path.startswith(prefix + "/"):
@@ -103,14 +110,16 @@ class App:
                 raise APIError(404, f"No route for {path}; the API lives under /api/v1 (and /v1 for OpenAI clients).")
             response = await handler(request)
             if response is not None:
-                await response(send)
-        except APIError as error:
-            await error_response(error)(send)
+                await response(tracked_send)
         except ClientDisconnected:
             return
+        except APIError as error:
+            if not started:
+                await error_response(error)(send)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
-            await error_response(APIError(500, "Internal error; the server log has details."))(send)
+            if not started:
+                await error_response(APIError(500, "Internal error; the server log has details."))(send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

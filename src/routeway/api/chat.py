@@ -61,7 +61,6 @@ class Exchange:
         self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
         self.native_finish: str | None = None
         self.committed = False  # a 200 status line has gone out; errors now travel in the body
-        request.state["keepalive"] = services.settings.keepalive_seconds
 
     # ---- money ----------------------------------------------------------------------------------
     def _reserve(self) -> Reservation:
@@ -143,8 +142,6 @@ class Exchange:
             record.native_tokens_reasoning, record.native_tokens_cached = usage.reasoning, usage.cached
         record.native_finish_reason = self.native_finish
         record.finish_reason = finish_reason(self.native_finish) if record.status == 200 else "error"
-        if record.cancelled and record.finish_reason is None:
-            record.finish_reason = None
         now = time.monotonic()
         if self.first_token is not None:
             record.latency_ms = int((self.first_token - self.started) * 1000)
@@ -189,7 +186,8 @@ class Exchange:
     # ---- non-streaming --------------------------------------------------------------------------
     async def _complete(self) -> dict[str, Any] | None:
         work = asyncio.ensure_future(self._fetch())
-        if not await _finished_before_disconnect(work, self.request, self._keepalive_newline):
+        if not await _finished_before_disconnect(work, self.request, self._keepalive_newline,
+                                                 self.services.settings.keepalive_seconds):
             if self.record is not None:
                 self.record.cancelled = True
             return None
@@ -327,11 +325,11 @@ class Exchange:
 
 
 async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request,
-                                      on_idle: Callable[[], Awaitable[None]] | None = None) -> bool:
+                                      on_idle: Callable[[], Awaitable[None]] | None = None,
+                                      interval: float | None = None) -> bool:
     """Wait for ``task`` unless the client leaves first (then cancel it and return False). With
-    ``on_idle``, call it every keepalive interval while waiting."""
+    ``on_idle``, call it every ``interval`` seconds while waiting."""
     watcher = asyncio.ensure_future(sse.wait_for_disconnect(request.receive))
-    interval = request.state.get("keepalive") if on_idle else None
     try:
         while True:
             done, _ = await asyncio.wait({task, watcher}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)

@@ -89,7 +89,10 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def list_keys(request: Request) -> Response:
         key = authenticate(services, request, management=True)
         include_disabled = request.query.get("include_disabled", "false").lower() == "true"
-        offset = int(request.query.get("offset", "0") or 0) if request.query.get("offset", "0").isdigit() else 0
+        offset_text = request.query.get("offset", "0")
+        if not offset_text.isdigit():
+            raise APIError(400, "Invalid request: `offset` must be a non-negative integer", metadata={"param": "offset"})
+        offset = int(offset_text)
         now = now_ms()
         keys = [k for k in book.keys.values() if k.account_id == key.account_id and not k.deleted
                 and not k.is_management and (include_disabled or not k.disabled)]

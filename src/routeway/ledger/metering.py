@@ -4,6 +4,7 @@ per request, written together in one group commit."""
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ class GenerationRecord:
 
 
 def new_generation_id() -> str:
-    return new_id("gen").replace("gen-", f"gen-{now_ms() // 1000}-", 1)[:40]
+    return f"gen-{now_ms() // 1000}-{secrets.token_hex(10)}"
 
 
 class Metering:
