@@ -19,7 +19,7 @@ import pytest
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
-              "not-json", "midstream-error", "hang", "slow"]
+              "not-json", "midstream-error", "hang", "slow", "late-stream"]
 PARAMS = ["max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "frequency_penalty", "presence_penalty",
           "repetition_penalty", "response_format", "tools", "tool_choice", "reasoning", "include_reasoning"]
 ADMIN_KEY = "rw-admin-test-" + "0" * 16
@@ -108,15 +108,16 @@ class Account:
                           headers={"authorization": f"Bearer {key or self.api_key}"}, **kwargs)
 
 
-def start_gateway(config: Path, data_dir: Path, env_extra: dict[str, str] | None = None) -> Gateway:
+def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None) -> Gateway:
     port = free_port()
     env = {**os.environ, "ROUTEWAY_ADMIN_KEY": ADMIN_KEY, **(env_extra or {})}
+    env.pop("ROUTEWAY_CONFIG", None)
     for variable in ("OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"):
         env.pop(variable, None)
     log = open(data_dir.parent / f"routeway-{port}.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "routeway", "serve", "--config", str(config), "--port", str(port),
-         "--data-dir", str(data_dir), "--log-level", "warning"],
+        [sys.executable, "-m", "routeway", "serve", *(["--config", str(config)] if config else []),
+         "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

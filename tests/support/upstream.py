@@ -13,6 +13,7 @@ directly. Behaviours:
   midstream-error two chunks, then the connection is cut
   hang            never answers (until the client gives up)
   slow            as echo, after 300 ms
+  late-stream     stream headers at once, the first token after 1.2 s
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class MockUpstream:
         await response.prepare(request)
         if behaviour == "slow-stream":
             return await self._slow_stream(response)
+        if behaviour == "late-stream":
+            await asyncio.sleep(1.2)
         if reasoning:
             await _send(response, {"reasoning_content": reasoning})
         for i, word in enumerate(words):
