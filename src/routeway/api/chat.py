@@ -341,8 +341,8 @@ async def _finished_before_disconnect(task: asyncio.Future[Any], request: Reques
             task.cancel()
             try:
                 await task
-            except (asyncio.CancelledError, UpstreamError):
-                pass
+            except (asyncio.CancelledError, UpstreamError, APIError):
+                pass  # the client has gone: nobody to tell
             return False
         watcher.cancel()
     return True
