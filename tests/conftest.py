@@ -48,7 +48,7 @@ def write_config(path: Path, upstream_url: str, extra: str = "") -> Path:
                   "max_output = 1000", ""]
     lines += ["[[models]]", 'id = "test/fallback"', 'name = "Test fallback"', "context_length = 8192",
               'prompt_price = "1.00"', 'completion_price = "2.00"', "",
-              "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock"', 'upstream_model = "fail-500"', "",
+              "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock"', 'upstream_model = "fail-500#fallback"', "",
               "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock-b"', 'upstream_model = "echo"', "",
               "[[endpoints]]", 'model = "nousresearch/hermes-4-70b"', 'provider = "mock"', 'upstream_model = "echo"',
               'quantization = "fp8"', "max_output = 4096", ""]
@@ -159,3 +159,11 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture()
 def account(gateway: Gateway) -> Account:
     return gateway.account()
+
+
+@pytest.fixture()
+def fresh_gateway(upstream: MockUpstream, tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway of its own, for tests whose endpoint health must start clean."""
+    gw = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url), tmp_path / "data")
+    yield gw
+    stop_gateway(gw)

@@ -73,8 +73,10 @@ def test_migrations_apply_once_from_a_blank_database(tmp_path: Path) -> None:
         store.open()
         store.close()
     tables = {r[0] for r in sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"accounts", "api_keys", "ledger", "generations", "schema_migrations"} <= tables
-    assert sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT id FROM schema_migrations").fetchall() == [("m001_initial",)]
+    assert {"accounts", "api_keys", "ledger", "generations", "endpoint_minutes", "schema_migrations"} <= tables
+    from routeway.store.migrations import MIGRATIONS
+    applied = sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT id FROM schema_migrations ORDER BY id").fetchall()
+    assert applied == [(m.__name__,) for m in MIGRATIONS]
 
 
 def test_group_commit_batches_writers_and_isolates_a_failing_one(tmp_path: Path) -> None:

@@ -121,8 +121,10 @@ def test_failed_upstream_is_recorded_but_not_charged(account: Account) -> None:
     assert state["total_usage"] == 0
 
 
-def test_fallback_to_the_next_endpoint_charges_once(account: Account) -> None:
-    response = account.chat({"model": "test/fallback", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5})
+def test_fallback_to_the_next_endpoint_charges_once(fresh_gateway: Gateway) -> None:
+    account = fresh_gateway.account()
+    response = account.chat({"model": "test/fallback", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5,
+                             "provider": {"order": ["mock", "mock-b"]}})
     assert response.status_code == 200, response.text
     assert response.json()["provider"] == "Mock Engine B"
     generation = httpx.get(account.gateway.api + "/generation", params={"id": response.json()["id"]},

@@ -14,7 +14,8 @@ def ask(account: Account, **extra: object) -> httpx.Response:
     return account.chat({"messages": [{"role": "user", "content": "route me"}], "max_tokens": 5, **extra})
 
 
-def test_model_fallbacks_bill_the_model_that_answered(account: Account) -> None:
+def test_model_fallbacks_bill_the_model_that_answered(fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+    account = fresh_gateway.account()
     response = ask(account, model="test/fail-500", models=["test/bad-request", "test/echo"])
     # 500 falls back; the 400 from the second model is the client's error and stops the chain
     assert response.status_code == 400
@@ -30,7 +31,8 @@ def test_model_fallbacks_bill_the_model_that_answered(account: Account) -> None:
         (generation["tokens_prompt"] * 1 + generation["tokens_completion"] * 2) / 1e6)
 
 
-def test_provider_order_only_and_ignore(account: Account) -> None:
+def test_provider_order_only_and_ignore(fresh_gateway) -> None:  # type: ignore[no-untyped-def]
+    account = fresh_gateway.account()
     assert ask(account, model="test/fallback", provider={"order": ["mock-b"]}).json()["provider"] == "Mock Engine B"
     assert ask(account, model="test/fallback", provider={"only": ["mock-b"]}).json()["provider"] == "Mock Engine B"
     failed = ask(account, model="test/fallback", provider={"ignore": ["mock-b"]})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys
+from routeway.api.metrics import metrics_handler
 from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
 from routeway.catalog import Catalog
 from routeway.config import Settings
@@ -20,6 +23,9 @@ from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
 from routeway.providers import Adapter, adapter_class, build_adapter
+from routeway.routing.health import Health, HealthSettings
+from routeway.routing.persist import HealthLog
+from routeway.routing.plan import Planner
 from routeway.store.sqlite import SQLiteStore
 
 log = logging.getLogger("routeway")
@@ -47,8 +53,12 @@ class Services:
     book: Book
     accounts: Accounts
     metering: Metering
+    health: Health
+    planner: Planner
     adapters: dict[str, Adapter] = field(default_factory=dict)
     session: aiohttp.ClientSession | None = None
+    health_log: HealthLog | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -56,12 +66,18 @@ class Services:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
         store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3")
         book = Book()
-        return cls(settings=settings, catalog=Catalog.build(settings), store=store, book=book,
-                   accounts=Accounts(store, book), metering=Metering(store, book))
+        catalog = Catalog.build(settings)
+        r = settings.routing
+        health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
+        return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
+                   metering=Metering(store, book), health=health, planner=Planner(catalog, health))
 
     async def start(self) -> None:
         self.store.open()
         self.accounts.load()
+        self.health_log = HealthLog(self.store, self.health)
+        self.health_log.load(time.time())
+        self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # the default limit of 100 is a hidden cap
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         self.adapters = {p.name: build_adapter(p, self.session, self.settings.env) for p in self.settings.providers}
@@ -69,6 +85,11 @@ class Services:
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.health_log is not None:
+            await self.health_log.flush(time.time())
         if self.session is not None:
             await self.session.close()
         self.store.close()
@@ -81,6 +102,7 @@ class App:
         for module in (chat, catalog_api, keys, generation, admin):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
+        self.metrics = metrics_handler(self.services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -104,6 +126,9 @@ class App:
                     handler, request.path_params = self.router.resolve(scope["method"], path[len(prefix):])
                     break
             else:
+                if path == "/metrics":
+                    await (await self.metrics(request))(send)
+                    return
                 if path in ("/", "/health"):
                     await json_response({"status": "ok", "api": "/api/v1", "openai_compatible": "/v1"})(send)
                     return

@@ -68,6 +68,15 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    max_attempts: int = 5  # endpoints tried per request, across model fallbacks
+    deadline_seconds: float = 300.0  # until some attempt starts answering
+    breaker_threshold: int = 5  # consecutive failures that open an endpoint's circuit breaker
+    breaker_cooldown: float = 30.0  # seconds before a half-open probe
+    health_flush_seconds: float = 30.0  # how often per-minute health counters are persisted
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -75,6 +84,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
     admin_key: str | None = None
+    routing: RoutingSettings = RoutingSettings()
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
@@ -175,6 +185,11 @@ def load_settings(
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY)),
         "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
     }
+    routing = raw.get("routing", {})
+    unknown = set(routing) - set(RoutingSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[routing]: unknown settings {sorted(unknown)}")
+    values["routing"] = RoutingSettings(**routing)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

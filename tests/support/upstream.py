@@ -1,6 +1,7 @@
 """A real OpenAI-protocol HTTP server on loopback, with behaviours chosen by the request's ``model``.
 
-It runs in its own thread and event loop so tests can read what it saw (``requests``, ``closed_early``)
+A ``#suffix`` on the model name keeps the behaviour but makes a distinct endpoint, so tests that
+trip health or breakers do not disturb each other. It runs in its own thread and event loop so tests can read what it saw (``requests``, ``closed_early``)
 directly. Behaviours:
   echo            answers "echo: <last user text>" (streamed word by word), with usage
   no-usage        as echo, but never reports usage
@@ -72,7 +73,7 @@ class MockUpstream:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        behaviour = body["model"]
+        behaviour = body["model"].split("#")[0]  # "fail-500#a" behaves as fail-500 but is its own endpoint
         stream = bool(body.get("stream"))
         if behaviour == "fail-500":
             return web.json_response({"error": {"message": "engine exploded"}}, status=500)

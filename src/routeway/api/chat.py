@@ -1,11 +1,11 @@
-"""POST /chat/completions: authenticate, validate, reserve, try attempts in order, relay, settle."""
+"""POST /chat/completions: authenticate, validate, plan, reserve, try attempts, relay, settle."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from routeway.api import sse
@@ -17,7 +17,9 @@ from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.metering import GenerationRecord, new_generation_id
 from routeway.ledger.money import nano_to_usd, worst_case_cost
 from routeway.providers import UpstreamCall, UpstreamError
-from routeway.routing.plan import Attempt, plan
+from routeway.routing.attempts import first_answer
+from routeway.routing.health import ERROR, OK
+from routeway.routing.plan import Attempt, Demand, requested_models, sent_parameters
 from routeway.transform import tokens
 from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
 from routeway.transform.request import upstream_body
@@ -34,11 +36,28 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         key = authenticate(services, request, management=False)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
-        attempts = plan(services.catalog, chat)
-        exchange = Exchange(services, request, chat, key, attempts, len(raw))
-        return await exchange.run()
+        demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
+        attempts = services.planner.plan(chat, demand, time.time())
+        return await Exchange(services, request, chat, key, attempts, len(raw)).run()
 
     return [("POST", "/chat/completions", chat_completions)]
+
+
+async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
+    """Bytes bound tokens from above; count (off the loop) only when that bound might not fit a context."""
+    contexts = [e.context_length for m in requested_models(chat) for e in services.catalog.endpoints_for(m.partition(":")[0])]
+    if not contexts or body_bytes + (chat.output_limit or 0) <= min(contexts):
+        return min(body_bytes, tokens.PER_MESSAGE_OVERHEAD * len(chat.messages or ()) + body_bytes // 4)
+    return await tokens.count_off_loop(tokens.count_prompt, chat.messages)
+
+
+class FirstToken:
+    """A stream whose first token has arrived: the rest of its events follow."""
+
+    __slots__ = ("call", "events", "first")
+
+    def __init__(self, call: UpstreamCall, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None) -> None:
+        self.call, self.events, self.first = call, events, first
 
 
 class Exchange:
@@ -54,6 +73,7 @@ class Exchange:
         self.body_bytes = body_bytes
         self.id = new_generation_id()
         self.started = time.monotonic()
+        self.attempt_began = self.started
         self.first_token: float | None = None
         self.record: GenerationRecord | None = None
         self.attempt: Attempt | None = None
@@ -61,12 +81,13 @@ class Exchange:
         self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
         self.native_finish: str | None = None
         self.committed = False  # a 200 status line has gone out; errors now travel in the body
+        self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
+        self.show_metadata = request.headers.get("x-openrouter-metadata", "").lower() == "enabled"
 
     # ---- money ----------------------------------------------------------------------------------
     def _reserve(self) -> Reservation:
         # The raw body's byte count bounds the prompt's token count (a token is at least one byte).
-        worst = 0
-        chosen = self.attempts[0].endpoint
+        worst, chosen = 0, self.attempts[0].endpoint
         for attempt in self.attempts:
             e = attempt.endpoint
             output = self.chat.output_limit or e.max_completion
@@ -76,21 +97,22 @@ class Exchange:
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(self.body_bytes, chosen.prompt_nano_per_m))
 
-    def _start_record(self, attempt: Attempt) -> GenerationRecord:
+    def _on_attempt(self, attempt: Attempt) -> GenerationRecord:
         e = attempt.endpoint
-        headers = self.request.headers
         if self.record is None:
+            headers = self.request.headers
             self.record = GenerationRecord(
                 id=self.id, account_id=self.key.account_id, key_hash=self.key.hash, model=attempt.model.id,
                 provider_name=e.provider.label, provider_slug=e.tag, upstream_model=e.upstream_model,
                 prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
                 streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
-                app_title=headers.get("x-openrouter-title") or headers.get("x-title"),
+                app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
             )
         record = self.record
         record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
         record.upstream_model = e.upstream_model
         record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+        self.attempt, self.attempt_began = attempt, time.monotonic()
         return record
 
     async def run(self) -> Response | None:
@@ -103,6 +125,8 @@ class Exchange:
             else:
                 payload = await self._complete()
         except APIError as error:
+            if self.record is not None:
+                self.record.status, self.record.error = error.status, error.message
             if not self.committed:
                 raise
             failure = error
@@ -114,16 +138,17 @@ class Exchange:
         if self.record is not None and self.record.cancelled:
             return None
         if self.chat.stream:
-            await self.finish_stream()
+            await self._finish_stream(failure)
             return None
         if failure is not None:  # headers went out as 200 already: the error travels in the body
             body = json_response(failure.body()).body
         else:
             assert payload is not None
             payload["usage"] = self._usage_wire()
-            body = json_response(payload).body
+            self._add_metadata(payload)
             if not self.committed:
                 return json_response(payload, extra_headers={"x-generation-id": self.id})
+            body = json_response(payload).body
         await self.request.send({"type": "http.response.body", "body": body, "more_body": False})
         return None
 
@@ -142,39 +167,27 @@ class Exchange:
             record.native_tokens_reasoning, record.native_tokens_cached = usage.reasoning, usage.cached
         record.native_finish_reason = self.native_finish
         record.finish_reason = finish_reason(self.native_finish) if record.status == 200 else "error"
-        now = time.monotonic()
         if self.first_token is not None:
             record.latency_ms = int((self.first_token - self.started) * 1000)
-            record.generation_time_ms = int((now - self.first_token) * 1000)
+            record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
+        self._report_health(record)
         await self.services.metering.finish(reservation, record)
 
-    # ---- upstream -------------------------------------------------------------------------------
-    async def _connect(self) -> UpstreamCall:
-        last: UpstreamError | None = None
-        for attempt in self.attempts:
-            record = self._start_record(attempt)
-            body, dropped = upstream_body(self.chat, attempt.endpoint, self.chat.stream)
-            adapter = self.services.adapters[attempt.endpoint.provider.name]
-            began = time.monotonic()
-            entry: dict[str, Any] = {"provider": attempt.endpoint.tag, "model": attempt.model.id, "status": None,
-                                     "dropped_parameters": dropped}
-            record.attempts.append(entry)
-            try:
-                call = await adapter.open(attempt.endpoint, body, self.chat.stream)
-            except UpstreamError as error:
-                entry.update(status=error.upstream_status or error.status, error=error.message,
-                             ms=int((time.monotonic() - began) * 1000))
-                last = error
-                if not error.retryable:
-                    break
-                continue
-            entry.update(status=call.upstream_status, ms=int((time.monotonic() - began) * 1000))
-            self.attempt = attempt
-            return call
-        assert last is not None and self.record is not None
-        self.record.status, self.record.error = last.status, last.message
-        raise APIError(last.status, last.message, headers={"retry-after": last.retry_after} if last.retry_after else None,
-                       metadata={"provider_name": self.record.provider_name, "raw": last.raw})
+    def _report_health(self, record: GenerationRecord) -> None:
+        """The answering endpoint's outcome: failures before an answer were noted as attempts failed."""
+        if self.attempt is None or self.first_token is None:
+            return
+        health = self.services.health.of(self.attempt.endpoint.key)
+        if record.cancelled:
+            health.breaker.release()
+            return
+        if record.status != 200:
+            health.record(ERROR, time.time())
+            return
+        ttft = (self.first_token - self.attempt_began) * 1000
+        generating = time.monotonic() - (self.first_token if self.chat.stream else self.attempt_began)
+        tps = (self.usage.completion / generating) if self.usage and generating > 0 else None
+        health.record(OK, time.time(), ttft_ms=ttft, tokens_per_s=tps)
 
     def _header_pairs(self) -> list[tuple[bytes, bytes]]:
         return [(b"x-generation-id", self.id.encode())]
@@ -183,9 +196,22 @@ class Exchange:
         assert self.record is not None
         return (self.usage or UsageCounts()).to_wire(nano_to_usd(self.record.total_cost_nano))
 
+    def _add_metadata(self, payload: dict[str, Any]) -> None:
+        if self.show_metadata and self.record is not None:
+            payload["openrouter_metadata"] = {"provider_responses": self.record.attempts}
+
+    async def _first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[Any]]) -> Any:
+        async def begin(attempt: Attempt, entry: dict[str, Any]) -> Any:
+            self._on_attempt(attempt)
+            return await start(attempt, entry)
+
+        _, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
+                                       begin, self.attempt_log)
+        return result
+
     # ---- non-streaming --------------------------------------------------------------------------
     async def _complete(self) -> dict[str, Any] | None:
-        work = asyncio.ensure_future(self._fetch())
+        work = asyncio.ensure_future(self._first_answer(self._fetch))
         if not await _finished_before_disconnect(work, self.request, self._keepalive_newline,
                                                  self.services.settings.keepalive_seconds):
             if self.record is not None:
@@ -214,15 +240,12 @@ class Exchange:
             "system_fingerprint": upstream.get("system_fingerprint"), "choices": choices,
         }
 
-    async def _fetch(self) -> dict[str, Any]:
-        call = await self._connect()
+    async def _fetch(self, attempt: Attempt, entry: dict[str, Any]) -> dict[str, Any]:
+        body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, False)
+        call = await self.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, False)
+        entry["status"] = call.upstream_status
         try:
             return await call.json()
-        except UpstreamError as error:
-            assert self.record is not None
-            self.record.status, self.record.error = error.status, error.message
-            raise APIError(error.status, error.message, metadata={"provider_name": self.record.provider_name,
-                                                                  "raw": error.raw}) from None
         finally:
             call.close()
 
@@ -237,56 +260,84 @@ class Exchange:
 
     # ---- streaming ------------------------------------------------------------------------------
     async def _stream(self) -> None:
-        call = await self._connect()
-        assert self.record is not None
-        await self.request.send({"type": "http.response.start", "status": 200,
-                                 "headers": sse.HEADERS + self._header_pairs()})
-        self.committed = True
-        relay = asyncio.ensure_future(self._relay(call))
+        work = asyncio.ensure_future(self._relay())
         try:
-            if not await _finished_before_disconnect(relay, self.request):
-                self.record.cancelled = True
+            if not await _finished_before_disconnect(work, self.request):
+                if self.record is not None:
+                    self.record.cancelled = True
                 return
-            relay.result()
+            work.result()
+        except APIError:
+            raise
         except Exception:
             log.exception("relaying generation %s failed", self.id)
-            self.record.status, self.record.error = 500, "internal error while relaying the stream"
-        finally:
-            call.close()
+            if self.record is not None:
+                self.record.status, self.record.error = 500, "internal error while relaying the stream"
 
-    async def _relay(self, call: UpstreamCall) -> None:
-        send = self.request.send
-        assert self.attempt is not None and self.record is not None
-        await send({"type": "http.response.body", "body": sse.PROCESSING, "more_body": True})
-        model_id, provider = self.attempt.model.id, self.attempt.endpoint.provider.label
-        created = int(time.time())
-        events = call.events().__aiter__()
-        keepalive = self.services.settings.keepalive_seconds
+    async def _open_stream(self, attempt: Attempt, entry: dict[str, Any]) -> FirstToken:
+        """Open the upstream stream and wait for its first token; until then a failure falls back."""
+        body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, True)
+        call = await self.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, True)
+        entry["status"] = call.upstream_status
         try:
-            pending = asyncio.ensure_future(events.__anext__())
+            if not self.committed:
+                self.committed = True
+                await self.request.send({"type": "http.response.start", "status": 200,
+                                         "headers": sse.HEADERS + self._header_pairs()})
+                await self._send(sse.PROCESSING)
+            events = call.events().__aiter__()
+            limit = attempt.endpoint.provider.timeouts.first_byte
+            try:
+                async with asyncio.timeout(limit):
+                    while True:
+                        event = await self._next_with_keepalive(events)
+                        if event is None or event.get("choices") or event.get("usage"):
+                            return FirstToken(call, events, event)
+            except TimeoutError:
+                raise UpstreamError(408, f"upstream sent no token within {limit:g} s") from None
+        except BaseException:
+            call.close()
+            raise
+
+    async def _next_with_keepalive(self, events: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
+        pending = asyncio.ensure_future(events.__anext__())
+        try:
             while True:
-                done, _ = await asyncio.wait({pending}, timeout=keepalive)
+                done, _ = await asyncio.wait({pending}, timeout=self.services.settings.keepalive_seconds)
                 if done:
                     break
-                await send({"type": "http.response.body", "body": sse.PROCESSING, "more_body": True})
-            try:
-                first = pending.result()
-            except StopAsyncIteration:
-                return
-            await self._relay_event(first, model_id, provider, created)
-            async for upstream_event in events:
-                await self._relay_event(upstream_event, model_id, provider, created)
+                await self._send(sse.PROCESSING)
+        except BaseException:
+            pending.cancel()
+            raise
+        try:
+            return pending.result()
+        except StopAsyncIteration:
+            return None
+
+    async def _relay(self) -> None:
+        opened: FirstToken = await self._first_answer(self._open_stream)
+        assert self.attempt is not None and self.record is not None
+        model_id, provider = self.attempt.model.id, self.attempt.endpoint.provider.label
+        created = int(time.time())
+        try:
+            if opened.first is not None:
+                await self._relay_event(opened.first, model_id, provider, created)
+                async for upstream_event in opened.events:
+                    await self._relay_event(upstream_event, model_id, provider, created)
         except UpstreamError as error:
             self.record.status, self.record.error = error.status, error.message
             self.native_finish = self.native_finish or "error"
-            await send({"type": "http.response.body", "more_body": True, "body": sse.event({
+            await self._send(sse.event({
                 "id": self.id, "object": "chat.completion.chunk", "created": created, "model": model_id,
                 "provider": provider,
                 "error": {"code": error.status, "message": error.message,
                           "metadata": {"error_type": "provider_unavailable", "provider_name": provider}},
                 "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error",
                              "native_finish_reason": None}],
-            })})
+            }))
+        finally:
+            opened.call.close()
 
     async def _relay_event(self, upstream: dict[str, Any], model_id: str, provider: str, created: int) -> None:
         usage = upstream.pop("usage", None)
@@ -312,16 +363,29 @@ class Exchange:
             choice["finish_reason"] = finish_reason(native)
         upstream["id"], upstream["model"], upstream["provider"] = self.id, model_id, provider
         upstream["object"], upstream["created"] = "chat.completion.chunk", created
-        await self.request.send({"type": "http.response.body", "body": sse.event(upstream), "more_body": True})
+        await self._send(sse.event(upstream))
 
-    async def finish_stream(self) -> None:
-        """After settlement is durable: the usage chunk, then [DONE]."""
-        assert self.attempt is not None
-        send = self.request.send
-        tail = sse.event({"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()),
-                          "model": self.attempt.model.id, "provider": self.attempt.endpoint.provider.label,
-                          "choices": [], "usage": self._usage_wire()})
-        await send({"type": "http.response.body", "body": tail + sse.DONE, "more_body": False})
+    async def _send(self, body: bytes) -> None:
+        await self.request.send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _finish_stream(self, failure: APIError | None) -> None:
+        """After settlement is durable: an error chunk if every attempt failed, the usage chunk, [DONE]."""
+        record = self.record
+        model = self.attempt.model.id if self.attempt else (self.chat.model or "")
+        provider = self.attempt.endpoint.provider.label if self.attempt else None
+        tail = b""
+        if failure is not None:
+            tail += sse.event({
+                "id": self.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                "provider": provider, "error": failure.body()["error"],
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": None}],
+            })
+        final: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()),
+                                 "model": model, "provider": provider, "choices": [],
+                                 "usage": self._usage_wire() if record else UsageCounts().to_wire(0.0)}
+        self._add_metadata(final)
+        await self.request.send({"type": "http.response.body", "body": tail + sse.event(final) + sse.DONE,
+                                 "more_body": False})
 
 
 async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request,

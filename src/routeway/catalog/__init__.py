@@ -53,6 +53,16 @@ class Endpoint:
         return self.provider.name
 
     @property
+    def key(self) -> str:
+        """Health is kept per upstream model on a provider, whichever catalog ids point at it."""
+        return f"{self.provider.name}/{self.upstream_model}"
+
+    @property
+    def price(self) -> int:
+        """Prompt plus completion price per 1M tokens, what price sorting and load balancing compare."""
+        return self.prompt_nano_per_m + self.completion_nano_per_m
+
+    @property
     def max_completion(self) -> int:
         return self.max_output or self.context_length
 

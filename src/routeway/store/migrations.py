@@ -74,4 +74,20 @@ def m001_initial() -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial]
+def m002_endpoint_minutes() -> list[str]:
+    """Per-endpoint, per-minute health counters, so uptime and performance history survive restarts."""
+    return [
+        """CREATE TABLE endpoint_minutes (
+            endpoint TEXT NOT NULL,
+            minute BIGINT NOT NULL,
+            ok INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            rate_limited INTEGER NOT NULL,
+            ttft_p50_ms REAL,
+            tps_p50 REAL,
+            PRIMARY KEY (endpoint, minute)
+        )""",
+    ]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes]

@@ -1,0 +1,57 @@
+"""GET /metrics: Prometheus text, read from the health registry at scrape time (nothing on the hot path)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from routeway.api.http import Request, Response
+from routeway.routing.breaker import CLOSED, HALF_OPEN, OPEN
+
+if TYPE_CHECKING:
+    from routeway.app import Services
+
+_BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+class HealthCollector:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        outcomes = CounterMetricFamily("routeway_endpoint_outcomes", "Upstream outcomes in the last day",
+                                       labels=["endpoint", "outcome"])
+        breaker = GaugeMetricFamily("routeway_endpoint_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                                    labels=["endpoint"])
+        uptime = GaugeMetricFamily("routeway_endpoint_uptime_30m", "Uptime percent over 30 minutes", labels=["endpoint"])
+        ttft = GaugeMetricFamily("routeway_endpoint_ttft_ms", "Time to first token over 30 minutes",
+                                 labels=["endpoint", "quantile"])
+        for key, health in self.services.health.endpoints.items():
+            ok, errors, limited = health.counts(86400, now)
+            for name, value in (("ok", ok), ("error", errors), ("rate_limited", limited)):
+                outcomes.add_metric([key, name], value)
+            breaker.add_metric([key], _BREAKER_VALUES[health.breaker.state])
+            up = health.uptime(1800, now)
+            if up is not None:
+                uptime.add_metric([key], up)
+            for quantile, value in (health.percentiles(1, 1800, now) or {}).items():
+                ttft.add_metric([key, quantile], value)
+        yield from (outcomes, breaker, uptime, ttft)
+        accounts = self.services.book.accounts.values()
+        reserved = GaugeMetricFamily("routeway_reserved_usd", "Credit reserved by requests in flight")
+        reserved.add_metric([], sum(a.reserved for a in accounts) / 1e9)
+        yield reserved
+
+
+def metrics_handler(services: Services) -> Any:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HealthCollector(services))  # type: ignore[arg-type]
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), headers=[(b"content-type", b"text/plain; version=0.0.4")])
+
+    return metrics

@@ -1,0 +1,102 @@
+"""Trying the planned attempts in order until one starts answering, and what each outcome means for
+the endpoint's health. Knows no dialect: adapters report failures as ``UpstreamError``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+from routeway.config import RoutingSettings
+from routeway.errors import APIError
+from routeway.providers import UpstreamError
+from routeway.routing.health import ERROR, RATE_LIMITED, Health
+from routeway.routing.plan import Attempt
+
+T = TypeVar("T")
+
+_CONTEXT = re.compile(r"context[ _-]?(length|window)|maximum context|too many tokens|prompt is too long", re.I)
+_CLIENT_FAULTS = (400, 404, 413, 422)
+
+
+def is_context_error(error: UpstreamError) -> bool:
+    return error.upstream_status in (400, 413) and bool(_CONTEXT.search(error.message + (error.raw or "")))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def note_failure(health: Health, attempt: Attempt, error: UpstreamError) -> None:
+    """429 → rate limited (and Retry-After honoured); a client-side fault says nothing about the
+    endpoint; anything else counts against its uptime and breaker."""
+    endpoint = health.of(attempt.endpoint.key)
+    now = time.time()
+    if error.upstream_status == 429:
+        endpoint.record(RATE_LIMITED, now)
+        wait = retry_after_seconds(error.retry_after)
+        if wait:
+            endpoint.retry_at = now + wait
+    elif error.upstream_status in _CLIENT_FAULTS and not is_context_error(error):
+        endpoint.breaker.release()
+    else:
+        endpoint.record(ERROR, now)
+
+
+async def first_answer(
+    attempts: list[Attempt], health: Health, limits: RoutingSettings,
+    start: Callable[[Attempt, dict[str, Any]], Awaitable[T]],
+    log: list[dict[str, Any]],
+) -> tuple[Attempt, T]:
+    """Run ``start`` for each attempt in order until one returns; ``log`` gets one entry per attempt.
+    Falls back on connection errors, timeouts, 408, 429, 5xx and context-length errors."""
+    last: UpstreamError | None = None
+    tried = 0
+    try:
+        async with asyncio.timeout(limits.deadline_seconds):
+            for attempt in attempts:
+                if tried >= limits.max_attempts:
+                    break
+                entry: dict[str, Any] = {"provider": attempt.endpoint.tag, "model": attempt.model.id, "status": None}
+                if not health.of(attempt.endpoint.key).breaker.acquire(time.time()):
+                    continue  # another request holds the half-open probe
+                tried += 1
+                log.append(entry)
+                began = time.monotonic()
+                try:
+                    result = await start(attempt, entry)
+                except UpstreamError as error:
+                    entry.update(status=error.upstream_status or error.status, error=error.message,
+                                 ms=int((time.monotonic() - began) * 1000))
+                    note_failure(health, attempt, error)
+                    last = error
+                    if not (error.retryable or is_context_error(error)):
+                        break
+                    continue
+                except BaseException:
+                    health.of(attempt.endpoint.key).breaker.release()
+                    raise
+                entry["ms"] = int((time.monotonic() - began) * 1000)
+                return attempt, result
+    except TimeoutError:
+        raise APIError(408, f"No endpoint answered within the routing deadline of {limits.deadline_seconds:g} s.",
+                       metadata={"provider_responses": log}) from None
+    if last is None:
+        raise APIError(503, "Every endpoint is busy probing after failures; retry shortly.",
+                       headers={"retry-after": "1"})
+    headers = {"retry-after": last.retry_after} if last.retry_after else None
+    raise APIError(last.status, last.message, headers=headers,
+                   metadata={"provider_name": log[-1]["provider"] if log else None, "raw": last.raw,
+                             "previous_errors": [{"provider": e["provider"], "status": e["status"]} for e in log[:-1]]})

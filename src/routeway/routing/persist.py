@@ -1,0 +1,61 @@
+"""Health counters to and from the store: per-minute rows, flushed in the background, loaded at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+
+from routeway.routing.health import MINUTES_KEPT, Health
+from routeway.store.base import Op, Store
+
+log = logging.getLogger("routeway.health")
+
+_UPSERT = (
+    "INSERT INTO endpoint_minutes (endpoint, minute, ok, errors, rate_limited, ttft_p50_ms, tps_p50)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, minute) DO UPDATE SET ok = excluded.ok,"
+    " errors = excluded.errors, rate_limited = excluded.rate_limited, ttft_p50_ms = excluded.ttft_p50_ms,"
+    " tps_p50 = excluded.tps_p50"
+)
+
+
+class HealthLog:
+    def __init__(self, store: Store, health: Health) -> None:
+        self.store = store
+        self.health = health
+
+    def load(self, now: float) -> None:
+        since = int(now // 60) - MINUTES_KEPT
+        for endpoint, minute, ok, errors, limited in self.store.fetch_now(
+            "SELECT endpoint, minute, ok, errors, rate_limited FROM endpoint_minutes WHERE minute > ?"
+            " ORDER BY endpoint, minute", (since,)):
+            self.health.restore(endpoint, minute, ok, errors, limited)
+
+    def pending(self) -> list[Op]:
+        ops: list[Op] = []
+        for endpoint in self.health.endpoints.values():
+            if not endpoint.dirty:
+                continue
+            for minute, ok, errors, limited in endpoint.minutes:
+                if minute not in endpoint.dirty:
+                    continue
+                in_minute = [s for s in endpoint.samples if int(s[0] // 60) == minute]
+                ttft = statistics.median(s[1] for s in in_minute) if in_minute else None
+                rates = [s[2] for s in in_minute if s[2] is not None]
+                ops.append((_UPSERT, (endpoint.key, minute, ok, errors, limited, ttft,
+                                      statistics.median(rates) if rates else None)))
+            endpoint.dirty.clear()
+        return ops
+
+    async def flush(self, now: float) -> None:
+        ops = self.pending()
+        if ops:
+            await self.store.write(ops)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush(0)
+            except Exception:  # a failed flush must not stop later ones; the rows stay dirty-free but logged
+                log.exception("persisting endpoint health failed")
