@@ -103,9 +103,9 @@ class Account:
     def ledger_sum(self) -> int:
         return self.gateway.rows("SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ?", (self.id,))[0][0]
 
-    def chat(self, body: dict[str, Any], key: str | None = None, **kwargs: Any) -> httpx.Response:
+    def chat(self, body: dict[str, Any], key: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.post(self.gateway.api + "/chat/completions", json=body, timeout=30,
-                          headers={"authorization": f"Bearer {key or self.api_key}"}, **kwargs)
+                          headers={"authorization": f"Bearer {key or self.api_key}", **(headers or {})})
 
 
 def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None) -> Gateway:

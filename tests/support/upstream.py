@@ -15,6 +15,15 @@ directly. Behaviours:
   hang            never answers (until the client gives up)
   slow            as echo, after 300 ms
   late-stream     stream headers at once, the first token after 1.2 s
+  reset           the connection is dropped without an answer
+  wrong-type      HTTP 200 with content type text/html
+  stall-first     stream headers, then nothing (no first token)
+  bad-sse         stream headers, then an event that is not JSON
+  truncated-early stream headers, then the stream ends cleanly with no event and no [DONE]
+  truncated       two tokens, then the stream ends cleanly without [DONE]
+  hang-midstream  two tokens, then silence
+  trickle         ten tokens 150 ms apart
+  toggle          fails with 500 while ``toggle_failing`` is set, else behaves as echo
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ class MockUpstream:
         self.requests: list[dict[str, Any]] = []
         self.closed_early: list[float] = []  # monotonic time when a client cut a slow stream
         self.completed_streams = 0
+        self.toggle_failing = False
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -75,6 +85,15 @@ class MockUpstream:
         self.requests.append(body)
         behaviour = body["model"].split("#")[0]  # "fail-500#a" behaves as fail-500 but is its own endpoint
         stream = bool(body.get("stream"))
+        if behaviour == "toggle":
+            if self.toggle_failing:
+                return web.json_response({"error": {"message": "toggled off"}}, status=500)
+            behaviour = "echo"
+        if behaviour == "reset":
+            request.transport.close()  # type: ignore[union-attr]
+            return web.Response(status=500)
+        if behaviour == "wrong-type":
+            return web.Response(text="<html>maintenance</html>", content_type="text/html")
         if behaviour == "fail-500":
             return web.json_response({"error": {"message": "engine exploded"}}, status=500)
         if behaviour == "rate-limited":
@@ -112,6 +131,25 @@ class MockUpstream:
         await response.prepare(request)
         if behaviour == "slow-stream":
             return await self._slow_stream(response)
+        if behaviour == "stall-first":
+            await asyncio.sleep(3600)
+        if behaviour == "bad-sse":
+            await response.write(b"data: {not json\n\n")
+            return response
+        if behaviour == "truncated-early":
+            return response
+        if behaviour in ("truncated", "hang-midstream", "trickle"):
+            count = 10 if behaviour == "trickle" else 2
+            for i in range(count):
+                await _send(response, {"content": f"t{i} "})
+                if behaviour == "trickle":
+                    await asyncio.sleep(0.15)
+            if behaviour == "hang-midstream":
+                await asyncio.sleep(3600)
+            if behaviour == "trickle":
+                await _send(response, {}, finish="stop")
+                await response.write(b"data: [DONE]\n\n")
+            return response
         if behaviour == "late-stream":
             await asyncio.sleep(1.2)
         if reasoning:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.http import Request, Response, json_response
@@ -33,6 +34,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         return int(value)
 
     async def list_endpoints(request: Request) -> Response:
+        now = time.time()
         model_id = f"{request.path_params['author']}/{request.path_params['slug']}"
         model = catalog.get(model_id)
         if model is None:
@@ -40,7 +42,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         return json_response({"data": {
             "id": model.id, "name": model.name, "created": model.created, "description": model.description,
             "architecture": architecture(model),
-            "endpoints": [endpoint_view(e) for e in catalog.endpoints_for(model.id)],
+            "endpoints": [endpoint_view(e, services.health.of(e.key), now) for e in catalog.endpoints_for(model.id)],
         }})
 
     async def list_providers(request: Request) -> Response:

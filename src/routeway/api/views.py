@@ -9,6 +9,7 @@ from routeway.catalog import Endpoint, ModelInfo
 from routeway.ledger.book import AccountState, KeyState
 from routeway.ledger.money import nano_per_million, nano_to_usd, per_token_string
 from routeway.ledger.periods import iso
+from routeway.routing.health import EndpointHealth
 
 
 def model_pricing(prompt_nano_per_m: int, completion_nano_per_m: int) -> dict[str, str]:
@@ -42,7 +43,7 @@ def model_view(model: ModelInfo, endpoints: list[Endpoint]) -> dict[str, Any]:
     }
 
 
-def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
+def endpoint_view(endpoint: Endpoint, health: EndpointHealth, now: float) -> dict[str, Any]:
     model = endpoint.model
     return {
         "name": f"{endpoint.provider.label} | {model.id}", "model_name": model.name, "model_id": model.id,
@@ -50,11 +51,15 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "pricing": model_pricing(endpoint.prompt_nano_per_m, endpoint.completion_nano_per_m),
         "provider_name": endpoint.provider.label, "tag": endpoint.tag, "quantization": endpoint.quantization,
         "max_completion_tokens": endpoint.max_output, "max_prompt_tokens": None,
-        "supported_parameters": list(endpoint.supported_parameters), "status": 0, "service_tier": None,
-        "uptime_last_5m": None, "uptime_last_30m": None, "uptime_last_1d": None,
-        "supports_implicit_caching": False, "supports_diarization": False,
+        "supported_parameters": list(endpoint.supported_parameters), "status": health.status(now),
+        "service_tier": None, "uptime_last_5m": health.uptime(300, now), "uptime_last_30m": health.uptime(1800, now),
+        "uptime_last_1d": health.uptime(86400, now), "supports_implicit_caching": False,
+        "supports_diarization": False,
         "supports_tool_choice": {"auto": True, "function": True, "none": True, "required": True},
-        "native_tools": {}, "latency_last_30m": None, "throughput_last_30m": None,
+        "native_tools": {}, "latency_last_30m": health.percentiles(1, 1800, now),
+        "throughput_last_30m": health.percentiles(2, 1800, now),
+        "breaker_state": health.breaker.state, "data_collection": endpoint.provider.data_collection,
+        "zdr": endpoint.provider.zdr,
     }
 
 

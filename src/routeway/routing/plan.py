@@ -35,6 +35,7 @@ class Exclusion:
     provider: str
     reason: str
     by_request: bool  # excluded by the caller's preferences, rather than by what the endpoint can do
+    temporary: bool = False  # rate limited or breaker open: it may take requests again soon
 
 
 @dataclass(slots=True)
@@ -96,7 +97,8 @@ class Planner:
                 if reason is None:
                     eligible.append(endpoint)
                 else:
-                    exclusions.append(Exclusion(base, endpoint.tag, reason, by_request))
+                    temporary = not by_request and ("rate limited" in reason or "breaker" in reason)
+                    exclusions.append(Exclusion(base, endpoint.tag, reason, by_request, temporary))
             groups.append([Attempt(model, e) for e in self._order(eligible, prefs, variant, now)])
         sort = _sort_of(prefs)
         if sort is not None and isinstance(prefs.sort, SortConfig) and prefs.sort.partition == "none":
@@ -221,9 +223,10 @@ class Planner:
                             metadata={"availability": {"code": "no_endpoints", "requested_models": requested}})
         details = "; ".join(f"{x.provider}: {x.reason}" for x in exclusions)
         excluded_by = [{"model": x.model, "provider": x.provider, "reason": x.reason} for x in exclusions]
-        if retry_after and not any(x.by_request for x in exclusions):
+        capable = [x for x in exclusions if not x.by_request]
+        if capable and all(x.temporary for x in capable):
             wait = max(1, int(min(retry_after) + 0.999))
-            unavailable = all("rate limited" in x.reason for x in exclusions)
+            unavailable = all("rate limited" in x.reason for x in capable)
             return APIError(429 if unavailable else 503,
                             f"Every endpoint of {', '.join(requested)} is unavailable right now ({details}); retry in {wait} s.",
                             headers={"retry-after": str(wait)},
