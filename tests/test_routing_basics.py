@@ -64,3 +64,22 @@ def test_serve_without_config_has_the_catalog_and_explains_the_503(tmp_path: Pat
         assert account.generations() == []
     finally:
         stop_gateway(gateway)
+
+
+def test_endpoint_health_survives_a_restart(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import write_config
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url)
+    first = start_gateway(config, tmp_path / "data")
+    try:
+        account = first.account()
+        for _ in range(2):
+            assert ask(account, model="test/fallback", provider={"order": ["mock", "mock-b"]}).status_code == 200
+    finally:
+        stop_gateway(first)  # shutdown flushes the per-minute counters
+    second = start_gateway(config, tmp_path / "data")
+    try:
+        data = httpx.get(second.api + "/models/test/fallback/endpoints").json()["data"]["endpoints"]
+        uptime = {e["tag"]: e["uptime_last_1d"] for e in data}
+        assert uptime == {"mock": 0.0, "mock-b": 100.0}
+    finally:
+        stop_gateway(second)
