@@ -22,6 +22,7 @@ from routeway.routing.health import ERROR, OK
 from routeway.routing.plan import Attempt, Demand, requested_models, sent_parameters
 from routeway.transform import tokens
 from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
+from routeway.transform.reasoning import finish_reasoning, wish
 from routeway.transform.request import upstream_body
 from routeway.wire.chat import ChatRequest, parse_chat_request
 
@@ -82,6 +83,7 @@ class Exchange:
         self.native_finish: str | None = None
         self.committed = False  # a 200 status line has gone out; errors now travel in the body
         self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
+        self.exclude_reasoning = wish(chat).exclude
         self.show_metadata = request.headers.get("x-openrouter-metadata", "").lower() == "enabled"
 
     # ---- money ----------------------------------------------------------------------------------
@@ -230,6 +232,7 @@ class Exchange:
             for text in (message.get("content"), message.get("reasoning")):
                 if isinstance(text, str):
                     self.produced.append(text)
+            finish_reasoning(message, self.exclude_reasoning)
         if isinstance(upstream.get("usage"), dict):
             self.usage = UsageCounts.from_upstream(upstream["usage"])
         assert self.record is not None and self.attempt is not None
@@ -356,6 +359,7 @@ class Exchange:
             for text in (delta.get("content"), delta.get("reasoning")):
                 if text:
                     self.produced.append(text)
+            finish_reasoning(delta, self.exclude_reasoning)
             native = choice.get("finish_reason")
             if native is not None:
                 self.native_finish = native

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from routeway.catalog import Endpoint
+from routeway.transform.reasoning import apply_reasoning
 from routeway.wire.chat import ChatRequest
 
 # request field -> the supported_parameters name that admits it
@@ -38,14 +39,5 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
             body[field] = msgspec.to_builtins(value)
         else:
             dropped.append(field)
-    effort = chat.reasoning_effort or (chat.reasoning.effort if chat.reasoning else None)
-    if chat.reasoning is not None or effort is not None or chat.include_reasoning is not None:
-        if "reasoning" not in supported:
-            dropped.append("reasoning")
-        elif endpoint.dialect == "openrouter":
-            body["reasoning"] = msgspec.to_builtins(chat.reasoning) if chat.reasoning else {}
-            if effort:
-                body["reasoning"]["effort"] = effort
-        elif effort is not None:
-            body["reasoning_effort"] = effort
+    dropped += apply_reasoning(body, chat, endpoint)
     return body, dropped
