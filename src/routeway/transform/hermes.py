@@ -1,4 +1,4 @@
-"""Split the raw text of Hermes-style models into reasoning, content and tool calls.
+r"""Split the raw text of Hermes-style models into reasoning, content and tool calls.
 
 Hermes 3/4 write reasoning as ``<think>…</think>`` and tool calls as
 ``<tool_call>{"name": …, "arguments": {…}}</tool_call>`` inside ordinary text. One TEXT / THINK / TOOL
@@ -42,7 +42,7 @@ THINK_OPEN, THINK_CLOSE, CALL_OPEN, CALL_CLOSE = "<think>", "</think>", "<tool_c
 class ToolCall:
     id: str
     name: str
-    arguments: str  # the raw JSON text of the arguments, as the model wrote it
+    arguments: str  # the JSON text of the arguments as the model wrote it (see the module notes)
 
 
 @dataclass(slots=True)
@@ -158,8 +158,7 @@ class HermesStreamParser:
         out: list[Event] = []
         self._run(out, final=True)  # nothing is a tag prefix any more: held-back text is text
         call = self._call
-        if call is not None:
-            self._flush_args(call, out)
+        if call is not None:  # its arguments were flushed at the end of the last step
             out.append(ToolCallError(self._index_of(call), call.error or "unclosed tool call"))
             self._call, self._mode = None, call.ret
             self._dirty = True  # cut off in the middle of a call: truncated
@@ -257,7 +256,7 @@ class HermesStreamParser:
     def _structure(self, call: _Call, ch: str, out: list[Event]) -> None:
         """One character outside JSON strings: track the top-level object, then take the character."""
         expect = call.expect
-        if expect == "in_value" and call.kind == "scalar" and (ch in _JSON_WS or ch in ",}"):
+        if expect == "in_value" and call.kind == "scalar" and ch in ",}":
             self._value_done(call, out)  # a number/true/null ends at the next delimiter
             expect = call.expect
         if ch == '"':
@@ -287,10 +286,9 @@ class HermesStreamParser:
         elif expect == "after" and ch == ",":
             call.expect = "key"
         elif expect in ("key", "after") and ch == "}":
-            call.depth, call.expect = 0, "done"
+            call.expect = "done"
         else:  # not JSON: json.loads at </tool_call> reports it; until then only the lexer runs
             call.expect, call.capture, call.streaming = "broken", None, False
-            call.depth = 0
         call.take(ch)
 
     def _value_start(self, call: _Call, ch: str) -> None:
