@@ -50,6 +50,18 @@ def write_config(path: Path, upstream_url: str, extra: str = "") -> Path:
               'prompt_price = "1.00"', 'completion_price = "2.00"', "",
               "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock"', 'upstream_model = "fail-500#fallback"', "",
               "[[endpoints]]", 'model = "test/fallback"', 'provider = "mock-b"', 'upstream_model = "echo"', "",
+              "[[models]]", 'id = "test/say"', 'name = "Test say"', "context_length = 8192",
+              'prompt_price = "1.00"', 'completion_price = "2.00"',
+              'supported_parameters = ["max_tokens", "response_format", "structured_outputs", "tools", "reasoning"]', "",
+              "[[endpoints]]", 'model = "test/say"', 'provider = "mock"', 'upstream_model = "say"', "",
+              "[[models]]", 'id = "test/say-hermes"', 'name = "Test say (raw Hermes)"', "context_length = 8192",
+              'prompt_price = "1.00"', 'completion_price = "2.00"', 'supported_parameters = ["max_tokens", "reasoning"]', "",
+              "[[endpoints]]", 'model = "test/say-hermes"', 'provider = "mock"', 'upstream_model = "say#hermes"',
+              'dialect = "hermes"', "",
+              "[[models]]", 'id = "test/say-llamacpp"', 'name = "Test say (llama.cpp)"', "context_length = 8192",
+              'prompt_price = "1.00"', 'completion_price = "2.00"', 'supported_parameters = ["max_tokens", "response_format"]', "",
+              "[[endpoints]]", 'model = "test/say-llamacpp"', 'provider = "mock"', 'upstream_model = "say#llamacpp"',
+              'dialect = "llamacpp"', "",
               "[[endpoints]]", 'model = "nousresearch/hermes-4-70b"', 'provider = "mock"', 'upstream_model = "echo"',
               'quantization = "fp8"', "max_output = 4096", ""]
     path.write_text("\n".join(lines) + extra)

@@ -23,6 +23,7 @@ directly. Behaviours:
   truncated       two tokens, then the stream ends cleanly without [DONE]
   hang-midstream  two tokens, then silence
   trickle         ten tokens 150 ms apart
+  say             answers with the last user message verbatim (streamed in 3-character pieces)
   toggle          fails with 500 while ``toggle_failing`` is set, else behaves as echo
 """
 
@@ -108,7 +109,9 @@ class MockUpstream:
             await asyncio.sleep(0.3)
         text = _last_user_text(body["messages"])
         words = ["echo:"] + text.split()
-        content = " ".join(words)
+        if behaviour == "say":
+            words = [text[i:i + 3] for i in range(0, len(text), 3)]
+        content = "".join(words) if behaviour == "say" else " ".join(words)
         prompt_tokens = sum(len(_text(m).split()) for m in body["messages"]) + 3
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
                  "total_tokens": prompt_tokens + len(words)}
@@ -155,8 +158,8 @@ class MockUpstream:
         if reasoning:
             await _send(response, {"reasoning_content": reasoning})
         for i, word in enumerate(words):
-            await _send(response, {"role": "assistant", "content": word if i == 0 else " " + word} if i == 0
-                        else {"content": " " + word})
+            piece = word if i == 0 or behaviour == "say" else " " + word
+            await _send(response, {"role": "assistant", "content": piece} if i == 0 else {"content": piece})
             if behaviour == "midstream-error" and i == 1:
                 await asyncio.sleep(0.1)  # the engine dies a moment after its last token
                 request.transport.close()  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from routeway.providers import UpstreamCall, UpstreamError
 from routeway.routing.attempts import first_answer
 from routeway.routing.health import ERROR, OK
 from routeway.routing.plan import Attempt, Demand, requested_models, sent_parameters
-from routeway.transform import tokens
+from routeway.transform import structured, tokens
 from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
 from routeway.transform.reasoning import finish_reasoning, wish
 from routeway.transform.request import upstream_body
@@ -37,6 +37,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         key = authenticate(services, request, management=False)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
+        structured.check_request(chat)
         demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
         attempts = services.planner.plan(chat, demand, time.time())
         return await Exchange(services, request, chat, key, attempts, len(raw)).run()
@@ -84,6 +85,7 @@ class Exchange:
         self.committed = False  # a 200 status line has gone out; errors now travel in the body
         self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
         self.exclude_reasoning = wish(chat).exclude
+        self.content_parts: list[str] = []  # streamed content, for checking JSON answers at the end
         self.show_metadata = request.headers.get("x-openrouter-metadata", "").lower() == "enabled"
 
     # ---- money ----------------------------------------------------------------------------------
@@ -237,11 +239,34 @@ class Exchange:
             self.usage = UsageCounts.from_upstream(upstream["usage"])
         assert self.record is not None and self.attempt is not None
         self.record.upstream_id = upstream.get("id")
+        if structured.wants_json(self.chat.response_format):
+            self._check_json(choices)
         return {
             "id": self.id, "object": "chat.completion", "created": int(time.time()), "model": self.attempt.model.id,
             "provider": self.attempt.endpoint.provider.label,
             "system_fingerprint": upstream.get("system_fingerprint"), "choices": choices,
         }
+
+    def _check_json(self, choices: list[dict[str, Any]]) -> None:
+        """Validate JSON answers after the reasoning block; heal when asked; strict means no invalid JSON."""
+        fmt = self.chat.response_format
+        assert fmt is not None
+        heal = any(p.get("id") == "response-healing" and p.get("enabled", True) is not False
+                   for p in self.chat.plugins or ())
+        for choice in choices:
+            message = choice.get("message") or {}
+            if message.get("tool_calls"):
+                continue
+            verdict = structured.check_answer(message.get("content"), fmt, heal)
+            if verdict.healed:
+                message["content"] = verdict.text
+            if not verdict.ok:
+                if _strict(fmt):
+                    raise APIError(502, f"The model's answer is not valid JSON for the requested schema (strict):"
+                                   f" {verdict.problem}. Nothing invalid was passed on; retrying may succeed.",
+                                   error_type="invalid_response")
+                choice["error"] = {"code": 502, "message": verdict.problem,
+                                   "metadata": {"error_type": "invalid_response"}}
 
     async def _fetch(self, attempt: Attempt, entry: dict[str, Any]) -> dict[str, Any]:
         body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, False)
@@ -328,6 +353,12 @@ class Exchange:
                 await self._relay_event(opened.first, model_id, provider, created)
                 async for upstream_event in opened.events:
                     await self._relay_event(upstream_event, model_id, provider, created)
+            fmt = self.chat.response_format
+            if structured.wants_json(fmt) and _strict(fmt):
+                verdict = structured.check_answer("".join(self.content_parts), fmt, heal=False)  # type: ignore[arg-type]
+                if not verdict.ok:
+                    raise UpstreamError(502, f"The streamed answer is not valid JSON for the requested schema"
+                                             f" (strict): {verdict.problem}")
         except UpstreamError as error:
             self.record.status, self.record.error = error.status, error.message
             self.native_finish = self.native_finish or "error"
@@ -359,6 +390,8 @@ class Exchange:
             for text in (delta.get("content"), delta.get("reasoning")):
                 if text:
                     self.produced.append(text)
+            if delta.get("content"):
+                self.content_parts.append(delta["content"])
             finish_reasoning(delta, self.exclude_reasoning)
             native = choice.get("finish_reason")
             if native is not None:
@@ -390,6 +423,10 @@ class Exchange:
         self._add_metadata(final)
         await self.request.send({"type": "http.response.body", "body": tail + sse.event(final) + sse.DONE,
                                  "more_body": False})
+
+
+def _strict(fmt: Any) -> bool:
+    return fmt.type == "json_schema" and fmt.json_schema is not None and bool(fmt.json_schema.strict)
 
 
 async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request,

@@ -17,6 +17,7 @@ from typing import Any
 from routeway.catalog import Catalog, Endpoint, ModelInfo
 from routeway.errors import APIError
 from routeway.routing.health import Health
+from routeway.transform.structured import supports_structured
 from routeway.wire.chat import ChatRequest, ProviderPreferences, SortConfig
 
 VARIANTS = ("nitro", "floor", "free")
@@ -135,8 +136,7 @@ class Planner:
             return "not free (:free)", True
         if chat.tools and "tools" not in supported:
             return "no tool use support", False
-        if (chat.response_format is not None and chat.response_format.type != "text"
-                and not supported & {"response_format", "structured_outputs"}):
+        if chat.response_format is not None and chat.response_format.type != "text" and not supports_structured(e):
             return "no response_format support", False
         if prefs.require_parameters:
             missing = [p for p in demand.parameters if p not in supported]

@@ -9,6 +9,7 @@ import msgspec
 
 from routeway.catalog import Endpoint
 from routeway.transform.reasoning import apply_reasoning
+from routeway.transform.structured import apply_response_format, supports_structured, wants_json
 from routeway.wire.chat import ChatRequest
 
 # request field -> the supported_parameters name that admits it
@@ -16,7 +17,7 @@ _PARAMETERS = {
     "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty", "repetition_penalty": "repetition_penalty", "min_p": "min_p",
     "top_a": "top_a", "seed": "seed", "stop": "stop", "logit_bias": "logit_bias", "logprobs": "logprobs",
-    "top_logprobs": "top_logprobs", "response_format": "response_format", "tools": "tools",
+    "top_logprobs": "top_logprobs", "tools": "tools",
     "tool_choice": "tool_choice", "parallel_tool_calls": "tools",
 }
 
@@ -28,8 +29,6 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
     if chat.output_limit is not None:
         body["max_tokens"] = chat.output_limit  # always sent: it bounds what the request can cost
     supported = set(endpoint.supported_parameters)
-    if "structured_outputs" in supported:
-        supported.add("response_format")
     dropped: list[str] = []
     for field, parameter in _PARAMETERS.items():
         value = getattr(chat, field)
@@ -40,4 +39,12 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
         else:
             dropped.append(field)
     dropped += apply_reasoning(body, chat, endpoint)
+    fmt = chat.response_format
+    if fmt is not None:
+        if wants_json(fmt) and supports_structured(endpoint):
+            apply_response_format(body, chat, endpoint)
+        elif not wants_json(fmt) and "response_format" in supported:
+            body["response_format"] = msgspec.to_builtins(fmt)
+        else:
+            dropped.append("response_format")
     return body, dropped
