@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from routeway.api import sse
 from routeway.api.auth import authenticate
 from routeway.api.http import Request, Response, json_response
@@ -22,6 +24,7 @@ from routeway.routing.health import ERROR, OK
 from routeway.routing.plan import Attempt, Demand, requested_models, sent_parameters
 from routeway.transform import structured, tokens
 from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
+from routeway.transform.raw_hermes import RAW_DIALECTS, DeltaSplitter, finish_reason_for, split_message, tool_names
 from routeway.transform.reasoning import finish_reasoning, wish
 from routeway.transform.request import upstream_body
 from routeway.wire.chat import ChatRequest, parse_chat_request
@@ -82,9 +85,13 @@ class Exchange:
         self.usage: UsageCounts | None = None
         self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
         self.native_finish: str | None = None
+        self.finish: str | None = None  # the normalized finish reason of the first choice, as sent
         self.committed = False  # a 200 status line has gone out; errors now travel in the body
         self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
         self.exclude_reasoning = wish(chat).exclude
+        self.splitter: DeltaSplitter | None = None  # raw Hermes text → reasoning, content, tool calls
+        self.split_done = False
+        self.made_calls = False
         self.content_parts: list[str] = []  # streamed content, for checking JSON answers at the end
         self.show_metadata = request.headers.get("x-openrouter-metadata", "").lower() == "enabled"
 
@@ -170,7 +177,7 @@ class Exchange:
             record.native_tokens_prompt, record.native_tokens_completion = usage.prompt, usage.completion
             record.native_tokens_reasoning, record.native_tokens_cached = usage.reasoning, usage.cached
         record.native_finish_reason = self.native_finish
-        record.finish_reason = finish_reason(self.native_finish) if record.status == 200 else "error"
+        record.finish_reason = (self.finish or finish_reason(self.native_finish)) if record.status == 200 else "error"
         if self.first_token is not None:
             record.latency_ms = int((self.first_token - self.started) * 1000)
             record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
@@ -224,13 +231,22 @@ class Exchange:
         upstream = work.result()
         self.first_token = time.monotonic()
         choices = upstream.get("choices") or []
+        raw = self.attempt is not None and self.attempt.endpoint.dialect in RAW_DIALECTS
         for choice in choices:
             message = choice.get("message") or {}
             normalize_message(message)
             native = choice.get("finish_reason")
             choice["native_finish_reason"] = native
             choice["finish_reason"] = finish_reason(native)
+            if raw:
+                errors, unclosed = split_message(message, self._call_prefix(), tool_names(self._tools()))
+                choice["finish_reason"] = finish_reason_for(choice["finish_reason"], bool(message.get("tool_calls")),
+                                                            errors, unclosed)
+                if errors:
+                    choice["error"] = {"code": 502, "message": "; ".join(errors),
+                                       "metadata": {"error_type": "invalid_tool_call"}}
             self.native_finish = self.native_finish or native
+            self.finish = self.finish or choice["finish_reason"]
             for text in (message.get("content"), message.get("reasoning")):
                 if isinstance(text, str):
                     self.produced.append(text)
@@ -246,6 +262,12 @@ class Exchange:
             "provider": self.attempt.endpoint.provider.label,
             "system_fingerprint": upstream.get("system_fingerprint"), "choices": choices,
         }
+
+    def _call_prefix(self) -> str:
+        return f"call_{self.id.rsplit('-', 1)[-1]}_"
+
+    def _tools(self) -> list[dict[str, Any]] | None:
+        return [msgspec.to_builtins(t) for t in self.chat.tools] if self.chat.tools else None
 
     def _check_json(self, choices: list[dict[str, Any]]) -> None:
         """Validate JSON answers after the reasoning block; heal when asked; strict means no invalid JSON."""
@@ -348,11 +370,16 @@ class Exchange:
         assert self.attempt is not None and self.record is not None
         model_id, provider = self.attempt.model.id, self.attempt.endpoint.provider.label
         created = int(time.time())
+        if self.attempt.endpoint.dialect in RAW_DIALECTS:
+            self.splitter = DeltaSplitter(self._call_prefix(), tool_names(self._tools()))
         try:
             if opened.first is not None:
                 await self._relay_event(opened.first, model_id, provider, created)
                 async for upstream_event in opened.events:
                     await self._relay_event(upstream_event, model_id, provider, created)
+            if self.splitter is not None and not self.split_done:  # the stream ended without a finish reason
+                await self._relay_event({"choices": [{"index": 0, "delta": {}, "finish_reason": None}]},
+                                        model_id, provider, created, final=True)
             fmt = self.chat.response_format
             if structured.wants_json(fmt) and _strict(fmt):
                 verdict = structured.check_answer("".join(self.content_parts), fmt, heal=False)  # type: ignore[arg-type]
@@ -373,7 +400,8 @@ class Exchange:
         finally:
             opened.call.close()
 
-    async def _relay_event(self, upstream: dict[str, Any], model_id: str, provider: str, created: int) -> None:
+    async def _relay_event(self, upstream: dict[str, Any], model_id: str, provider: str, created: int,
+                           final: bool = False) -> None:
         usage = upstream.pop("usage", None)
         if isinstance(usage, dict):
             self.usage = UsageCounts.from_upstream(usage)
@@ -387,17 +415,32 @@ class Exchange:
         for choice in choices:
             delta = choice.get("delta") or {}
             normalize_message(delta)
+            native = choice.get("finish_reason")
+            if self.splitter is not None and choice.get("index", 0) == 0:
+                # the splitter's held-back text must come out before the finish reason
+                self.split_done = final or native is not None
+                self.splitter.split(delta, self.split_done)
+                if delta.get("tool_calls"):
+                    self.made_calls = True
+                choice["delta"] = delta
             for text in (delta.get("content"), delta.get("reasoning")):
                 if text:
                     self.produced.append(text)
             if delta.get("content"):
                 self.content_parts.append(delta["content"])
             finish_reasoning(delta, self.exclude_reasoning)
-            native = choice.get("finish_reason")
             if native is not None:
                 self.native_finish = native
             choice["native_finish_reason"] = native
             choice["finish_reason"] = finish_reason(native)
+            if self.splitter is not None and self.split_done and choice.get("index", 0) == 0:
+                choice["finish_reason"] = finish_reason_for(choice["finish_reason"] or "stop", self.made_calls,
+                                                            self.splitter.errors, self.splitter.unclosed_think)
+                if self.splitter.errors:
+                    choice["error"] = {"code": 502, "message": "; ".join(self.splitter.errors),
+                                       "metadata": {"error_type": "invalid_tool_call"}}
+            if choice["finish_reason"] is not None and choice.get("index", 0) == 0:
+                self.finish = choice["finish_reason"]
         upstream["id"], upstream["model"], upstream["provider"] = self.id, model_id, provider
         upstream["object"], upstream["created"] = "chat.completion.chunk", created
         await self._send(sse.event(upstream))

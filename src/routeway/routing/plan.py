@@ -17,6 +17,7 @@ from typing import Any
 from routeway.catalog import Catalog, Endpoint, ModelInfo
 from routeway.errors import APIError
 from routeway.routing.health import Health
+from routeway.transform.raw_hermes import RAW_DIALECTS
 from routeway.transform.structured import supports_structured
 from routeway.wire.chat import ChatRequest, ProviderPreferences, SortConfig
 
@@ -134,7 +135,7 @@ class Planner:
                 return f"completion price ${completion:g}/M above max_price ${prefs.max_price.completion:g}/M", True
         if variant == "free" and e.price != 0:
             return "not free (:free)", True
-        if chat.tools and "tools" not in supported:
+        if chat.tools and "tools" not in supported and e.dialect not in RAW_DIALECTS:
             return "no tool use support", False
         if chat.response_format is not None and chat.response_format.type != "text" and not supports_structured(e):
             return "no response_format support", False

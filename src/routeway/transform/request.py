@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from routeway.catalog import Endpoint
+from routeway.transform.raw_hermes import RAW_DIALECTS, prepare_request
 from routeway.transform.reasoning import apply_reasoning
 from routeway.transform.structured import apply_response_format, supports_structured, wants_json
 from routeway.wire.chat import ChatRequest
@@ -29,6 +30,9 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
     if chat.output_limit is not None:
         body["max_tokens"] = chat.output_limit  # always sent: it bounds what the request can cost
     supported = set(endpoint.supported_parameters)
+    raw = endpoint.dialect in RAW_DIALECTS
+    if raw:
+        supported.add("tools")  # routeway renders them into the prompt itself
     dropped: list[str] = []
     for field, parameter in _PARAMETERS.items():
         value = getattr(chat, field)
@@ -47,4 +51,6 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
             body["response_format"] = msgspec.to_builtins(fmt)
         else:
             dropped.append("response_format")
+    if raw:
+        prepare_request(body, body.get("tools"), body.get("tool_choice"))
     return body, dropped
