@@ -3,6 +3,7 @@ generated GGUF, with chat and streaming going end to end through routeway."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +32,28 @@ name = "Local: Tiny"
 context_length = 4096
 prompt_price = "0.50"
 completion_price = "1.50"
-supported_parameters = ["max_tokens", "temperature", "top_p", "top_k", "seed", "stop"]
+supported_parameters = ["max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "response_format"]
 
 [[endpoints]]
 model = "local/tiny"
 provider = "llamacpp"
 upstream_model = "tiny"
 quantization = "fp32"
+dialect = "llamacpp"
+
+# The same engine as a raw Hermes endpoint, with a grammar that makes the noise model write exact Hermes text
+[[models]]
+id = "local/tiny-hermes"
+name = "Local: Tiny as Hermes"
+context_length = 4096
+supported_parameters = ["max_tokens", "reasoning", "tools"]
+
+[[endpoints]]
+model = "local/tiny-hermes"
+provider = "llamacpp"
+upstream_model = "tiny"
+dialect = "hermes"
+extra_body = {{ grammar = 'root ::= "<think>Look it up.</think>\\n<tool_call>\\n{{\\"name\\": \\"get_weather\\", \\"arguments\\": {{\\"city\\": \\"Paris\\"}}}}\\n</tool_call>"' }}
 """
 
 REQUEST = {"messages": [{"role": "user", "content": "Say something."}], "max_tokens": 24, "temperature": 0, "seed": 1}
@@ -97,3 +113,45 @@ def test_stream_through_routeway_matches_the_engine(engine: str, local_gateway: 
     [(estimated, cost)] = local_gateway.rows("SELECT usage_estimated, total_cost_nano FROM generations WHERE id = ?",
                                              (chunks[0].id,))
     assert estimated == 1 and cost > 0
+
+
+WEATHER = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_real_engine_hermes_text_becomes_reasoning_and_a_tool_call(local_gateway: Gateway, stream: bool) -> None:
+    account = local_gateway.account(credits=1)
+    client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    request = {"model": "local/tiny-hermes", "messages": [{"role": "user", "content": "Weather in Paris?"}],
+               "max_tokens": 120, "tools": WEATHER}
+    if not stream:
+        choice = client.chat.completions.create(**request).choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.model_extra["reasoning"] == "Look it up."
+        [call] = choice.message.tool_calls
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+        return
+    reasoning, arguments, names, finish = "", "", "", None
+    for chunk in client.chat.completions.create(**request, stream=True):
+        for c in chunk.choices:
+            reasoning += (c.delta.model_extra or {}).get("reasoning") or ""
+            for d in c.delta.tool_calls or []:
+                names += (d.function.name or "") if d.function else ""
+                arguments += (d.function.arguments or "") if d.function else ""
+            finish = c.finish_reason or finish
+    assert (reasoning, names, json.loads(arguments), finish) == ("Look it up.", "get_weather", {"city": "Paris"}, "tool_calls")
+
+
+def test_real_engine_json_schema_is_constrained_and_validated(local_gateway: Gateway) -> None:
+    account = local_gateway.account(credits=1)
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^[a-z]{1,8}$"},
+                                               "ok": {"type": "boolean"}, "tag": {"enum": ["a", "b"]}},
+              "required": ["name", "ok", "tag"], "additionalProperties": False}
+    reply = account.chat({"model": "local/tiny", "messages": [{"role": "user", "content": "JSON please"}],
+                          "max_tokens": 80, "temperature": 0,
+                          "response_format": {"type": "json_schema",
+                                              "json_schema": {"name": "thing", "schema": schema, "strict": True}}})
+    assert reply.status_code == 200, reply.text
+    value = json.loads(reply.json()["choices"][0]["message"]["content"])
+    assert set(value) == {"name", "ok", "tag"} and value["tag"] in ("a", "b")

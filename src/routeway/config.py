@@ -18,6 +18,10 @@ DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
 
+# How an endpoint's engine speaks reasoning, tools and structured output (see transform/reasoning.py)
+DIALECTS = ("openai", "openrouter", "hermes", "hermes-prompt", "qwen3", "deepseek", "llamacpp", "ollama", "anthropic")
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
 
@@ -65,6 +69,7 @@ class EndpointConfig:
     quantization: str = "unknown"
     supported_parameters: tuple[str, ...] | None = None
     dialect: str | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)  # merged into every upstream request
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +154,16 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
         completion_price=_price(table.get("completion_price"), where),
         context_length=table.get("context_length"), max_output=table.get("max_output"),
         quantization=table.get("quantization", "unknown"),
-        supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
+        supported_parameters=tuple(params) if params is not None else None, dialect=_dialect(table, where),
+        extra_body=dict(table.get("extra_body", {})),
     )
+
+
+def _dialect(table: Mapping[str, Any], where: str) -> str | None:
+    dialect = table.get("dialect")
+    if dialect is not None and dialect not in DIALECTS:
+        raise ConfigError(f"{where}: unknown dialect {dialect!r}; valid dialects: {', '.join(DIALECTS)}")
+    return dialect
 
 
 def load_settings(

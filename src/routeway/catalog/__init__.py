@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
 from typing import Any, Mapping
@@ -47,6 +47,7 @@ class Endpoint:
     quantization: str
     supported_parameters: tuple[str, ...]
     dialect: str | None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -128,7 +129,7 @@ class Catalog:
                 context_length=declared.context_length or model.context_length,
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
-                dialect=declared.dialect,
+                dialect=declared.dialect, extra_body=declared.extra_body,
             ))
         for provider in settings.providers:
             if provider.serves_catalog:

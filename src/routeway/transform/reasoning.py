@@ -29,7 +29,6 @@ HERMES_THINKING_PROMPT = (
     "answering. You should enclose your thoughts and internal monologue inside <think> </think> tags, and then "
     "provide your solution or response to the problem."
 )
-DIALECTS = ("openai", "openrouter", "hermes", "hermes-prompt", "qwen3", "deepseek", "llamacpp", "ollama", "anthropic")
 
 
 @dataclass(frozen=True, slots=True)

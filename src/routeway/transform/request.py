@@ -24,7 +24,8 @@ _PARAMETERS = {
 
 
 def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[dict[str, Any], list[str]]:
-    body: dict[str, Any] = {"model": endpoint.upstream_model, "messages": chat.messages, "stream": stream}
+    body: dict[str, Any] = {**endpoint.extra_body, "model": endpoint.upstream_model, "messages": chat.messages,
+                            "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
     if chat.output_limit is not None:
