@@ -63,7 +63,7 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None
     result = subprocess.run([sys.executable, "-m", "routeway", "serve", "--config", str(path), "--data-dir",
                              str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "unknown kind 'grpc'" in result.stderr and "valid kinds: openai" in result.stderr
+    assert "unknown kind 'grpc'" in result.stderr and "valid kinds: anthropic, openai" in result.stderr
     assert "Traceback" not in result.stderr
 
 

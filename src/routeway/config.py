@@ -103,6 +103,8 @@ ENV_PROVIDERS: tuple[tuple[str, ProviderConfig], ...] = (
                                           "OPENROUTER_API_KEY", data_collection="allow", serves_catalog=("*",))),
     ("OPENAI_API_KEY", ProviderConfig("openai", "openai", "https://api.openai.com/v1", "OpenAI",
                                       "OPENAI_API_KEY", serves_catalog=("openai",))),
+    ("ANTHROPIC_API_KEY", ProviderConfig("anthropic", "anthropic", "https://api.anthropic.com/v1", "Anthropic",
+                                         "ANTHROPIC_API_KEY", serves_catalog=("anthropic",))),
     ("DEEPSEEK_API_KEY", ProviderConfig("deepseek", "openai", "https://api.deepseek.com/v1", "DeepSeek",
                                         "DEEPSEEK_API_KEY", data_collection="allow", serves_catalog=("deepseek",))),
     ("MISTRAL_API_KEY", ProviderConfig("mistral", "openai", "https://api.mistral.ai/v1", "Mistral",

@@ -85,6 +85,10 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
         raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
 
 
+def _default_dialect(provider: ProviderConfig) -> str | None:
+    return {"anthropic": "anthropic"}.get(provider.kind, "openrouter" if provider.name == "openrouter" else None)
+
+
 def builtin_entries() -> list[dict[str, Any]]:
     text = resources.files("routeway.catalog").joinpath("data/models.json").read_text()
     return json.loads(text)["models"]
@@ -129,7 +133,8 @@ class Catalog:
                 context_length=declared.context_length or model.context_length,
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
-                dialect=declared.dialect, extra_body=declared.extra_body,
+                dialect=declared.dialect or _default_dialect(providers[declared.provider]),
+                extra_body=declared.extra_body,
             ))
         for provider in settings.providers:
             if provider.serves_catalog:
@@ -153,5 +158,5 @@ class Catalog:
                 prompt_nano_per_m=nano_per_million(model.prompt_price),
                 completion_nano_per_m=nano_per_million(model.completion_price),
                 context_length=model.context_length, max_output=model.max_output, quantization="unknown",
-                supported_parameters=model.supported_parameters, dialect=None,
+                supported_parameters=model.supported_parameters, dialect=_default_dialect(provider),
             ))

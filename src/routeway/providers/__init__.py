@@ -8,9 +8,10 @@ import aiohttp
 
 from routeway.config import ConfigError, ProviderConfig
 from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
+from routeway.providers.anthropic import Anthropic
 from routeway.providers.openai_compat import OpenAICompatible
 
-ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible}
+ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible, "anthropic": Anthropic}
 
 
 def adapter_class(provider: ProviderConfig) -> type[Adapter]:

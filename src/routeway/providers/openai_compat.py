@@ -37,6 +37,12 @@ class OpenAICall:
         self._closed = False
 
     async def json(self) -> dict[str, Any]:
+        body = await self._read_json()
+        if "choices" not in body:
+            raise UpstreamError(502, "upstream returned JSON without choices", raw=str(body)[:500])
+        return body
+
+    async def _read_json(self) -> dict[str, Any]:
         try:
             raw = await self.response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -47,11 +53,15 @@ class OpenAICall:
             body = _decode(raw)
         except msgspec.DecodeError:
             raise UpstreamError(502, "upstream returned a body that is not JSON", raw=raw[:500].decode("utf-8", "replace")) from None
-        if not isinstance(body, dict) or "choices" not in body:
-            raise UpstreamError(502, "upstream returned JSON without choices", raw=raw[:500].decode("utf-8", "replace"))
+        if not isinstance(body, dict):
+            raise UpstreamError(502, "upstream returned JSON that is not an object", raw=raw[:500].decode("utf-8", "replace"))
         return body
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        return self._sse()
+
+    async def _sse(self) -> AsyncIterator[dict[str, Any]]:
+        """The ``data:`` events of an SSE stream, decoded; ends at ``[DONE]``."""
         content = self.response.content
         idle = self.idle
         while True:
@@ -87,6 +97,8 @@ class OpenAICall:
 
 
 class OpenAICompatible:
+    call_type: type[OpenAICall] = OpenAICall
+
     def __init__(self, provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> None:
         self.provider = provider
         self.session = session
@@ -100,7 +112,7 @@ class OpenAICompatible:
 
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         t = self.provider.timeouts
-        payload = _encoder.encode(body)
+        payload = _encoder.encode(self.translate(endpoint, body))
         try:
             async with asyncio.timeout(t.first_byte):
                 response = await self.session.post(self.url, data=payload, headers=self.headers,
@@ -126,7 +138,11 @@ class OpenAICompatible:
         if expected not in content_type:
             response.close()
             raise UpstreamError(502, f"upstream answered with content type {content_type!r}, expected {expected}")
-        return OpenAICall(response, t.idle)
+        return self.call_type(response, t.idle)
+
+    def translate(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+        """The upstream's wire form of an OpenAI-shaped body (identity here)."""
+        return body
 
 
 def _error_message(raw: str, status: int) -> str:

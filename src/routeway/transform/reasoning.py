@@ -10,7 +10,8 @@ Dialects (the endpoint's ``dialect`` in the config):
   deepseek      ``chat_template_kwargs.thinking`` (DeepSeek V3.1 hybrid on vLLM / SGLang)
   llamacpp      ``chat_template_kwargs.enable_thinking`` and ``reasoning_format: "deepseek"``
   ollama        ``think``: true/false, or the effort name for low/medium/high
-Anthropic's ``thinking.budget_tokens`` is built by its adapter from ``budget_tokens`` below.
+  anthropic     ``thinking: {type: enabled, budget_tokens}``: the client's budget, or its effort's share of
+                max_tokens, at least 1024 and below max_tokens (dropped when that cannot hold)
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def apply_reasoning(body: dict[str, Any], chat: ChatRequest, endpoint: Endpoint)
     elif dialect == "ollama":
         effort = effort_of(w, chat.output_limit)
         body["think"] = effort if w.enabled and effort in ("low", "medium", "high") else w.enabled
+    elif dialect == "anthropic":
+        output = chat.output_limit or endpoint.max_output or 4096
+        budget = budget_tokens(w, output, floor=1024)
+        if w.enabled and budget is not None and budget < output:
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            body["max_tokens"] = output
+        elif w.enabled:
+            return ["reasoning"]  # Anthropic needs 1024 <= budget < max_tokens
     elif dialect == "openai":
         body["reasoning_effort"] = effort_of(w, chat.output_limit) if w.enabled else "none"
     return []

@@ -1,0 +1,109 @@
+"""A real Anthropic Messages API server on loopback (aiohttp), for the ``anthropic`` adapter's tests.
+
+Models: ``claude-echo`` thinks (when asked) then answers "echo: <last user text>"; ``claude-tool`` calls
+the request's first tool with {"city": "Paris"}; ``claude-overloaded`` answers 529. Requests and their
+headers are kept in ``requests`` / ``headers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from aiohttp import web
+
+
+class MockAnthropic:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+
+    def start(self) -> MockAnthropic:
+        threading.Thread(target=self._run, daemon=True, name="mock-anthropic").start()
+        self._ready.wait(10)
+        return self
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._serve())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if request.headers.get("x-api-key") != "test-anthropic-key" or "anthropic-version" not in request.headers:
+            return web.json_response({"type": "error", "error": {"type": "authentication_error", "message": "bad key"}},
+                                     status=401)
+        if body["model"] == "claude-overloaded":
+            return web.json_response({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+                                     status=529)
+        blocks: list[dict[str, Any]] = []
+        if body.get("thinking", {}).get("type") == "enabled":
+            blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "sig-abc123"})
+        if body["model"] == "claude-tool":
+            blocks.append({"type": "tool_use", "id": "toolu_01", "name": body["tools"][0]["name"], "input": {"city": "Paris"}})
+            stop = "tool_use"
+        else:
+            last = body["messages"][-1]["content"]
+            text = last if isinstance(last, str) else " ".join(b.get("text", "") for b in last if b.get("type") == "text")
+            blocks.append({"type": "text", "text": f"echo: {text}"})
+            stop = "end_turn"
+        usage = {"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 2, "output_tokens": 7}
+        if not body.get("stream"):
+            return web.json_response({"id": "msg_01", "type": "message", "role": "assistant", "model": body["model"],
+                                      "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": usage})
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def event(name: str, data: dict[str, Any]) -> None:
+            await response.write(f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode())
+
+        await event("message_start", {"message": {"id": "msg_01", "type": "message", "role": "assistant", "content": [],
+                                                  "model": body["model"], "usage": {**usage, "output_tokens": 1}}})
+        await event("ping", {})
+        for index, block in enumerate(blocks):
+            if block["type"] == "thinking":
+                await event("content_block_start", {"index": index, "content_block": {"type": "thinking", "thinking": ""}})
+                for piece in ("Let me ", "think."):
+                    await event("content_block_delta", {"index": index, "delta": {"type": "thinking_delta", "thinking": piece}})
+                await event("content_block_delta", {"index": index, "delta": {"type": "signature_delta", "signature": "sig-abc123"}})
+            elif block["type"] == "text":
+                await event("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+                text = block["text"]
+                for i in range(0, len(text), 4):
+                    await event("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": text[i:i + 4]}})
+            else:
+                await event("content_block_start", {"index": index, "content_block": {
+                    "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})
+                for piece in ('{"city"', ': "Par', 'is"}'):
+                    await event("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
+            await event("content_block_stop", {"index": index})
+        await event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 7}})
+        await event("message_stop", {})
+        return response
