@@ -62,6 +62,11 @@ def write_config(path: Path, upstream_url: str, extra: str = "") -> Path:
               'prompt_price = "1.00"', 'completion_price = "2.00"', 'supported_parameters = ["max_tokens", "response_format"]', "",
               "[[endpoints]]", 'model = "test/say-llamacpp"', 'provider = "mock"', 'upstream_model = "say#llamacpp"',
               'dialect = "llamacpp"', "",
+              *[line for field in ("reasoning", "thinking") for line in (
+                  "[[models]]", f'id = "test/reasoning-{field}"', "context_length = 8192",
+                  'prompt_price = "1.00"', 'completion_price = "2.00"', "",
+                  "[[endpoints]]", f'model = "test/reasoning-{field}"', 'provider = "mock"',
+                  f'upstream_model = "reasoning#{field}"', "")],
               "[[endpoints]]", 'model = "nousresearch/hermes-4-70b"', 'provider = "mock"', 'upstream_model = "echo"',
               'quantization = "fp8"', "max_output = 4096", ""]
     path.write_text("\n".join(lines) + extra)

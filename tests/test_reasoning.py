@@ -85,3 +85,34 @@ def test_answers_carry_reasoning_details_and_exclude_hides_them(account: Account
               for c in json.loads(line[6:])["choices"]]
     assert "".join(d.get("reasoning") or "" for d in deltas) == "think think think "
     assert [d["reasoning_details"][0]["type"] for d in deltas if "reasoning_details" in d] == ["reasoning.text"]
+
+
+@pytest.mark.parametrize("model", ["test/reasoning", "test/reasoning-reasoning", "test/reasoning-thinking"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_upstream_reasoning_field_becomes_reasoning(account: Account, model: str, stream: bool) -> None:
+    """reasoning_content (SGLang, llama.cpp, DeepSeek), reasoning (vLLM), thinking (Ollama)."""
+    response = account.chat({"model": model, "messages": [{"role": "user", "content": "q"}], "max_tokens": 9,
+                             "stream": stream})
+    if stream:
+        deltas = [c["delta"] for line in response.text.splitlines() if line.startswith("data: {")
+                  for c in json.loads(line[6:])["choices"]]
+        reasoning = "".join(d.get("reasoning") or "" for d in deltas)
+        leftovers = [d for d in deltas if "reasoning_content" in d or "thinking" in d]
+    else:
+        message = response.json()["choices"][0]["message"]
+        reasoning, leftovers = message["reasoning"], [k for k in message if k in ("reasoning_content", "thinking")]
+    assert reasoning == "think think think " and not leftovers
+
+
+def test_dialects_drop_what_their_wire_cannot_carry() -> None:
+    params = ("max_tokens", "temperature", "seed", "repetition_penalty", "top_k", "reasoning")
+    model = ModelInfo("a/m", "M", 0, "", 8192, None, Decimal(1), Decimal(1), "Other", None, ("text",), ("text",), params,
+                      None, {})
+    chat = msgspec.convert({"messages": [{"role": "user", "content": "x"}], "temperature": 0.5, "seed": 1,
+                            "repetition_penalty": 1.1, "top_k": 5}, ChatRequest)
+    for dialect, kept, dropped in (("anthropic", {"temperature", "top_k"}, ["seed", "repetition_penalty"]),
+                                   ("ollama", {"temperature", "seed"}, ["top_k", "repetition_penalty"]),
+                                   (None, {"temperature", "seed", "repetition_penalty", "top_k"}, [])):
+        endpoint = Endpoint(model, ProviderConfig("p", "openai", "http://x"), "m", 1, 1, 8192, None, "unknown", params, dialect)
+        body, was_dropped = upstream_body(chat, endpoint, False)
+        assert kept <= set(body) and sorted(was_dropped) == sorted(dropped)

@@ -5,7 +5,7 @@ trip health or breakers do not disturb each other. It runs in its own thread and
 directly. Behaviours:
   echo            answers "echo: <last user text>" (streamed word by word), with usage
   no-usage        as echo, but never reports usage
-  reasoning       sends ``reasoning_content`` then content
+  reasoning       sends ``reasoning_content`` (or the field named after ``#``) then content
   slow-stream     200 chunks "tok " 20 ms apart; notes when the client closed the connection
   fail-500        HTTP 500
   rate-limited    HTTP 429 with Retry-After: 7
@@ -122,8 +122,9 @@ class MockUpstream:
             reasoning = None
         if not stream:
             message: dict[str, Any] = {"role": "assistant", "content": content}
+            field = body["model"].split("#")[1] if "#" in body["model"] else "reasoning_content"
             if reasoning:
-                message["reasoning_content"] = reasoning
+                message[field] = reasoning
             answer: dict[str, Any] = {"id": "up-1", "object": "chat.completion", "created": int(time.time()),
                                       "model": behaviour, "choices": [{"index": 0, "message": message,
                                                                        "finish_reason": "stop"}]}
@@ -156,7 +157,8 @@ class MockUpstream:
         if behaviour == "late-stream":
             await asyncio.sleep(1.2)
         if reasoning:
-            await _send(response, {"reasoning_content": reasoning})
+            field = body["model"].split("#")[1] if "#" in body["model"] else "reasoning_content"
+            await _send(response, {field: reasoning})
         for i, word in enumerate(words):
             piece = word if i == 0 or behaviour == "say" else " " + word
             await _send(response, {"role": "assistant", "content": piece} if i == 0 else {"content": piece})

@@ -23,6 +23,15 @@ _PARAMETERS = {
 }
 
 
+# What each dialect's wire takes beyond messages; the rest is dropped (and reported) even when the
+# endpoint's supported_parameters list it.
+_DIALECT_PARAMETERS = {
+    "anthropic": {"temperature", "top_p", "top_k", "stop", "tools", "tool_choice", "parallel_tool_calls"},
+    "ollama": {"temperature", "top_p", "frequency_penalty", "presence_penalty", "seed", "stop", "tools", "tool_choice",
+               "response_format", "logprobs", "top_logprobs"},
+}
+
+
 def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[dict[str, Any], list[str]]:
     body: dict[str, Any] = {**endpoint.extra_body, "model": endpoint.upstream_model, "messages": chat.messages,
                             "stream": stream}
@@ -34,6 +43,10 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
     raw = endpoint.dialect in RAW_DIALECTS
     if raw:
         supported.add("tools")  # routeway renders them into the prompt itself
+    accepted = _DIALECT_PARAMETERS.get(endpoint.dialect or "")
+    if accepted is not None:
+        supported = {p for p in supported if p in accepted or p in ("reasoning", "include_reasoning", "max_tokens",
+                                                                     "structured_outputs")}
     dropped: list[str] = []
     for field, parameter in _PARAMETERS.items():
         value = getattr(chat, field)
