@@ -30,13 +30,16 @@ class HealthSettings:
 
 
 class EndpointHealth:
-    __slots__ = ("key", "minutes", "recent", "samples", "breaker", "retry_at", "dirty", "settings")
+    __slots__ = ("key", "minutes", "recent", "recent_errors", "recent_counted", "samples", "breaker", "retry_at",
+                 "dirty", "settings")
 
     def __init__(self, key: str, settings: HealthSettings) -> None:
         self.key = key
         self.settings = settings
         self.minutes: deque[list[int]] = deque(maxlen=MINUTES_KEPT)  # [minute, ok, errors, rate_limited]
         self.recent: deque[tuple[float, int]] = deque()  # (time, outcome) of the last 30 s
+        self.recent_errors = 0  # running counts over `recent`, so planning never walks the window
+        self.recent_counted = 0  # outcomes that count for outages (429s do not)
         self.samples: deque[tuple[float, float, float | None]] = deque(maxlen=SAMPLES_KEPT)  # (time, ttft_ms, tps)
         self.breaker = Breaker(settings.breaker_threshold, settings.breaker_cooldown)
         self.retry_at = 0.0  # wall-clock time before which the upstream asked not to be called
@@ -49,6 +52,7 @@ class EndpointHealth:
         self.minutes[-1][1 + outcome] += 1
         self.dirty.add(minute)
         self.recent.append((now, outcome))
+        self._count(outcome, 1)
         self._trim(now)
         if outcome == OK:
             self.breaker.success()
@@ -59,15 +63,22 @@ class EndpointHealth:
         else:
             self.breaker.release()
 
+    def _count(self, outcome: int, step: int) -> None:
+        if outcome != RATE_LIMITED:
+            self.recent_counted += step
+            if outcome == ERROR:
+                self.recent_errors += step
+
     def _trim(self, now: float) -> None:
-        while self.recent and now - self.recent[0][0] > OUTAGE_WINDOW:
-            self.recent.popleft()
+        recent = self.recent
+        while recent and now - recent[0][0] > OUTAGE_WINDOW:
+            self._count(recent.popleft()[1], -1)
 
     def in_outage(self, now: float) -> bool:
         self._trim(now)
-        errors = sum(1 for _, outcome in self.recent if outcome == ERROR)
-        counted = sum(1 for _, outcome in self.recent if outcome != RATE_LIMITED)
-        significant = errors >= self.settings.outage_min_errors and errors >= self.settings.outage_error_share * counted
+        errors = self.recent_errors
+        significant = (errors >= self.settings.outage_min_errors
+                       and errors >= self.settings.outage_error_share * self.recent_counted)
         return significant or self.breaker.state == OPEN
 
     def rate_limited(self, now: float) -> bool:
