@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -294,20 +295,35 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 async def open_loop(gen: LoadGen, rate: float, duration: float) -> int:
+    """Dispatch request i at t0 + i/rate. The loop's own timers tick in whole milliseconds (a shorter
+    sleep spins), so a thread keeps the schedule with nanosleep and hands each due batch to the loop;
+    what lateness remains is recorded as `lag`."""
     total = int(rate * duration)
     t0 = now() + 0.01
-    i = 0
-    while i < total:
-        t = now()
-        due = t0 + i / rate
-        if due > t:
-            # The loop's timers tick in whole milliseconds: a shorter sleep would spin and burn the core
-            # the mock shares. The lateness this causes is recorded as `lag` and is the same for every target.
-            await asyncio.sleep(max(due - t, 0.001))
-            continue
-        while i < total and t0 + i / rate <= t:
-            gen.dispatch(Req(t0 + i / rate))
-            i += 1
+    loop = asyncio.get_running_loop()
+    finished = loop.create_future()
+
+    def dispatch(first: int, last: int) -> None:
+        for k in range(first, last):
+            gen.dispatch(Req(t0 + k / rate))
+
+    def ticker() -> None:
+        i = 0
+        while i < total:
+            wait = t0 + i / rate - now()
+            if wait > 0:
+                time.sleep(wait)
+            t = now()
+            j = i + 1
+            while j < total and t0 + j / rate <= t:
+                j += 1
+            loop.call_soon_threadsafe(dispatch, i, j)
+            i = j
+        loop.call_soon_threadsafe(finished.set_result, None)
+
+    sys.setswitchinterval(0.0002)  # the ticker gets the GIL back quickly even while the loop is busy
+    threading.Thread(target=ticker, name="ticker", daemon=True).start()
+    await finished
     return total
 
 
