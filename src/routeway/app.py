@@ -27,6 +27,7 @@ from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
 from routeway.store.sqlite import SQLiteStore
+from routeway.web import Dashboard
 
 log = logging.getLogger("routeway")
 
@@ -103,6 +104,7 @@ class App:
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         self.metrics = metrics_handler(self.services)
+        self.dashboard = Dashboard(self.services)  # every other path: the web dashboard (routeway.web)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -129,10 +131,11 @@ class App:
                 if path == "/metrics":
                     await (await self.metrics(request))(send)
                     return
-                if path in ("/", "/health"):
+                if path == "/health":
                     await json_response({"status": "ok", "api": "/api/v1", "openai_compatible": "/v1"})(send)
                     return
-                raise APIError(404, f"No route for {path}; the API lives under /api/v1 (and /v1 for OpenAI clients).")
+                await self.dashboard(request)
+                return
             response = await handler(request)
             if response is not None:
                 await response(tracked_send)

@@ -16,7 +16,8 @@ from routeway.api.http import Request, Response, json_response
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
-from routeway.ledger.metering import GenerationRecord, new_generation_id
+from routeway.ledger.ids import new_generation_id
+from routeway.ledger.metering import GenerationRecord
 from routeway.ledger.money import nano_to_usd, worst_case_cost
 from routeway.providers import UpstreamCall, UpstreamError
 from routeway.routing.attempts import first_answer

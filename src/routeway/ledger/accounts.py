@@ -6,10 +6,10 @@ import hashlib
 import hmac
 import secrets
 import time
-import uuid
 from typing import Any
 
 from routeway.ledger.book import AccountState, Book, KeyState
+from routeway.ledger.ids import new_id
 from routeway.ledger.periods import RESETS, period_start_ms
 from routeway.store.base import Op, Store
 
@@ -22,10 +22,6 @@ def now_ms() -> int:
 
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
 
 
 class Accounts:

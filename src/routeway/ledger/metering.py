@@ -4,12 +4,12 @@ per request, written together in one group commit."""
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from routeway.errors import APIError
-from routeway.ledger.accounts import new_id, now_ms
+from routeway.ledger.accounts import now_ms
+from routeway.ledger.ids import new_id
 from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
 from routeway.ledger.money import nano_to_usd, token_cost
 from routeway.store.base import Op, Store
@@ -53,17 +53,22 @@ class GenerationRecord:
                 + token_cost(self.tokens_completion, self.completion_nano_per_m))
 
     def insert_op(self) -> Op:
-        row = asdict(self)
-        del row["prompt_nano_per_m"], row["completion_nano_per_m"]
-        row["attempts"] = json.dumps(row["attempts"])
-        for name in ("usage_estimated", "streamed", "cancelled"):
-            row[name] = int(row[name])
-        columns = ", ".join(row)
-        return (f"INSERT INTO generations ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+        return (_INSERT, (
+            self.id, self.account_id, self.key_hash, self.model, self.provider_name, self.provider_slug,
+            self.upstream_model, self.upstream_id, self.http_referer, self.app_title, self.tokens_prompt,
+            self.tokens_completion, self.native_tokens_prompt, self.native_tokens_completion,
+            self.native_tokens_reasoning, self.native_tokens_cached, int(self.usage_estimated), self.total_cost_nano,
+            self.latency_ms, self.generation_time_ms, self.finish_reason, self.native_finish_reason,
+            int(self.streamed), int(self.cancelled), self.status, self.error, json.dumps(self.attempts), self.created_at,
+        ))
 
 
-def new_generation_id() -> str:
-    return f"gen-{now_ms() // 1000}-{secrets.token_hex(10)}"
+_COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_slug", "upstream_model", "upstream_id",
+            "http_referer", "app_title", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
+            "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated",
+            "total_cost_nano", "latency_ms", "generation_time_ms", "finish_reason", "native_finish_reason", "streamed",
+            "cancelled", "status", "error", "attempts", "created_at")
+_INSERT = f"INSERT INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 class Metering:

@@ -7,7 +7,23 @@ from datetime import datetime, timedelta, timezone
 RESETS = ("daily", "weekly", "monthly")
 
 
+_DAY_MS = 86_400_000
+_cache: tuple[int, dict[str, int]] = (-1, {})
+
+
 def period_start_ms(reset: str, now_ms: int) -> int:
+    """Cached per UTC day: every settlement asks for all three windows."""
+    global _cache
+    day = now_ms // _DAY_MS
+    if _cache[0] != day:
+        _cache = (day, {name: _compute(name, day * _DAY_MS) for name in RESETS})
+    try:
+        return _cache[1][reset]
+    except KeyError:
+        raise ValueError(f"unknown limit_reset {reset!r}") from None
+
+
+def _compute(reset: str, now_ms: int) -> int:
     now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if reset == "daily":

@@ -80,30 +80,51 @@ class SQLiteStore:
                     break
             stop = any(item is _STOP for item in batch)
             batch = [item for item in batch if item is not _STOP]
-            outcomes: list[BaseException | None] = []
             if batch:
-                conn.execute("BEGIN IMMEDIATE")
-                for ops, _, _ in batch:
-                    conn.execute("SAVEPOINT batch")
-                    try:
-                        for sql, params in ops:
-                            conn.execute(sql, params)
-                        conn.execute("RELEASE batch")
-                        outcomes.append(None)
-                    except sqlite3.Error as exc:
-                        conn.execute("ROLLBACK TO batch")
-                        conn.execute("RELEASE batch")
-                        outcomes.append(exc)
-                try:
-                    conn.execute("COMMIT")
-                    self.commits += 1
-                except sqlite3.Error as exc:
-                    outcomes = [exc] * len(batch)
+                outcomes = self._commit(conn, batch)
                 for (_, waiter, loop), outcome in zip(batch, outcomes):
                     _wake(waiter, loop, outcome)
             if stop:
                 conn.close()
                 return
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> list[BaseException | None]:
+        """Fast path: the whole batch in one transaction, statements with the same SQL run together with
+        executemany. If anything fails, roll back and replay batch by batch in savepoints, so one bad
+        batch fails alone."""
+        grouped: dict[str, list[Sequence[Any]]] = {}
+        for ops, _, _ in batch:
+            for sql, params in ops:
+                grouped.setdefault(sql, []).append(params)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, rows in grouped.items():
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+            self.commits += 1
+            return [None] * len(batch)
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        outcomes: list[BaseException | None] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for ops, _, _ in batch:
+            conn.execute("SAVEPOINT batch")
+            try:
+                for sql, params in ops:
+                    conn.execute(sql, params)
+                conn.execute("RELEASE batch")
+                outcomes.append(None)
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK TO batch")
+                conn.execute("RELEASE batch")
+                outcomes.append(exc)
+        try:
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            outcomes = [exc] * len(batch)
+        return outcomes
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
