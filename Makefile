@@ -13,8 +13,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
+# The dashboard's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 serve: install
 	$(BIN)/routeway serve $(ARGS)

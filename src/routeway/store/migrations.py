@@ -90,4 +90,12 @@ def m002_endpoint_minutes() -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes]
+def m003_generation_indexes() -> list[str]:
+    """Model pages and rankings read generations by model and by time."""
+    return [
+        "CREATE INDEX generations_model ON generations (model, created_at)",
+        "CREATE INDEX generations_created ON generations (created_at)",
+    ]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes]

@@ -65,7 +65,7 @@ async def read_form(request: Request) -> dict[str, str]:
 def base_url(request: Request) -> str:
     """This server as the browser reached it: what the API examples and the playground call."""
     scheme = request.headers.get("x-forwarded-proto") or request.scope.get("scheme", "http")
-    host = request.headers.get("host")
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
     if not host:
         server = request.scope.get("server") or ("127.0.0.1", 8080)
         host = f"{server[0]}:{server[1]}"

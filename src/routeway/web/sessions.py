@@ -117,7 +117,7 @@ class Sessions:
         origin = request.headers.get("origin")
         if origin and origin != "null":
             host = origin.split("://", 1)[-1]
-            if host != request.headers.get("host"):
+            if host not in (request.headers.get("host"), request.headers.get("x-forwarded-host")):
                 raise PageError(403, "This form was sent from another site; open the dashboard and try again.")
         token = form.get("csrf") or request.headers.get("x-csrf-token") or ""
         if session is None or not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
