@@ -95,3 +95,19 @@ def test_group_commit_batches_writers_and_isolates_a_failing_one(tmp_path: Path)
     rows = sqlite3.connect(tmp_path / "db.sqlite3").execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
     assert rows == 200  # the failing batch left nothing behind
     assert store.commits < 200  # writers shared commits
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [("full", 2), ("normal", 1)])
+def test_durability_setting_sets_sqlite_synchronous(tmp_path: Path, setting: str, pragma: int) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[server]\ndurability = "{setting}"\n')
+    settings = load_settings(path, env={})
+    store = SQLiteStore(tmp_path / "db.sqlite3", settings.durability)
+    store.open()
+    try:
+        assert store.fetch_now("PRAGMA synchronous") == [(pragma,)]
+    finally:
+        store.close()
+    path.write_text('[server]\ndurability = "sometimes"\n')
+    with pytest.raises(ConfigError, match="durability"):
+        load_settings(path, env={})

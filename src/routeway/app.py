@@ -65,7 +65,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
-        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3")
+        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
         book = Book()
         catalog = Catalog.build(settings)
         r = settings.routing

@@ -88,6 +88,7 @@ class Settings:
     data_dir: Path = Path("data")
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
+    durability: str = "full"  # "full": fsync every group commit; "normal": survive a crash of routeway only
     admin_key: str | None = None
     routing: RoutingSettings = RoutingSettings()
     providers: tuple[ProviderConfig, ...] = ()
@@ -199,7 +200,10 @@ def load_settings(
         "data_dir": Path(server.get("data_dir", env.get("ROUTEWAY_DATA_DIR", "data"))),
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY)),
         "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
+        "durability": server.get("durability", "full"),
     }
+    if values["durability"] not in ("full", "normal"):
+        raise ConfigError(f"[server] durability must be 'full' or 'normal', not {values['durability']!r}")
     routing = raw.get("routing", {})
     unknown = set(routing) - set(RoutingSettings.__dataclass_fields__)
     if unknown:
