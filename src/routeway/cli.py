@@ -56,6 +56,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     first_start = not (Path(s.data_dir) / "routeway.sqlite3").exists()
     served = sum(1 for eps in app.services.catalog.endpoints.values() if eps)
     console.print(f"[bold green]routeway[/] listening on [bold]{base}[/]")
+    console.print(f"  dashboard     {base}/   (sign in with a management key or the operator key)")
     console.print(f"  API           {base}/api/v1   (OpenAI clients: {base}/v1)")
     console.print(f"  store         {Path(s.data_dir).resolve() / 'routeway.sqlite3'}"
                   + ("  [yellow](created now)[/]" if first_start else ""))
