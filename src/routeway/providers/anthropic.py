@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Mapping
 
 import aiohttp
+from yarl import URL
 
 from routeway.catalog import Endpoint
 from routeway.config import ProviderConfig
@@ -230,7 +231,7 @@ class Anthropic(OpenAICompatible):
 
     def __init__(self, provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> None:
         super().__init__(provider, session, env)
-        self.url = provider.base_url + "/messages"
+        self.url = URL(provider.base_url + "/messages")
         self.headers = {"content-type": "application/json", "anthropic-version": VERSION, **provider.headers}
         key = provider.api_key(env)
         if key:

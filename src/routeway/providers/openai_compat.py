@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from routeway.catalog import Endpoint
 from routeway.config import ProviderConfig
@@ -102,22 +103,21 @@ class OpenAICompatible:
     def __init__(self, provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> None:
         self.provider = provider
         self.session = session
-        self.url = provider.base_url + "/chat/completions"
+        self.url = URL(provider.base_url + "/chat/completions")  # parsed once, not per request
         self.headers = {"content-type": "application/json", **provider.headers}
         key = provider.api_key(env)
         if key:
             self.headers["authorization"] = f"Bearer {key}"
         t = provider.timeouts
-        self.timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect)
+        # sock_read bounds the wait for the response headers (the first byte) without a timer of our own
+        self.timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.first_byte)
 
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         t = self.provider.timeouts
         payload = _encoder.encode(self.translate(endpoint, body))
         try:
-            async with asyncio.timeout(t.first_byte):
-                response = await self.session.post(self.url, data=payload, headers=self.headers,
-                                                   timeout=self.timeout)
-        except TimeoutError:
+            response = await self.session.post(self.url, data=payload, headers=self.headers, timeout=self.timeout)
+        except (TimeoutError, asyncio.TimeoutError):
             raise UpstreamError(408, f"upstream did not answer within {t.first_byte:g} s") from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(502, f"cannot connect to upstream {self.provider.base_url}: {exc.os_error}") from None
