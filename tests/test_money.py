@@ -171,3 +171,20 @@ def test_usage_survives_a_restart(gateway: Gateway, tmp_path_factory: pytest.Tem
         check_books(again)
     finally:
         stop_gateway(second)
+
+
+def test_client_leaving_a_non_streaming_request_cancels_it(account: Account) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(account.gateway.api + "/chat/completions", timeout=httpx.Timeout(5, read=0.15),
+                   headers={"authorization": f"Bearer {account.api_key}"},
+                   json={"model": "test/slow", "messages": [{"role": "user", "content": "wait"}], "max_tokens": 50})
+    deadline = time.monotonic() + 5
+    while not account.generations() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [(gid, status, cost, cancelled)] = account.generations()
+    assert cancelled == 1
+    [(completion, estimated)] = account.gateway.rows(
+        "SELECT tokens_completion, usage_estimated FROM generations WHERE id = ?", (gid,))
+    assert completion == 0 and estimated == 1  # nothing came back: only the prompt is billed, as estimated
+    state = check_books(account)
+    assert 0 < state["total_usage"] < 1e-4
