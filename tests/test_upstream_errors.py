@@ -91,3 +91,22 @@ def test_slow_non_streaming_answer_keeps_the_connection_alive(account: Account) 
     assert response.status_code == 200
     assert response.text.startswith("\n")
     assert response.json()["error"]["code"] == 408
+
+
+def test_first_byte_timeout_does_not_bound_the_gaps_of_a_stream(tmp_path, upstream) -> None:  # type: ignore[no-untyped-def]
+    """first_byte (0.1 s) is shorter than the trickle's 150 ms gaps and idle (3 s) is longer than its gaps."""
+    from tests.conftest import start_gateway, stop_gateway
+    config = tmp_path / "routeway.toml"
+    config.write_text(f'[[providers]]\nname = "p"\nkind = "openai"\nbase_url = "{upstream.base_url}"\n'
+                      '[providers.timeouts]\nfirst_byte = 0.1\nidle = 3\n'
+                      '[[models]]\nid = "t/trickle"\ncontext_length = 8192\n'
+                      '[[endpoints]]\nmodel = "t/trickle"\nprovider = "p"\nupstream_model = "trickle#gaps"\n')
+    gateway = start_gateway(config, tmp_path / "data")
+    try:
+        account = gateway.account()
+        response = account.chat({"model": "t/trickle", "messages": [{"role": "user", "content": "x"}],
+                                 "max_tokens": 20, "stream": True})
+        assert response.status_code == 200 and '"error"' not in response.text
+        assert "t9 " in response.text
+    finally:
+        stop_gateway(gateway)

@@ -109,15 +109,15 @@ class OpenAICompatible:
         if key:
             self.headers["authorization"] = f"Bearer {key}"
         t = provider.timeouts
-        # sock_read bounds the wait for the response headers (the first byte) without a timer of our own
-        self.timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.first_byte)
+        self.timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect)
 
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         t = self.provider.timeouts
         payload = _encoder.encode(self.translate(endpoint, body))
         try:
-            response = await self.session.post(self.url, data=payload, headers=self.headers, timeout=self.timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+            async with asyncio.timeout(t.first_byte):  # not aiohttp's sock_read: that would also bound stream gaps
+                response = await self.session.post(self.url, data=payload, headers=self.headers, timeout=self.timeout)
+        except TimeoutError:
             raise UpstreamError(408, f"upstream did not answer within {t.first_byte:g} s") from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(502, f"cannot connect to upstream {self.provider.base_url}: {exc.os_error}") from None
