@@ -110,3 +110,22 @@ def test_first_byte_timeout_does_not_bound_the_gaps_of_a_stream(tmp_path, upstre
         assert "t9 " in response.text
     finally:
         stop_gateway(gateway)
+
+
+def test_upstream_cookies_do_not_ride_along_on_later_requests(tmp_path, upstream) -> None:  # type: ignore[no-untyped-def]
+    """A cookie one user's request got from the upstream must not be sent with another's. (By hostname:
+    aiohttp's default jar ignores cookies from IP addresses, which would hide the problem.)"""
+    from tests.conftest import start_gateway, stop_gateway
+    config = tmp_path / "routeway.toml"
+    config.write_text(f'[[providers]]\nname = "p"\nkind = "openai"\nbase_url = "http://localhost:{upstream.port}/v1"\n'
+                      '[[models]]\nid = "t/echo"\ncontext_length = 8192\n'
+                      '[[endpoints]]\nmodel = "t/echo"\nprovider = "p"\nupstream_model = "echo#cookies"\n')
+    gateway = start_gateway(config, tmp_path / "data")
+    try:
+        first, second = gateway.account(name="first"), gateway.account(name="second")
+        request = {"model": "t/echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
+        assert first.chat(request).status_code == 200  # the mock answers with Set-Cookie
+        assert second.chat(request).status_code == 200
+        assert not {"Cookie", "cookie"} & set(upstream.request_headers[-1])
+    finally:
+        stop_gateway(gateway)

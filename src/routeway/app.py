@@ -80,7 +80,10 @@ class Services:
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # the default limit of 100 is a hidden cap
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        # No cookie jar: an upstream's cookies must not ride along on other users' requests (and the jar's
+        # per-request filtering is work the gateway has no use for).
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
+                                             cookie_jar=aiohttp.DummyCookieJar())
         self.adapters = {p.name: build_adapter(p, self.session, self.settings.env) for p in self.settings.providers}
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them

@@ -43,6 +43,7 @@ class MockUpstream(LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
         self.closed_early: list[float] = []  # monotonic time when a client cut a slow stream
         self.completed_streams = 0
         self.toggle_failing = False
@@ -54,6 +55,7 @@ class MockUpstream(LoopbackServer):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.request_headers.append(dict(request.headers))
         behaviour = body["model"].split("#")[0]  # "fail-500#a" behaves as fail-500 but is its own endpoint
         stream = bool(body.get("stream"))
         if behaviour == "toggle":
@@ -100,7 +102,9 @@ class MockUpstream(LoopbackServer):
                                                                        "finish_reason": "stop"}]}
             if behaviour != "no-usage":
                 answer["usage"] = usage
-            return web.json_response(answer)
+            reply = web.json_response(answer)
+            reply.set_cookie("upstream_session", "secret-of-whoever-came-first")
+            return reply
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         if behaviour == "slow-stream":
