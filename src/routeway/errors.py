@@ -49,6 +49,3 @@ class APIError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.status, "message": self.message, "metadata": self.metadata}}
 
-
-def bad_request(message: str, **metadata: Any) -> APIError:
-    return APIError(400, message, metadata=metadata or None)

@@ -109,7 +109,7 @@ class Exchange:
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(self.body_bytes, chosen.prompt_nano_per_m))
 
-    def _on_attempt(self, attempt: Attempt) -> GenerationRecord:
+    def _on_attempt(self, attempt: Attempt) -> None:
         e = attempt.endpoint
         if self.record is None:
             headers = self.request.headers
@@ -125,7 +125,6 @@ class Exchange:
         record.upstream_model = e.upstream_model
         record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
         self.attempt, self.attempt_began = attempt, time.monotonic()
-        return record
 
     async def run(self) -> Response | None:
         reservation = self._reserve()

@@ -93,12 +93,6 @@ class Book:
         self.accounts: dict[str, AccountState] = {}
         self.keys: dict[str, KeyState] = {}
 
-    def affordable(self, key: KeyState, now_ms: int) -> int:
-        account = self.accounts[key.account_id]
-        left = account.available
-        key_left = key.limit_remaining(now_ms)
-        return max(0, left if key_left is None else min(left, key_left))
-
     def reserve(self, key: KeyState, amount: int, now_ms: int) -> Reservation:
         account = self.accounts[key.account_id]
         if account.available < amount:
