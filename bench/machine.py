@@ -61,6 +61,6 @@ def describe() -> dict:
         "python": platform.python_version(),
         "routeway_commit": _run(["git", "rev-parse", "--short", "HEAD"]),
         "routeway_tree_dirty": bool(_run(["git", "status", "--porcelain", "--", "src"])),
-        "packages": {p: _version(p) for p in ("routeway", "uvicorn", "uvloop", "httptools", "aiohttp", "msgspec")},
+        "packages": {p: _version(p) for p in ("routeway", "uvicorn", "uvloop", "httptools", "msgspec")},
         "loadavg_at_start": loadavg(),
     }

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys
 from routeway.api.metrics import metrics_handler
@@ -23,6 +22,7 @@ from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
 from routeway.providers import Adapter, adapter_class, build_adapter
+from routeway.providers.http1 import Pool
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
@@ -57,7 +57,7 @@ class Services:
     health: Health
     planner: Planner
     adapters: dict[str, Adapter] = field(default_factory=dict)
-    session: aiohttp.ClientSession | None = None
+    http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     health_log: HealthLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -79,12 +79,7 @@ class Services:
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)  # the default limit of 100 is a hidden cap
-        # No cookie jar: an upstream's cookies must not ride along on other users' requests (and the jar's
-        # per-request filtering is work the gateway has no use for).
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                             cookie_jar=aiohttp.DummyCookieJar())
-        self.adapters = {p.name: build_adapter(p, self.session, self.settings.env) for p in self.settings.providers}
+        self.adapters = {p.name: build_adapter(p, self.http, self.settings.env) for p in self.settings.providers}
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
 
@@ -94,8 +89,7 @@ class Services:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.health_log is not None:
             await self.health_log.flush(time.time())
-        if self.session is not None:
-            await self.session.close()
+        self.http.close()
         self.store.close()
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import aiohttp
-
 from routeway.config import ConfigError, ProviderConfig
-from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
 from routeway.providers.anthropic import Anthropic
+from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
+from routeway.providers.http1 import Pool
 from routeway.providers.openai_compat import OpenAICompatible
 
 ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible, "anthropic": Anthropic}
@@ -23,8 +22,8 @@ def adapter_class(provider: ProviderConfig) -> type[Adapter]:
         ) from None
 
 
-def build_adapter(provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> Adapter:
-    return adapter_class(provider)(provider, session, env)
+def build_adapter(provider: ProviderConfig, client: Pool, env: Mapping[str, str]) -> Adapter:
+    return adapter_class(provider)(provider, client, env)
 
 
 __all__ = ["ADAPTERS", "Adapter", "adapter_class", "UpstreamCall", "UpstreamError", "build_adapter"]

@@ -9,13 +9,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Mapping
 
-import aiohttp
-from yarl import URL
 
 from routeway.catalog import Endpoint
 from routeway.config import ProviderConfig
 from routeway.providers.base import UpstreamError
-from routeway.providers.openai_compat import OpenAICall, OpenAICompatible
+from routeway.providers.openai_compat import USER_AGENT, OpenAICall, OpenAICompatible
 
 VERSION = "2023-06-01"
 FORMAT = "anthropic-claude-v1"
@@ -229,13 +227,14 @@ def _chunk(message_id: str | None, delta: dict[str, Any], finish: str | None = N
 class Anthropic(OpenAICompatible):
     call_type = AnthropicCall
 
-    def __init__(self, provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> None:
-        super().__init__(provider, session, env)
-        self.url = URL(provider.base_url + "/messages")
-        self.headers = {"content-type": "application/json", "anthropic-version": VERSION, **provider.headers}
-        key = provider.api_key(env)
+    path = "/messages"
+
+    def request_headers(self, provider: ProviderConfig, key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT, "anthropic-version": VERSION,
+                   **provider.headers}
         if key:
-            self.headers["x-api-key"] = key
+            headers["x-api-key"] = key
+        return headers
 
     def translate(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         return to_anthropic(body, endpoint)

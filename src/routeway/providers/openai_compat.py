@@ -3,20 +3,23 @@ OpenAI, Together, OpenRouter itself)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping
 
-import aiohttp
 import msgspec
-from yarl import URL
 
 from routeway.catalog import Endpoint
-from routeway.config import ProviderConfig
+from routeway.config import ConfigError, ProviderConfig
 from routeway.providers.base import UpstreamError
+from routeway.providers.http1 import ClientError, ConnectFailed, Pool, ReadTimeout, Response, Target, header_block
 
 _decode = msgspec.json.decode
 _encoder = msgspec.json.Encoder()
+try:
+    USER_AGENT = f"routeway/{version('routeway')}"
+except PackageNotFoundError:  # running from a source tree that was never installed
+    USER_AGENT = "routeway"
 
 
 def map_status(upstream: int) -> int:
@@ -29,13 +32,12 @@ def map_status(upstream: int) -> int:
 
 
 class OpenAICall:
-    __slots__ = ("response", "upstream_status", "idle", "_closed")
+    __slots__ = ("response", "upstream_status", "idle")
 
-    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
+    def __init__(self, response: Response, idle: float) -> None:
         self.response = response
         self.upstream_status = response.status
         self.idle = idle
-        self._closed = False
 
     async def json(self) -> dict[str, Any]:
         body = await self._read_json()
@@ -46,8 +48,10 @@ class OpenAICall:
     async def _read_json(self) -> dict[str, Any]:
         try:
             raw = await self.response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise UpstreamError(502, f"upstream connection failed while reading the answer: {exc!r}") from None
+        except ReadTimeout as exc:
+            raise UpstreamError(408, f"upstream did not finish its answer in time: {exc}") from None
+        except ClientError as exc:
+            raise UpstreamError(502, f"upstream connection failed while reading the answer: {exc}") from None
         finally:
             self.close()
         try:
@@ -63,70 +67,77 @@ class OpenAICall:
 
     async def _sse(self) -> AsyncIterator[dict[str, Any]]:
         """The ``data:`` events of an SSE stream, decoded; ends at ``[DONE]``."""
-        content = self.response.content
-        idle = self.idle
+        response, idle = self.response, self.idle
+        pending = b""  # a line split across reads
         while True:
             try:
-                async with asyncio.timeout(idle):
-                    line = await content.readline()
-            except TimeoutError:
-                raise UpstreamError(408, f"upstream sent nothing for {idle:g} s mid-stream") from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamError(502, f"upstream connection failed mid-stream: {exc!r}") from None
-            if not line:
-                if content.at_eof():
-                    raise UpstreamError(502, "upstream stream ended without [DONE]")
-                continue
-            if not line.startswith(b"data:"):
-                continue  # blank separators, SSE comments (": OPENROUTER PROCESSING"), event: lines
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                return
-            try:
-                event = _decode(data)
-            except msgspec.DecodeError:
-                raise UpstreamError(502, "upstream sent a stream event that is not JSON",
-                                    raw=data[:500].decode("utf-8", "replace")) from None
-            if not isinstance(event, dict):
-                raise UpstreamError(502, "upstream sent a stream event that is not a JSON object")
-            yield event
+                chunk = await response.read_some(idle)
+            except ReadTimeout as exc:
+                raise UpstreamError(408, f"upstream sent nothing for {idle:g} s mid-stream"
+                                    if not exc.total else f"upstream stream ran out of time: {exc}") from None
+            except ClientError as exc:
+                raise UpstreamError(502, f"upstream connection failed mid-stream: {exc}") from None
+            if not chunk:
+                lines, pending = [pending], b""
+            else:
+                lines = (pending + chunk if pending else chunk).split(b"\n")
+                pending = lines.pop()
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue  # blank separators, SSE comments (": OPENROUTER PROCESSING"), event: lines
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return
+                try:
+                    event = _decode(data)
+                except msgspec.DecodeError:
+                    raise UpstreamError(502, "upstream sent a stream event that is not JSON",
+                                        raw=data[:500].decode("utf-8", "replace")) from None
+                if not isinstance(event, dict):
+                    raise UpstreamError(502, "upstream sent a stream event that is not a JSON object")
+                yield event
+            if not chunk:
+                raise UpstreamError(502, "upstream stream ended without [DONE]")
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.response.close()
+        self.response.close()
 
 
 class OpenAICompatible:
     call_type: type[OpenAICall] = OpenAICall
+    path = "/chat/completions"
 
-    def __init__(self, provider: ProviderConfig, session: aiohttp.ClientSession, env: Mapping[str, str]) -> None:
+    def __init__(self, provider: ProviderConfig, client: Pool, env: Mapping[str, str]) -> None:
         self.provider = provider
-        self.session = session
-        self.url = URL(provider.base_url + "/chat/completions")  # parsed once, not per request
-        self.headers = {"content-type": "application/json", **provider.headers}
-        key = provider.api_key(env)
+        self.client = client
+        try:
+            self.target = Target.parse(provider.base_url + self.path)  # parsed once, not per request
+            self.headers = header_block(self.request_headers(provider, provider.api_key(env)))
+        except ValueError as exc:
+            raise ConfigError(f"provider '{provider.name}': {exc}") from None
+
+    def request_headers(self, provider: ProviderConfig, key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT, **provider.headers}
         if key:
-            self.headers["authorization"] = f"Bearer {key}"
-        t = provider.timeouts
-        self.timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect)
+            headers["authorization"] = f"Bearer {key}"
+        return headers
 
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         t = self.provider.timeouts
         payload = _encoder.encode(self.translate(endpoint, body))
         try:
-            async with asyncio.timeout(t.first_byte):  # not aiohttp's sock_read: that would also bound stream gaps
-                response = await self.session.post(self.url, data=payload, headers=self.headers, timeout=self.timeout)
-        except TimeoutError:
+            response = await self.client.post(self.target, self.headers, payload, connect_timeout=t.connect,
+                                              head_timeout=t.first_byte, total_timeout=t.total)
+        except ReadTimeout:
             raise UpstreamError(408, f"upstream did not answer within {t.first_byte:g} s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(502, f"cannot connect to upstream {self.provider.base_url}: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(502, f"upstream request failed: {exc!r}") from None
+        except ConnectFailed as exc:
+            raise UpstreamError(502, f"cannot connect to upstream {self.provider.base_url}: {exc}") from None
+        except ClientError as exc:
+            raise UpstreamError(502, f"upstream request failed: {exc}") from None
         if response.status != 200:
             try:
                 raw = (await response.read())[:2000].decode("utf-8", "replace")
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except ClientError:
                 raw = ""
             finally:
                 response.close()

@@ -1,0 +1,388 @@
+"""A pooled HTTP/1.1 client for upstream calls: asyncio protocols and httptools' parser (llhttp).
+
+Why not aiohttp's client: the gateway sends one kind of request (a POST of JSON bytes) and reads one
+of two kinds of answer (a JSON body, or an SSE stream), and aiohttp's general request machinery was
+about a fifth of the event loop's time per request (bench/NOTES.md, steps 3 and 9). Here a request is
+one ``transport.write``; the answer's body is handed over as the parser produces it, and a reader waits
+on a plain future (one timer per wait) only when nothing is buffered.
+
+What it does: keep-alive connections pooled per origin (closed after ``IDLE_SECONDS`` unused, below the
+5 s default of uvicorn-based engines so we rarely reuse a socket the server is closing; a reused socket
+that closes before any answer byte is retried once on a new one), TLS with the system's certificates,
+chunked and length-delimited and close-delimited bodies, gzip/deflate bodies (never asked for), and
+timeouts for connecting, for the response head, between body reads, and in total.
+What it leaves out: proxies, cookies (an upstream's cookies must never ride along on another user's
+request), redirects, HTTP/2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+
+IDLE_SECONDS = 4.0
+
+
+class ClientError(Exception):
+    """The upstream connection failed; the message says how."""
+
+
+class ConnectFailed(ClientError):
+    pass
+
+
+class Disconnected(ClientError):
+    pass
+
+
+class ReadTimeout(ClientError):
+    def __init__(self, message: str, total: bool = False) -> None:
+        super().__init__(message)
+        self.total = total  # the call's total time ran out (not a wait between reads)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to send: parsed once per provider, not per request."""
+
+    host: str
+    port: int
+    tls: bool
+    path: bytes
+    host_header: bytes
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        tls = parts.scheme == "https"
+        port = parts.port or (443 if tls else 80)
+        default_port = parts.port is None or port == (443 if tls else 80)
+        host = parts.hostname
+        shown = f"[{host}]" if ":" in host else host
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(host, port, tls, path.encode("latin-1"),
+                   (shown if default_port else f"{shown}:{port}").encode("latin-1"))
+
+
+def header_block(headers: dict[str, str]) -> bytes:
+    """Fixed request headers as wire bytes; refuses values that would split the request."""
+    lines = []
+    for name, value in headers.items():
+        if any(c in name + value for c in "\r\n\0") or not name or ":" in name:
+            raise ValueError(f"header {name!r} has a character HTTP does not allow")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+class Response:
+    """One upstream answer: status and head now, body as it arrives."""
+
+    __slots__ = ("status", "headers", "_conn", "_chunks", "_waiter", "_complete", "_error", "_inflate",
+                 "_deadline", "_loop")
+
+    def __init__(self, conn: _Connection, status: int, headers: dict[str, str], deadline: float) -> None:
+        self.status = status
+        self.headers = headers
+        self._conn: _Connection | None = conn
+        self._chunks: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._complete = False
+        self._error: ClientError | None = None
+        self._deadline = deadline
+        self._loop = conn.loop
+        encoding = headers.get("content-encoding", "").strip().lower()
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS) \
+            if encoding in ("gzip", "deflate") else None
+
+    # ---- fed by the connection ----
+    def _feed(self, data: bytes) -> None:
+        if self._inflate is not None:
+            try:
+                data = self._inflate.decompress(data)
+            except zlib.error as exc:
+                self._fail(ClientError(f"upstream sent a body that does not decompress: {exc}"))
+                return
+        self._chunks.append(data)
+        self._wake()
+
+    def _finish(self) -> None:
+        self._complete = True
+        self._wake()
+
+    def _fail(self, error: ClientError) -> None:
+        if not self._complete and self._error is None:
+            self._error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ---- read by the caller ----
+    async def read_some(self, idle: float) -> bytes:
+        """The body bytes that arrived since the last call, waiting up to ``idle`` seconds (and never past
+        the call's total deadline) for some; ``b""`` once the body is complete."""
+        while True:
+            if self._chunks:
+                chunks = self._chunks
+                self._chunks = []
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if self._error is not None:
+                raise self._error
+            if self._complete:
+                return b""
+            await self._wait(idle)
+
+    async def read(self) -> bytes:
+        """The whole body (bounded by the call's total deadline)."""
+        while not self._complete:
+            if self._error is not None:
+                raise self._error
+            await self._wait(None)
+        if self._error is not None:
+            raise self._error
+        chunks, self._chunks = self._chunks, []
+        self.close()
+        return b"".join(chunks)
+
+    async def _wait(self, idle: float | None) -> None:
+        loop = self._loop
+        now = loop.time()
+        remaining = self._deadline - now
+        if remaining <= 0:
+            raise ReadTimeout("the call's total time ran out", total=True)
+        waiter = self._waiter = loop.create_future()
+        total = idle is None or idle >= remaining
+        timer = loop.call_at(now + (remaining if total else idle), _expire, waiter, total)  # type: ignore[operator]
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def close(self) -> None:
+        """Done with the answer: a finished keep-alive connection goes back to its pool; anything else is
+        closed now (a stream the client left is cut, never drained)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.done_with(self, reusable=self._complete and self._error is None)
+
+
+def _expire(waiter: asyncio.Future[None], total: bool) -> None:
+    if not waiter.done():
+        waiter.set_exception(ReadTimeout("the call's total time ran out" if total else "no data within the time limit",
+                                         total=total))
+
+
+class _Connection(asyncio.Protocol):
+    """One socket; one request at a time."""
+
+    def __init__(self, pool: Pool, key: tuple[str, int, bool], loop: asyncio.AbstractEventLoop) -> None:
+        self.pool = pool
+        self.key = key
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self.received = False  # any byte of the current answer
+        self.head: asyncio.Future[Response] | None = None
+        self.response: Response | None = None
+        self.deadline = 0.0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._close_delimited = True
+        self._keep = True  # the server has not asked to close after this answer
+
+    # ---- asyncio.Protocol ----
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        if self.head is None and self.response is None:
+            self.abort()  # bytes nobody asked for: the connection cannot be trusted any more
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._broken(ClientError(f"upstream sent malformed HTTP: {exc}"))
+        except httptools.HttpParserUpgrade:
+            self._broken(ClientError("upstream switched protocols"))
+
+    def eof_received(self) -> bool | None:
+        return False  # close the transport; connection_lost says what it meant
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        if self.response is not None and self._close_delimited and exc is None and self.head is None:
+            self.response._finish()  # a body without length or chunking ends where the connection does
+            return
+        reason = f"upstream closed the connection{f': {exc}' if exc else ''}"
+        self._broken(Disconnected(reason))
+
+    # ---- httptools callbacks ----
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        headers: dict[str, str] = {}
+        for name, value in self._headers:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self._headers = []
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            return  # an interim answer; the real one follows
+        self._close_delimited = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
+        self.response = Response(self, status, headers, self.deadline)
+        head, self.head = self.head, None
+        if head is not None and not head.done():
+            head.set_result(self.response)
+
+    def on_body(self, body: bytes) -> None:
+        if self.response is not None:
+            self.response._feed(body)
+
+    def on_message_complete(self) -> None:
+        if self.response is not None:
+            if self.parser.get_status_code() < 200:
+                return
+            self.response._finish()
+            if not self.parser.should_keep_alive():
+                self._keep = False
+
+    # ---- the pool's side ----
+    def send(self, data: bytes, deadline: float) -> asyncio.Future[Response]:
+        self.head = self.loop.create_future()
+        self.response = None
+        self.received = False
+        self.deadline = deadline
+        self._keep = True
+        assert self.transport is not None
+        self.transport.write(data)
+        return self.head
+
+    def done_with(self, response: Response, reusable: bool) -> None:
+        if response is not self.response:
+            return
+        self.response = None
+        if reusable and self._keep and not self.closed and self.head is None:
+            self.pool.release(self)
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _broken(self, error: ClientError) -> None:
+        head, self.head = self.head, None
+        if head is not None and not head.done():
+            head.set_exception(error)
+        if self.response is not None:
+            self.response._fail(error)
+        self.abort()
+
+
+class Pool:
+    """Keep-alive connections per origin, for the life of the server."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int, bool], deque[_Connection]] = {}
+        self._all: set[_Connection] = set()
+        self._tls: ssl.SSLContext | None = None
+
+    async def post(self, target: Target, headers: bytes, body: bytes, *, connect_timeout: float,
+                   head_timeout: float, total_timeout: float) -> Response:
+        """Send ``body`` and wait for the answer's status and headers."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + total_timeout
+        request = b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (
+            target.path, target.host_header, len(body), headers, body)
+        conn = self._reuse(target)
+        if conn is not None:
+            try:
+                return await self._exchange(conn, request, deadline, head_timeout, loop)
+            except Disconnected:
+                if conn.received:
+                    raise
+                # the server closed an idle socket as we reused it: nothing was answered, try a new one
+        conn = await self._connect(target, connect_timeout, loop)
+        return await self._exchange(conn, request, deadline, head_timeout, loop)
+
+    async def _exchange(self, conn: _Connection, request: bytes, deadline: float, head_timeout: float,
+                        loop: asyncio.AbstractEventLoop) -> Response:
+        head = conn.send(request, deadline)
+        limit = min(loop.time() + head_timeout, deadline)
+        timer = loop.call_at(limit, _expire_head, head)
+        try:
+            return await head
+        except BaseException:
+            conn.abort()
+            raise
+        finally:
+            timer.cancel()
+
+    def _reuse(self, target: Target) -> _Connection | None:
+        idle = self._idle.get((target.host, target.port, target.tls))
+        if not idle:
+            return None
+        fresh_after = time.monotonic() - IDLE_SECONDS
+        while idle:
+            conn = idle.pop()  # the most recently used: the likeliest to be alive
+            if not conn.closed and conn.idle_since > fresh_after:
+                return conn
+            conn.abort()
+        return None
+
+    async def _connect(self, target: Target, timeout: float, loop: asyncio.AbstractEventLoop) -> _Connection:
+        key = (target.host, target.port, target.tls)
+        conn = _Connection(self, key, loop)
+        tls: Any = None
+        if target.tls:
+            if self._tls is None:
+                self._tls = ssl.create_default_context()
+            tls = self._tls
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(lambda: conn, target.host, target.port, ssl=tls,
+                                             server_hostname=target.host if tls else None)
+        except TimeoutError:
+            raise ConnectFailed(f"connecting took longer than {timeout:g} s") from None
+        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
+            raise ConnectFailed(str(exc) or type(exc).__name__) from None
+        self._all.add(conn)
+        return conn
+
+    def release(self, conn: _Connection) -> None:
+        conn.idle_since = time.monotonic()
+        self._idle.setdefault(conn.key, deque()).append(conn)
+
+    def forget(self, conn: _Connection) -> None:
+        self._all.discard(conn)
+
+    def close(self) -> None:
+        for conn in list(self._all):
+            conn.abort()
+        self._all.clear()
+        self._idle.clear()
+
+
+def _expire_head(head: asyncio.Future[Response]) -> None:
+    if not head.done():
+        head.set_exception(ReadTimeout("no response head within the time limit"))
