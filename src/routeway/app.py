@@ -115,7 +115,9 @@ class App:
 
         async def tracked_send(message: dict[str, Any]) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                request.send = send  # the rest of the response goes straight out (one call less per chunk)
             await send(message)
 
         request = Request(scope, receive, tracked_send)

@@ -66,8 +66,11 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     console.print(f"  operator key  {key_source}")
     console.print("  get a key     [cyan]routeway accounts create me --credits 10[/]  then"
                   "  [cyan]routeway keys create <account-id> --api[/]")
+    # No proxy-headers middleware: one more ASGI layer per request, and the dashboard reads
+    # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
     uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http="httptools", log_level=log_level,
-                access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+                access_log=False, proxy_headers=False, server_header=False, lifespan="on",
+                timeout_graceful_shutdown=5)
 
 
 # ---- operator commands: thin clients of the admin API ------------------------------------------

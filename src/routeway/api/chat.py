@@ -12,6 +12,7 @@ import msgspec
 
 from routeway.api import sse
 from routeway.api.auth import authenticate
+from routeway.api.disconnect import unless_client_leaves
 from routeway.api.http import Request, Response, json_response
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
@@ -222,13 +223,14 @@ class Exchange:
 
     # ---- non-streaming --------------------------------------------------------------------------
     async def _complete(self) -> dict[str, Any] | None:
-        work = asyncio.ensure_future(self._first_answer(self._fetch))
-        if not await _finished_before_disconnect(work, self.request, self._keepalive_newline,
-                                                 self.services.settings.keepalive_seconds):
+        finished, upstream = await unless_client_leaves(self._first_answer(self._fetch), self.request,
+                                                        self._keepalive_newline,
+                                                        self.services.settings.keepalive_seconds)
+        if not finished:
             if self.record is not None:
                 self.record.cancelled = True
             return None
-        upstream = work.result()
+        assert upstream is not None
         self.first_token = time.monotonic()
         choices = upstream.get("choices") or []
         raw = self.attempt is not None and self.attempt.endpoint.dialect in RAW_DIALECTS
@@ -310,13 +312,12 @@ class Exchange:
 
     # ---- streaming ------------------------------------------------------------------------------
     async def _stream(self) -> None:
-        work = asyncio.ensure_future(self._relay())
         try:
-            if not await _finished_before_disconnect(work, self.request):
+            finished, _ = await unless_client_leaves(self._relay(), self.request)
+            if not finished:
                 if self.record is not None:
                     self.record.cancelled = True
                 return
-            work.result()
         except APIError:
             raise
         except Exception:
@@ -468,43 +469,5 @@ class Exchange:
                                  "more_body": False})
 
 
-_WATCH_AFTER = 0.05  # seconds before a request starts watching for its client leaving
-
-
 def _strict(fmt: Any) -> bool:
     return fmt.type == "json_schema" and fmt.json_schema is not None and bool(fmt.json_schema.strict)
-
-
-async def _finished_before_disconnect(task: asyncio.Future[Any], request: Request,
-                                      on_idle: Callable[[], Awaitable[None]] | None = None,
-                                      interval: float | None = None) -> bool:
-    """Wait for ``task`` unless the client leaves first (then cancel it and return False). With
-    ``on_idle``, call it every ``interval`` seconds while waiting.
-
-    Most answers are done within a few milliseconds: the disconnect watcher (a task reading
-    ``receive()``) starts only after a short grace period, which saves a task per request (bench/NOTES.md)."""
-    grace = min(_WATCH_AFTER, interval) if interval is not None else _WATCH_AFTER
-    try:
-        done, _ = await asyncio.wait({task}, timeout=grace)
-    except BaseException:
-        task.cancel()
-        raise
-    if done:
-        return True
-    watcher = asyncio.ensure_future(sse.wait_for_disconnect(request.receive))
-    try:
-        while True:
-            done, _ = await asyncio.wait({task, watcher}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            if done or on_idle is None:
-                break
-            await on_idle()
-    finally:
-        if not task.done():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, UpstreamError, APIError):
-                pass  # the client has gone: nobody to tell
-            return False
-        watcher.cancel()
-    return True

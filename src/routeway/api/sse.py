@@ -1,4 +1,4 @@
-"""Server-sent events framing and the client-disconnect watch."""
+"""Server-sent events framing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import msgspec
 
-from routeway.api.http import Receive
 
 _encoder = msgspec.json.Encoder()
 
@@ -21,10 +20,3 @@ HEADERS = [
 
 def event(payload: Any) -> bytes:
     return b"data: " + _encoder.encode(payload) + b"\n\n"
-
-
-async def wait_for_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return

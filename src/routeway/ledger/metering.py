@@ -3,9 +3,10 @@ per request, written together in one group commit."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
@@ -59,9 +60,11 @@ class GenerationRecord:
             self.tokens_completion, self.native_tokens_prompt, self.native_tokens_completion,
             self.native_tokens_reasoning, self.native_tokens_cached, int(self.usage_estimated), self.total_cost_nano,
             self.latency_ms, self.generation_time_ms, self.finish_reason, self.native_finish_reason,
-            int(self.streamed), int(self.cancelled), self.status, self.error, json.dumps(self.attempts), self.created_at,
+            int(self.streamed), int(self.cancelled), self.status, self.error, _encode(self.attempts).decode(), self.created_at,
         ))
 
+
+_encode = msgspec.json.Encoder().encode
 
 _COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_slug", "upstream_model", "upstream_id",
             "http_referer", "app_title", "tokens_prompt", "tokens_completion", "native_tokens_prompt",

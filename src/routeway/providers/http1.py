@@ -88,7 +88,7 @@ class Response:
     """One upstream answer: status and head now, body as it arrives."""
 
     __slots__ = ("status", "headers", "_conn", "_chunks", "_waiter", "_complete", "_error", "_inflate",
-                 "_deadline", "_loop")
+                 "_deadline", "_loop", "_idle", "_arrived", "_watchdog")
 
     def __init__(self, conn: _Connection, status: int, headers: dict[str, str], deadline: float) -> None:
         self.status = status
@@ -100,6 +100,9 @@ class Response:
         self._error: ClientError | None = None
         self._deadline = deadline
         self._loop = conn.loop
+        self._idle: float | None = None  # the longest silence the current reader accepts
+        self._arrived = conn.loop.time()  # when bytes last came in
+        self._watchdog: asyncio.TimerHandle | None = None
         encoding = headers.get("content-encoding", "").strip().lower()
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS) \
             if encoding in ("gzip", "deflate") else None
@@ -113,6 +116,7 @@ class Response:
                 self._fail(ClientError(f"upstream sent a body that does not decompress: {exc}"))
                 return
         self._chunks.append(data)
+        self._arrived = self._loop.time()
         self._wake()
 
     def _finish(self) -> None:
@@ -157,32 +161,45 @@ class Response:
         return b"".join(chunks)
 
     async def _wait(self, idle: float | None) -> None:
-        loop = self._loop
-        now = loop.time()
-        remaining = self._deadline - now
-        if remaining <= 0:
+        if self._deadline <= self._loop.time():
             raise ReadTimeout("the call's total time ran out", total=True)
-        waiter = self._waiter = loop.create_future()
-        total = idle is None or idle >= remaining
-        timer = loop.call_at(now + (remaining if total else idle), _expire, waiter, total)  # type: ignore[operator]
+        self._idle = idle
+        if self._watchdog is None:
+            self._arm()
+        waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    # One watchdog timer per answer, re-armed only when it fires, instead of a timer per wait: a stream
+    # waits once per chunk, and creating and cancelling a timer each time was measurable (bench step 10).
+    def _arm(self) -> None:
+        due = self._deadline if self._idle is None else min(self._deadline, self._arrived + self._idle)
+        self._watchdog = self._loop.call_at(due, self._check)
+
+    def _check(self) -> None:
+        self._watchdog = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody is waiting: the next wait arms it again
+        now = self._loop.time()
+        if now >= self._deadline:
+            waiter.set_exception(ReadTimeout("the call's total time ran out", total=True))
+        elif self._idle is not None and now - self._arrived >= self._idle:
+            waiter.set_exception(ReadTimeout(f"no data for {self._idle:g} s"))
+        else:
+            self._arm()
 
     def close(self) -> None:
         """Done with the answer: a finished keep-alive connection goes back to its pool; anything else is
         closed now (a stream the client left is cut, never drained)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.done_with(self, reusable=self._complete and self._error is None)
-
-
-def _expire(waiter: asyncio.Future[None], total: bool) -> None:
-    if not waiter.done():
-        waiter.set_exception(ReadTimeout("the call's total time ran out" if total else "no data within the time limit",
-                                         total=total))
 
 
 class _Connection(asyncio.Protocol):
