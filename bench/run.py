@@ -151,6 +151,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated scenario names to run (default: all)")
     parser.add_argument("--wait-quiet", type=float, default=None,
                         help="seconds to wait before each run for other processes to go quiet (20; 1 with --quick)")
+    parser.add_argument("--durability", choices=("full", "normal"), default="full",
+                        help="routeway's [server] durability: fsync each group commit (full, the default) or not")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep the temp folder (configs, logs, routeway's SQLite file) for inspection")
     parser.add_argument("--out", default=str(BENCH / "results"), help="parent folder of the results folder")
@@ -171,12 +173,13 @@ def main() -> None:
     mock = tg.start_mock(workdir, pin["mock"])
     servers: list[tg.Target] = [mock]
     results: dict = {"started": stamp, "command": " ".join([Path(sys.executable).name] + sys.argv),
-                     "quick": args.quick, "pinning": pin, "scenarios": [asdict(s) for s in chosen], "runs": []}
+                     "quick": args.quick, "durability": args.durability, "pinning": pin, "scenarios": [asdict(s) for s in chosen], "runs": []}
     try:
         nginx = tg.start_nginx(workdir, mock, pin["proxy"])
         if nginx:
             servers.append(nginx)
-        routeway = tg.start_routeway(workdir, mock, sorted({s.model for s in chosen} | {"mock"}), pin["proxy"])
+        routeway = tg.start_routeway(workdir, mock, sorted({s.model for s in chosen} | {"mock"}), pin["proxy"],
+                                     args.durability)
         servers.append(routeway)
         results["machine"] = {**described, "nginx": nginx.extra.get("version") if nginx else None}
         warm = Scenario("warmup", "rate", "mock", 2.0 if not args.quick else 1.0, rate=500)

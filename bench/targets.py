@@ -142,8 +142,8 @@ def start_nginx(workdir: Path, mock: Target, cpu: str | None) -> Target | None:
     return Target("nginx", port, "/v1/chat/completions", "none", {}, process, log, {"version": version})
 
 
-def routeway_config(mock_port: int, models: dict[str, str]) -> str:
-    lines = ["[server]", "keepalive_seconds = 2.0", "max_body_bytes = 65536", "",
+def routeway_config(mock_port: int, models: dict[str, str], durability: str = "full") -> str:
+    lines = ["[server]", "keepalive_seconds = 2.0", "max_body_bytes = 65536", f'durability = "{durability}"', "",
              "[[providers]]", 'name = "mock"', 'display_name = "Bench Mock"', 'kind = "openai"',
              f'base_url = "http://127.0.0.1:{mock_port}/v1"',
              "[providers.timeouts]", "connect = 5", "first_byte = 60", "idle = 60", "total = 300", ""]
@@ -163,12 +163,13 @@ def _admin(port: int, path: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None) -> Target:
+def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
+                   durability: str = "full") -> Target:
     directory = workdir / "routeway"
     directory.mkdir(exist_ok=True)
     models = {f"bench/{name}": name for name in upstream_models}
     config = directory / "routeway.toml"
-    config.write_text(routeway_config(mock.port, models))
+    config.write_text(routeway_config(mock.port, models, durability))
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("ROUTEWAY_CONFIG", "OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY")}
