@@ -49,6 +49,8 @@ def test_environment_keys_add_providers() -> None:
     ("[[endpoints]]\nmodel='x/y'\nprovider='nope'\n", "provider 'nope'"),
     ("[[providers]]\nname='a'\nkind='openai'\nbase_url='http://x'\ndata_collection='maybe'\n", "data_collection"),
     ("not = [toml", "not valid TOML"),
+    ("[[providers]]\nname='a'\nkind='openai'\nbase_url='ftp://x'\n", "base_url must start with http"),
+    ("[[providers]]\nname='a'\nkind='openai'\nbase_url='http://x'\nheaders={x-team=\"a\\nb\"}\n", "line break"),
 ])
 def test_bad_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.toml"

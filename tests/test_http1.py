@@ -249,3 +249,38 @@ def test_header_values_that_would_split_a_request_are_refused() -> None:
                               headers={"x-team": "a\nb"})
     with pytest.raises(ConfigError, match="provider 'bad'"):
         OpenAICompatible(provider, Pool(), {})
+
+
+def test_https_upstream_is_verified_against_the_system_trust_store(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Hosted providers are reached over TLS: a certificate nobody vouches for is refused with a clear
+    error; one from a CA the operator trusts (SSL_CERT_FILE, read by OpenSSL) is accepted."""
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+
+    async def main(trusted: bool) -> None:
+        server = await asyncio.start_server(Server(json_answer())._serve, "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        target = Target.parse(f"https://localhost:{port}/v1/chat/completions")
+        pool = Pool()
+        try:
+            if not trusted:
+                with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+                    await post(pool, target)
+                return
+            for _ in range(2):
+                assert await (await post(pool, target)).read() == b'{"ok": true}'
+        finally:
+            pool.close()
+            server.close()
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    run(main(trusted=False))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    run(main(trusted=True))

@@ -54,7 +54,9 @@ class ProviderConfig:
         return self.display_name or self.name
 
     def api_key(self, env: Mapping[str, str]) -> str | None:
-        return env.get(self.api_key_env) if self.api_key_env else None
+        """The upstream key, without the trailing newline a key read from a file often brings."""
+        key = env.get(self.api_key_env) if self.api_key_env else None
+        return key.strip() if key else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +141,14 @@ def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
     policy = table.get("data_collection", "deny")
     if policy not in ("allow", "deny"):
         raise ConfigError(f"{where}: data_collection must be 'allow' or 'deny', not {policy!r}")
+    base_url = str(_require(table, "base_url", where)).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: base_url must start with http:// or https://, not {base_url!r}")
+    for header, value in dict(table.get("headers", {})).items():
+        if any(c in f"{header}{value}" for c in "\r\n\0"):
+            raise ConfigError(f"{where}: header {header!r} contains a line break, which would split the request")
     return ProviderConfig(
-        name=name, kind=kind, base_url=_require(table, "base_url", where).rstrip("/"),
+        name=name, kind=kind, base_url=base_url,
         display_name=table.get("display_name", ""), api_key_env=table.get("api_key_env"), timeouts=timeouts,
         data_collection=policy, zdr=bool(table.get("zdr", False)), headers=dict(table.get("headers", {})),
         serves_catalog=tuple(table.get("serves_catalog", ())),
