@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from routeway.config import ConfigError, ProviderConfig
+from routeway.providers import http1
 from routeway.providers.http1 import ConnectFailed, Disconnected, Pool, ReadTimeout, Target, header_block
 from routeway.providers.openai_compat import OpenAICompatible
 
@@ -23,6 +24,7 @@ class Server:
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.connections = 0
+        self.open = 0
         self.requests: list[bytes] = []
         self.closed_by_client = asyncio.Event()
 
@@ -39,6 +41,7 @@ class Server:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -50,6 +53,7 @@ class Server:
         except (asyncio.IncompleteReadError, ConnectionError):
             self.closed_by_client.set()
         finally:
+            self.open -= 1
             writer.close()
 
 
@@ -83,6 +87,25 @@ def test_length_delimited_answers_reuse_one_connection() -> None:
             first = server.requests[0]
             assert first.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
             assert b"\r\nhost: 127.0.0.1:%d\r\n" % server.port in first and first.endswith(b'\r\n\r\n{"n": 1}')
+            pool.close()
+    run(main())
+
+
+def test_sockets_left_idle_after_a_burst_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "IDLE_SECONDS", 0.2)
+
+    async def main() -> None:
+        async with Server(json_answer()) as server:
+            pool = Pool()
+            responses = await asyncio.gather(*(post(pool, server.target()) for _ in range(5)))
+            for response in responses:
+                await response.read()
+            assert server.connections == 5 and server.open == 5
+            await (await post(pool, server.target())).read()  # reuses one of them
+            assert server.connections == 5
+            await asyncio.sleep(0.7)
+            assert server.open == 0  # the pool let go of every idle socket
+            assert await (await post(pool, server.target())).read() == b'{"ok": true}'
             pool.close()
     run(main())
 

@@ -323,6 +323,7 @@ class Pool:
         self._idle: dict[tuple[str, int, bool], deque[_Connection]] = {}
         self._all: set[_Connection] = set()
         self._tls: ssl.SSLContext | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def post(self, target: Target, headers: bytes, body: bytes, *, connect_timeout: float,
                    head_timeout: float, total_timeout: float) -> Response:
@@ -389,11 +390,29 @@ class Pool:
     def release(self, conn: _Connection) -> None:
         conn.idle_since = time.monotonic()
         self._idle.setdefault(conn.key, deque()).append(conn)
+        if self._sweeper is None:
+            self._sweeper = conn.loop.call_later(IDLE_SECONDS, self._sweep, conn.loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close sockets idle for longer than ``IDLE_SECONDS``: after a burst, the pool shrinks back
+        instead of holding every socket the burst opened."""
+        self._sweeper = None
+        stale_before = time.monotonic() - IDLE_SECONDS
+        for key, idle in list(self._idle.items()):
+            while idle and (idle[0].closed or idle[0].idle_since <= stale_before):  # oldest first
+                idle.popleft().abort()
+            if not idle:
+                del self._idle[key]
+        if self._idle:
+            self._sweeper = loop.call_later(IDLE_SECONDS, self._sweep, loop)
 
     def forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             conn.abort()
         self._all.clear()
