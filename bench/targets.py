@@ -144,6 +144,8 @@ def start_nginx(workdir: Path, mock: Target, cpu: str | None) -> Target | None:
 
 def routeway_config(mock_port: int, models: dict[str, str], durability: str = "full") -> str:
     lines = ["[server]", "keepalive_seconds = 2.0", "max_body_bytes = 65536", f'durability = "{durability}"', "",
+             # rate limiting on: a per-key limit no scenario reaches, so the check runs on every request
+             "[limits]", 'key_requests = "10000000/minute"', "",
              "[[providers]]", 'name = "mock"', 'display_name = "Bench Mock"', 'kind = "openai"',
              f'base_url = "http://127.0.0.1:{mock_port}/v1"',
              "[providers.timeouts]", "connect = 5", "first_byte = 60", "idle = 60", "total = 300", ""]

@@ -50,6 +50,8 @@ def test_environment_keys_add_providers() -> None:
     ("[[providers]]\nname='a'\nkind='openai'\nbase_url='http://x'\ndata_collection='maybe'\n", "data_collection"),
     ("not = [toml", "not valid TOML"),
     ("[[providers]]\nname='a'\nkind='openai'\nbase_url='ftp://x'\n", "base_url must start with http"),
+    ("[limits]\nkey_requests = 'lots'\n", "not a rate such as"),
+    ("[limits]\nburst = 5\n", "unknown settings"),
     ("[[providers]]\nname='a'\nkind='openai'\nbase_url='http://x'\nheaders={x-team=\"a\\nb\"}\n", "line break"),
 ])
 def test_bad_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:

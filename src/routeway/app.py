@@ -14,6 +14,7 @@ from typing import Any
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys
 from routeway.api.metrics import metrics_handler
+from routeway.api.throttle import Throttle
 from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
 from routeway.catalog import Catalog
 from routeway.config import Settings
@@ -56,6 +57,7 @@ class Services:
     metering: Metering
     health: Health
     planner: Planner
+    throttle: Throttle
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     health_log: HealthLog | None = None
@@ -71,7 +73,8 @@ class Services:
         r = settings.routing
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
         return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
-                   metering=Metering(store, book), health=health, planner=Planner(catalog, health))
+                   metering=Metering(store, book), health=health, planner=Planner(catalog, health),
+                   throttle=Throttle(settings.limits))
 
     async def start(self) -> None:
         self.store.open()
@@ -79,6 +82,7 @@ class Services:
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env) for p in self.settings.providers}
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them

@@ -84,6 +84,16 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Request-rate limits, in the ``limits`` library's notation ("600/minute", "10/second;600/minute")."""
+
+    key_requests: str = ""  # per API key, on every inference request; "" = none (OpenRouter: none for paid)
+    free_requests: str = "20/minute"  # per account, on `:free` variants (OpenRouter's documented limit)
+    free_daily: int = 50  # per account per UTC day on `:free` variants, while it was granted < $10 in all
+    free_daily_with_credits: int = 1000  # ... once it was granted $10 or more
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -93,6 +103,7 @@ class Settings:
     durability: str = "full"  # "full": fsync every group commit; "normal": survive a crash of routeway only
     admin_key: str | None = None
     routing: RoutingSettings = RoutingSettings()
+    limits: LimitSettings = LimitSettings()
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
@@ -131,6 +142,29 @@ def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in table:
         raise ConfigError(f"{where}: missing required key '{key}'")
     return table[key]
+
+
+def _limits(table: Mapping[str, Any]) -> LimitSettings:
+    from limits import parse_many  # the notation is the limits library's; check it now, not on a request
+
+    unknown = set(table) - set(LimitSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[limits]: unknown settings {sorted(unknown)}")
+    settings = LimitSettings(**table)
+    for name in ("key_requests", "free_requests"):
+        text = getattr(settings, name)
+        if not isinstance(text, str):
+            raise ConfigError(f"[limits] {name} must be a string such as \"600/minute\"")
+        try:
+            if text:
+                parse_many(text)
+        except ValueError:
+            raise ConfigError(f"[limits] {name} = {text!r} is not a rate such as \"600/minute\" or"
+                              " \"10/second;600/minute\"") from None
+    for name in ("free_daily", "free_daily_with_credits"):
+        if not isinstance(getattr(settings, name), int) or getattr(settings, name) < 0:
+            raise ConfigError(f"[limits] {name} must be a whole number of requests (0 = none allowed)")
+    return settings
 
 
 def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
@@ -217,6 +251,7 @@ def load_settings(
     if unknown:
         raise ConfigError(f"[routing]: unknown settings {sorted(unknown)}")
     values["routing"] = RoutingSettings(**routing)
+    values["limits"] = _limits(raw.get("limits", {}))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

@@ -40,8 +40,11 @@ log = logging.getLogger("routeway.chat")
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
+        services.throttle.check_key(key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
+        if any(model.endswith(":free") for model in requested_models(chat)):
+            services.throttle.check_free(services.book.accounts[key.account_id])
         structured.check_request(chat)
         demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
         attempts = services.planner.plan(chat, demand, time.time())

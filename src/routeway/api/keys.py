@@ -74,10 +74,9 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def current_key(request: Request) -> Response:
         key = authenticate(services, request)
         view = key_view(key, now_ms())
-        view.update(is_free_tier=False, is_provisioning_key=key.is_management, organization_id=None,
+        view.update(is_provisioning_key=key.is_management, organization_id=None,
                     workspace_id=None, allowed_data_regions=["global"], budgets=[], effective_budget=None,
-                    free_model_daily_requests={"limit": -1, "remaining": -1, "used": 0},
-                    rate_limit={"requests": -1, "interval": "10s", "note": "routeway sets no request rate limit"})
+                    **services.throttle.describe(key, book.accounts[key.account_id]))
         return json_response({"data": view})
 
     async def credits(request: Request) -> Response:

@@ -1,0 +1,120 @@
+"""Request-rate limits: per API key (the operator's choice, off by default), and OpenRouter's limits on
+``:free`` variants per account (20 a minute; 50 a day, or 1,000 once the account was granted $10).
+
+Counting uses the ``limits`` library's sliding-window counters in this process's memory: O(1) per check,
+no store round trip. A refused request is answered 429 before its body is read, so it costs neither a
+reservation nor a ledger entry.
+
+The library's ``MemoryStorage`` drops expired counters from a ``threading.Timer`` that it restarts every
+10 ms while counters change: under load, a new OS thread a hundred times a second, which cost ~10% of
+routeway's throughput (bench/NOTES.md step 13). ``LoopStorage`` is the same storage with expiry done
+by a sweep on the event loop instead."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+from limits import RateLimitItem, parse, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+
+from routeway.config import LimitSettings
+from routeway.errors import APIError
+from routeway.ledger.book import AccountState, KeyState
+from routeway.ledger.money import NANO
+
+FREE_DAILY_CREDITS_USD = 10  # OpenRouter: the higher daily :free limit from $10 of credits on
+
+
+SWEEP_SECONDS = 60.0
+
+
+class LoopStorage(MemoryStorage):
+    """``MemoryStorage`` without its expiry thread (single-threaded use on the event loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()  # the base class starts one at once
+        self.timer.join()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the base class's private timer start
+        pass
+
+    def sweep(self) -> None:
+        """Drop expired counters (what the base class's timer thread would have done)."""
+        self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.storage)
+
+
+class Throttle:
+    def __init__(self, settings: LimitSettings) -> None:
+        self.storage = LoopStorage()
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.per_key = parse_many(settings.key_requests) if settings.key_requests else []
+        self.free = parse_many(settings.free_requests) if settings.free_requests else []
+        self.free_daily = parse(f"{settings.free_daily}/day") if settings.free_daily else None
+        self.free_daily_with_credits = (parse(f"{settings.free_daily_with_credits}/day")
+                                        if settings.free_daily_with_credits else None)
+        self.settings = settings
+
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            self.storage.sweep()
+
+    def check_key(self, key: KeyState) -> None:
+        if self.per_key:
+            self._take(self.per_key, "key", key.hash, "this API key")
+
+    def _daily(self, account: AccountState) -> RateLimitItem | None:
+        return self.free_daily_with_credits if self.free_tier_over(account) else self.free_daily
+
+    @staticmethod
+    def free_tier_over(account: AccountState) -> bool:
+        return account.credits >= FREE_DAILY_CREDITS_USD * NANO
+
+    def check_free(self, account: AccountState) -> None:
+        """A request for a ``:free`` variant: the account's own limits, whichever key it uses."""
+        daily = self._daily(account)
+        if daily is None:
+            raise APIError(429, "Free model variants (:free) are switched off on this server.",
+                           metadata={"limit": 0})
+        self._take([*self.free, daily], "free", account.id, "free model variants (:free) on this account")
+
+    def describe(self, key: KeyState, account: AccountState) -> dict[str, Any]:
+        """The rate-limit fields of ``GET /key``, in OpenRouter's shape."""
+        if self.per_key:
+            first = self.per_key[0]
+            rate = {"requests": first.amount, "interval": f"{first.get_expiry()}s",
+                    "note": f"per key: {'; '.join(str(i) for i in self.per_key)}"}
+        else:
+            rate = {"requests": -1, "interval": "10s", "note": "no per-key request limit is set"}
+        daily = self._daily(account)
+        if daily is None:
+            free = {"limit": 0, "remaining": 0, "used": 0}
+        else:
+            remaining = self.limiter.get_window_stats(daily, "free", account.id).remaining
+            free = {"limit": daily.amount, "remaining": remaining, "used": daily.amount - remaining}
+        return {"rate_limit": rate, "free_model_daily_requests": free, "is_free_tier": not self.free_tier_over(account)}
+
+    def _take(self, items: list[RateLimitItem], namespace: str, identity: str, scope: str) -> None:
+        if len(items) > 1:  # all or nothing: a refused request must not use up the other windows
+            for item in items:
+                if not self.limiter.test(item, namespace, identity):
+                    self._refuse(item, namespace, identity, scope)
+        for item in items:
+            if not self.limiter.hit(item, namespace, identity):
+                self._refuse(item, namespace, identity, scope)
+
+    def _refuse(self, item: RateLimitItem, namespace: str, identity: str, scope: str) -> None:
+        reset = self.limiter.get_window_stats(item, namespace, identity).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+        raise APIError(429, f"Rate limit exceeded for {scope}: {item}. Retry in {wait} s.",
+                       metadata={"limit": str(item)},
+                       headers={"retry-after": str(wait), "x-ratelimit-limit": str(item.amount),
+                                "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(reset * 1000))})
