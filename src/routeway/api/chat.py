@@ -354,20 +354,27 @@ class Exchange:
             raise
 
     async def _next_with_keepalive(self, events: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
-        pending = asyncio.ensure_future(events.__anext__())
+        """The next upstream event, awaited in this task; a timer sends a PROCESSING comment every
+        keepalive interval meanwhile (no second task per stream unless the wait is that long)."""
+        loop = asyncio.get_running_loop()
+        interval = self.services.settings.keepalive_seconds
+        comments: list[asyncio.Task[None]] = []
+
+        def comment() -> None:
+            nonlocal timer
+            comments.append(loop.create_task(self._send(sse.PROCESSING)))
+            timer = loop.call_later(interval, comment)
+
+        timer = loop.call_later(interval, comment)
         try:
-            while True:
-                done, _ = await asyncio.wait({pending}, timeout=self.services.settings.keepalive_seconds)
-                if done:
-                    break
-                await self._send(sse.PROCESSING)
-        except BaseException:
-            pending.cancel()
-            raise
-        try:
-            return pending.result()
+            return await anext(events)
         except StopAsyncIteration:
             return None
+        finally:
+            timer.cancel()
+            for sending in comments:
+                if not sending.done():
+                    await sending  # every comment goes out before the event that follows it
 
     async def _relay(self) -> None:
         opened: FirstToken = await self._first_answer(self._open_stream)
