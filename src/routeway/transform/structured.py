@@ -25,6 +25,12 @@ def wants_json(response_format: ResponseFormat | None) -> bool:
     return response_format is not None and response_format.type in ("json_object", "json_schema")
 
 
+def is_strict(response_format: ResponseFormat | None) -> bool:
+    """``json_schema`` with ``strict: true``: an answer that does not validate must not be passed on."""
+    return (response_format is not None and response_format.type == "json_schema"
+            and response_format.json_schema is not None and bool(response_format.json_schema.strict))
+
+
 def schema_of(response_format: ResponseFormat | None) -> dict[str, Any] | None:
     if response_format is None or response_format.type != "json_schema" or response_format.json_schema is None:
         return None
