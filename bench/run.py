@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine  # noqa: E402
 import pyspy  # noqa: E402
@@ -183,15 +185,25 @@ def main() -> None:
         servers.append(routeway)
         results["machine"] = {**described, "nginx": nginx.extra.get("version") if nginx else None}
         warm = Scenario("warmup", "rate", "mock", 2.0 if not args.quick else 1.0, rate=500)
-        for target in servers:
-            measure(target, mock, warm, pin["client"])
-        for sc in chosen:
+        steps = len(servers) * (1 + len(chosen)) + (1 if args.profile else 0)
+        with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn()) as progress:
+            bar = progress.add_task("warm-up", total=steps)
             for target in servers:
-                run = measure(target, mock, sc, pin["client"], args.wait_quiet)
-                results["runs"].append(run)
-                print(brief(run), flush=True)
-        if args.profile:
-            results["profile"] = profile(routeway, pin, out, 10.0)
+                progress.update(bar, description=f"warm-up / {target.name}")
+                measure(target, mock, warm, pin["client"])
+                progress.advance(bar)
+            for sc in chosen:
+                for target in servers:
+                    progress.update(bar, description=f"{sc.name} / {target.name}")
+                    run = measure(target, mock, sc, pin["client"], args.wait_quiet)
+                    results["runs"].append(run)
+                    progress.console.print(brief(run), highlight=False, soft_wrap=True)
+                    progress.advance(bar)
+            if args.profile:
+                progress.update(bar, description="py-spy profile / routeway")
+                results["profile"] = profile(routeway, pin, out, 10.0)
+                progress.advance(bar)
         results["finished_load"] = machine.loadavg()
     finally:
         for server in reversed(servers):
