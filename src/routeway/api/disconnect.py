@@ -36,7 +36,7 @@ async def unless_client_leaves(work: Awaitable[T], request: Request,
         raise
     finally:
         timer.cancel()
-        watch.stop()
+        await watch.stop()
     return True, result
 
 
@@ -47,7 +47,7 @@ def _consume_cancel(task: asyncio.Task[Any]) -> None:
 
 
 class _Watch:
-    __slots__ = ("task", "request", "on_idle", "interval", "watcher", "client_left")
+    __slots__ = ("task", "request", "on_idle", "interval", "watcher", "client_left", "idling", "stopped")
 
     def __init__(self, task: asyncio.Task[Any], request: Request, on_idle: Callable[[], Awaitable[None]] | None,
                  interval: float | None) -> None:
@@ -57,12 +57,22 @@ class _Watch:
         self.interval = interval
         self.watcher: asyncio.Task[None] | None = None
         self.client_left = False
+        self.idling = False  # on_idle is writing to the client
+        self.stopped = False
 
     def start(self) -> None:
-        self.watcher = asyncio.ensure_future(self._watch())
+        if not self.stopped:
+            self.watcher = asyncio.ensure_future(self._watch())
 
-    def stop(self) -> None:
-        if self.watcher is not None:
+    async def stop(self) -> None:
+        self.stopped = True
+        if self.watcher is None or self.watcher.done():
+            return
+        if self.idling:
+            # a keep-alive write cut in half would leave the response without its head: let it finish,
+            # the answer follows it
+            await asyncio.wait({self.watcher})
+        else:
             self.watcher.cancel()
 
     async def _watch(self) -> None:
@@ -72,10 +82,17 @@ class _Watch:
                     await wait_for_disconnect(self.request)
             except TimeoutError:
                 assert self.on_idle is not None
-                await self.on_idle()
+                self.idling = True
+                try:
+                    await self.on_idle()
+                finally:
+                    self.idling = False
+                if self.stopped:
+                    return
                 continue
-            self.client_left = True
-            self.task.cancel()
+            if not self.stopped:
+                self.client_left = True
+                self.task.cancel()
             return
 
 
