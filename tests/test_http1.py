@@ -87,6 +87,7 @@ def test_length_delimited_answers_reuse_one_connection() -> None:
             first = server.requests[0]
             assert first.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
             assert b"\r\nhost: 127.0.0.1:%d\r\n" % server.port in first and first.endswith(b'\r\n\r\n{"n": 1}')
+            assert b"\r\naccept-encoding: identity\r\n" in first
             pool.close()
     run(main())
 

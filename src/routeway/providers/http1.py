@@ -9,8 +9,8 @@ on a plain future (one timer per wait) only when nothing is buffered.
 What it does: keep-alive connections pooled per origin (closed after ``IDLE_SECONDS`` unused, below the
 5 s default of uvicorn-based engines so we rarely reuse a socket the server is closing; a reused socket
 that closes before any answer byte is retried once on a new one), TLS with the system's certificates,
-chunked and length-delimited and close-delimited bodies, gzip/deflate bodies (never asked for), and
-timeouts for connecting, for the response head, between body reads, and in total.
+chunked, length-delimited and close-delimited bodies, gzip/deflate bodies (it asks for identity and
+decodes these anyway), and timeouts for connecting, for the response head, between body reads, and in total.
 What it leaves out: proxies, cookies (an upstream's cookies must never ride along on another user's
 request), redirects, HTTP/2.
 """
@@ -330,7 +330,9 @@ class Pool:
         """Send ``body`` and wait for the answer's status and headers."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + total_timeout
-        request = b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n%s\r\n%s" % (
+        # identity: without an Accept-Encoding a server may pick any coding (RFC 9110 12.5.3), and a
+        # compressed event stream can be held back by the compressor
+        request = b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\naccept-encoding: identity\r\n%s\r\n%s" % (
             target.path, target.host_header, len(body), headers, body)
         conn = self._reuse(target)
         if conn is not None:
