@@ -166,8 +166,8 @@ class Planner:
 
     def _balanced(self, endpoints: list[Endpoint], now: float) -> list[Endpoint]:
         """OpenRouter's default: stable endpoints first, the first drawn by inverse-square price."""
-        if not endpoints:
-            return endpoints
+        if len(endpoints) < 2:
+            return endpoints  # one engine behind a model is the common self-hosted case: nothing to draw
         stable = [e for e in endpoints if not self.health.of(e.key).in_outage(now)]
         unstable = sorted((e for e in endpoints if e not in stable), key=lambda e: e.price)
         if not stable:
