@@ -111,6 +111,25 @@ def test_sockets_left_idle_after_a_burst_are_closed(monkeypatch: pytest.MonkeyPa
     run(main())
 
 
+def test_an_answer_nobody_asked_for_closes_the_socket() -> None:
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        writer.write(answer + answer)  # one request, two answers
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        return True
+
+    async def main() -> None:
+        async with Server(twice) as server:
+            pool = Pool()
+            assert await (await post(pool, server.target())).read() == b"{}"  # the first answer was whole
+            await asyncio.wait_for(server.closed_by_client.wait(), 2)  # the stray second one closed the socket
+            assert await (await post(pool, server.target())).read() == b"{}"  # on a fresh socket
+            assert server.connections == 2
+            pool.close()
+    run(main())
+
+
 def test_connection_close_answers_are_not_reused() -> None:
     async def main() -> None:
         async with Server(json_answer(extra=b"connection: close\r\n")) as server:

@@ -109,6 +109,8 @@ class Response:
 
     # ---- fed by the connection ----
     def _feed(self, data: bytes) -> None:
+        if self._complete:
+            return  # bytes past the end of this answer belong to no one (the socket is being closed)
         if self._inflate is not None:
             try:
                 data = self._inflate.decompress(data)
@@ -263,6 +265,9 @@ class _Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if 100 <= status < 200:
             return  # an interim answer; the real one follows
+        if self.head is None:  # a second answer to one request: nothing on this socket can be trusted now
+            self._broken(ClientError("upstream sent an answer nobody asked for"))
+            return
         self._close_delimited = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
         self.response = Response(self, status, headers, self.deadline)
         head, self.head = self.head, None
