@@ -11,11 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys
+from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
 from routeway.api.metrics import metrics_handler
 from routeway.api.throttle import Throttle
-from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
 from routeway.catalog import Catalog
 from routeway.config import Settings
 from routeway.errors import APIError

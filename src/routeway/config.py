@@ -89,7 +89,7 @@ class LimitSettings:
 
     key_requests: str = ""  # per API key, on every inference request; "" = none (OpenRouter: none for paid)
     free_requests: str = "20/minute"  # per account, on `:free` variants (OpenRouter's documented limit)
-    free_daily: int = 50  # per account per UTC day on `:free` variants, while it was granted < $10 in all
+    free_daily: int = 50  # per account per day (sliding 24 h) on `:free` variants, while granted < $10 in all
     free_daily_with_credits: int = 1000  # ... once it was granted $10 or more
 
 

@@ -5,10 +5,10 @@ Counting uses the ``limits`` library's sliding-window counters in this process's
 no store round trip. A refused request is answered 429 before its body is read, so it costs neither a
 reservation nor a ledger entry.
 
-The library's ``MemoryStorage`` drops expired counters from a ``threading.Timer`` that it restarts every
-10 ms while counters change: under load, a new OS thread a hundred times a second, which cost ~10% of
-routeway's throughput (bench/NOTES.md step 13). ``LoopStorage`` is the same storage with expiry done
-by a sweep on the event loop instead."""
+The library's ``MemoryStorage`` drops expired counters from a ``threading.Timer`` that it starts again
+10 ms after the last one whenever counters change: under load, a new OS thread up to a hundred times a
+second, competing with the event loop for the GIL (bench/NOTES.md step 13). ``LoopStorage`` is the same
+storage with expiry done by a sweep on the event loop instead."""
 
 from __future__ import annotations
 
@@ -27,9 +27,7 @@ from routeway.ledger.book import AccountState, KeyState
 from routeway.ledger.money import NANO
 
 FREE_DAILY_CREDITS_USD = 10  # OpenRouter: the higher daily :free limit from $10 of credits on
-
-
-SWEEP_SECONDS = 60.0
+SWEEP_SECONDS = 60.0  # how often expired counters are dropped
 
 
 class LoopStorage(MemoryStorage):
@@ -60,7 +58,6 @@ class Throttle:
         self.free_daily = parse(f"{settings.free_daily}/day") if settings.free_daily else None
         self.free_daily_with_credits = (parse(f"{settings.free_daily_with_credits}/day")
                                         if settings.free_daily_with_credits else None)
-        self.settings = settings
 
     async def sweep_forever(self) -> None:
         while True:
