@@ -113,7 +113,8 @@ def write_markdown(results: dict, out: Path) -> None:
     names = [s["name"] for s in results["scenarios"]]
     lines = [f"# routeway benchmark {results['started']}", "",
              f"Command: `{results['command']}` ({'quick' if results['quick'] else 'full'} run, {results['wall_s']} s); "
-             f"routeway durability: {results.get('durability', 'full')} (bench/README.md)", "",
+             f"routeway durability: {results.get('durability', 'full')}, routeway on Python "
+             f"{results.get('routeway_python', 'as below')} (bench/README.md)", "",
              f"Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), {m.get('mem_gib')} GiB, Linux {m.get('kernel')}, "
              f"Python {m.get('python')}, {m.get('nginx')}, routeway {m.get('routeway_commit')}"
              f"{' (src/ modified)' if m.get('routeway_tree_dirty') else ''}; "

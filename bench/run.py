@@ -79,6 +79,12 @@ def loadgen_argv(target: tg.Target, sc: Scenario, cpu: str | None) -> list[str]:
     return tg.pinned(cpu, argv)
 
 
+def routeway_python_version(python: str | None) -> str:
+    exe = python or sys.executable
+    done = subprocess.run([exe, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def cooldown(pids: list[int], quiet_wait: float) -> float:
     """Wait until the servers are idle (a backlog from the last run must not leak into the next), then up
     to ``quiet_wait`` seconds more for the rest of the machine to use under 15% of a core. Returns the
@@ -155,6 +161,8 @@ def main() -> None:
                         help="seconds to wait before each run for other processes to go quiet (20; 1 with --quick)")
     parser.add_argument("--durability", choices=("full", "normal"), default="full",
                         help="routeway's [server] durability: fsync each group commit (full, the default) or not")
+    parser.add_argument("--routeway-python", default=None,
+                        help="run routeway under this interpreter (a venv's python with routeway installed)")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep the temp folder (configs, logs, routeway's SQLite file) for inspection")
     parser.add_argument("--out", default=str(BENCH / "results"), help="parent folder of the results folder")
@@ -175,13 +183,13 @@ def main() -> None:
     mock = tg.start_mock(workdir, pin["mock"])
     servers: list[tg.Target] = [mock]
     results: dict = {"started": stamp, "command": " ".join([Path(sys.executable).name] + sys.argv),
-                     "quick": args.quick, "durability": args.durability, "pinning": pin, "scenarios": [asdict(s) for s in chosen], "runs": []}
+                     "quick": args.quick, "durability": args.durability, "routeway_python": routeway_python_version(args.routeway_python), "pinning": pin, "scenarios": [asdict(s) for s in chosen], "runs": []}
     try:
         nginx = tg.start_nginx(workdir, mock, pin["proxy"])
         if nginx:
             servers.append(nginx)
         routeway = tg.start_routeway(workdir, mock, sorted({s.model for s in chosen} | {"mock"}), pin["proxy"],
-                                     args.durability)
+                                     args.durability, args.routeway_python)
         servers.append(routeway)
         results["machine"] = {**described, "nginx": nginx.extra.get("version") if nginx else None}
         warm = Scenario("warmup", "rate", "mock", 2.0 if not args.quick else 1.0, rate=500)

@@ -166,7 +166,7 @@ def _admin(port: int, path: str, body: dict) -> dict:
 
 
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
-                   durability: str = "full") -> Target:
+                   durability: str = "full", python: str | None = None) -> Target:
     directory = workdir / "routeway"
     directory.mkdir(exist_ok=True)
     models = {f"bench/{name}": name for name in upstream_models}
@@ -177,7 +177,10 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
            if k not in ("ROUTEWAY_CONFIG", "OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY")}
     env["ROUTEWAY_ADMIN_KEY"] = ADMIN_KEY
     exe = ROOT / ".venv" / "bin" / "routeway"
-    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "routeway"]
+    if python is not None:  # another interpreter with routeway installed (comparing Python versions)
+        argv = [python, "-m", "routeway"]
+    else:
+        argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "routeway"]
     log = directory / "server.log"
     process = subprocess.Popen(
         pinned(cpu, argv + ["serve", "--config", str(config), "--port", str(port), "--data-dir",
