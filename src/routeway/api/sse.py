@@ -6,7 +6,6 @@ from typing import Any
 
 import msgspec
 
-
 _encoder = msgspec.json.Encoder()
 
 PROCESSING = b": OPENROUTER PROCESSING\n\n"

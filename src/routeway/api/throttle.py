@@ -83,7 +83,7 @@ class Throttle:
                            metadata={"limit": 0})
         self._take([*self.free, daily], "free", account.id, "free model variants (:free) on this account")
 
-    def describe(self, key: KeyState, account: AccountState) -> dict[str, Any]:
+    def describe(self, account: AccountState) -> dict[str, Any]:
         """The rate-limit fields of ``GET /key``, in OpenRouter's shape."""
         if self.per_key:
             first = self.per_key[0]
