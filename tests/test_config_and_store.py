@@ -83,6 +83,28 @@ def test_migrations_apply_once_from_a_blank_database(tmp_path: Path) -> None:
     assert applied == [(m.__name__,) for m in MIGRATIONS]
 
 
+def test_an_older_database_loses_the_unused_ledger_key_index_and_keeps_its_rows(tmp_path: Path) -> None:
+    from routeway.store import sqlite as sqlite_store
+    from routeway.store.migrations import MIGRATIONS
+    older = [m for m in MIGRATIONS if m.__name__ < "m004"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite_store, "MIGRATIONS", older)
+        store = SQLiteStore(tmp_path / "db.sqlite3")
+        store.open()
+        store.write_now([("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'n', 0)", ()),
+                         ("INSERT INTO ledger (id, account_id, kind, amount_nano, note, created_at)"
+                          " VALUES ('l1', 'a', 'grant', 5, 'g', 0)", ())])
+        store.close()
+    db = sqlite3.connect(tmp_path / "db.sqlite3")
+    indexes = lambda: {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}  # noqa: E731
+    assert "ledger_key" in indexes()
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.open()
+    store.close()
+    assert "ledger_key" not in indexes() and "ledger_account" in indexes()
+    assert db.execute("SELECT id, amount_nano FROM ledger").fetchall() == [("l1", 5)]
+
+
 def test_group_commit_batches_writers_and_isolates_a_failing_one(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "db.sqlite3")
     store.open()

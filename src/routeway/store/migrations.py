@@ -98,4 +98,11 @@ def m003_generation_indexes() -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes]
+def m004_drop_ledger_key_index() -> list[str]:
+    """No query reads ledger by key: start-up sums every charge once, and a full scan does that faster
+    than the index (bench/NOTES.md step 19). One B-tree page less written by every charged request."""
+    return ["DROP INDEX IF EXISTS ledger_key"]
+
+
+MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
+                                             m004_drop_ledger_key_index]

@@ -84,9 +84,7 @@ class SQLiteStore:
             stop = any(item is _STOP for item in batch)
             batch = [item for item in batch if item is not _STOP]
             if batch:
-                outcomes = self._commit(conn, batch)
-                for (_, waiter, loop), outcome in zip(batch, outcomes):
-                    _wake(waiter, loop, outcome)
+                _wake_all(batch, self._commit(conn, batch))
             if stop:
                 conn.close()
                 return
@@ -148,23 +146,30 @@ class SQLiteStore:
             self._thread = None
 
 
-def _wake(waiter: Any, loop: asyncio.AbstractEventLoop | None, outcome: BaseException | None) -> None:
-    if loop is None:
-        done, errors = waiter
-        if outcome is not None:
-            errors.append(outcome)
-        done.set()
-        return
+def _wake_all(batch: list[Any], outcomes: list[BaseException | None]) -> None:
+    """One hand-off per event loop for the whole group commit, not one per waiter: the writer thread
+    holds the GIL for less time while the loop is serving requests."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
+    for (_, waiter, loop), outcome in zip(batch, outcomes):
+        if loop is None:  # a blocking caller (write_now)
+            done, errors = waiter
+            if outcome is not None:
+                errors.append(outcome)
+            done.set()
+        else:
+            by_loop.setdefault(loop, []).append((waiter, outcome))
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, waiters)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
 
-    def resolve() -> None:
+
+def _resolve(waiters: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for waiter, outcome in waiters:
         if waiter.done():
-            return
+            continue
         if outcome is None:
             waiter.set_result(None)
         else:
             waiter.set_exception(outcome)
-
-    try:
-        loop.call_soon_threadsafe(resolve)
-    except RuntimeError:  # the loop has closed: nobody is waiting any more
-        pass
