@@ -97,6 +97,21 @@ def stream_table(ix: dict, name: str, chunks: int) -> list[str]:
     return rows
 
 
+def inside_table(runs: list[dict]) -> list[str]:
+    rows = ["| scenario | group commits | writes per commit | commit mean | commit p50 | commit p99 | commit max "
+            "| loop timer ticks | ticks over 5 ms late | loop lag max |", "|" + "---|" * 10]
+    le = (lambda v: "–" if v is None else f"≤ {v:g}")
+    for r in runs:
+        v = r.get("inside")
+        if r["target"] != "routeway" or not v:
+            continue
+        rows.append(f"| {r['scenario']} | {v['commits']:,} | {v['writes_per_commit'] or '–'} "
+                    f"| {v['commit_mean_ms'] if v['commit_mean_ms'] is not None else '–'} | {le(v['commit_p50_ms'])} "
+                    f"| {le(v['commit_p99_ms'])} | {le(v['commit_max_ms'])} | {v['lag_ticks']} "
+                    f"| {v['lag_ticks_over_5ms']} | {le(v['lag_max_ms'])} |")
+    return rows
+
+
 def noise_lines(runs: list[dict]) -> list[str]:
     noisy = [f"{r['scenario']}/{r['target']} ({r['other_cpu_s'] / max(r['elapsed'], 0.1):.0%} of a core)"
              for r in runs if r["other_cpu_s"] > 0.1 * max(r["elapsed"], 0.1)]
@@ -138,6 +153,11 @@ def write_markdown(results: dict, out: Path) -> None:
                       "/ chunks per stream.", ""]
     peak = {t: max((r["peak_rss_kb"].get("proxy", 0) for r in results["runs"] if r["target"] == t), default=0)
             for t in ("nginx", "routeway")}
+    if any(r.get("inside") for r in results["runs"]):
+        lines += ["## routeway's own view (its /metrics, before and after each run)", "",
+                  "Group commits carry the generation and charge rows of the requests that finished meanwhile "
+                  "(fsync included with `durability = \"full\"`); the loop lag samples how late a 250 ms timer "
+                  "ran. Times in ms; histogram buckets give upper bounds.", ""] + inside_table(results["runs"]) + [""]
     lines += ["## Memory", "", f"Peak RSS over the whole run: routeway {peak['routeway'] / 1024:.0f} MB, "
               f"nginx {peak['nginx'] / 1024:.0f} MB.", "", "## Noise", ""] + noise_lines(results["runs"])
     if results.get("profile"):

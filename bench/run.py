@@ -25,6 +25,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inside  # noqa: E402
 import machine  # noqa: E402
 import pyspy  # noqa: E402
 import report  # noqa: E402
@@ -109,6 +110,8 @@ def measure(target: tg.Target, mock: tg.Target, sc: Scenario, cpu: str | None, q
     other_before = cooldown(list(pids.values()), quiet_wait)
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0, self0 = system_busy_seconds(), os.times()
+    own_view = target.name == "routeway"  # routeway's /metrics: its commits and event-loop lag
+    metrics_before = inside.scrape(target.port) if own_view else None
     watch = Watch(pids).start()
     done = subprocess.run(loadgen_argv(target, sc, cpu), capture_output=True, text=True,
                           timeout=sc.duration + sc.drain + 120)
@@ -121,6 +124,8 @@ def measure(target: tg.Target, mock: tg.Target, sc: Scenario, cpu: str | None, q
     loadgen_cpu = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
     runner_cpu = (self1.user - self0.user) + (self1.system - self0.system)
     ours = sum(watch.cpu.values()) + loadgen_cpu + runner_cpu
+    if metrics_before is not None:
+        result["inside"] = inside.view(metrics_before, inside.scrape(target.port))
     result.update(target=target.name, scenario=sc.name, kind=sc.kind, cpu_s=watch.cpu,
                   main_thread_cpu_s=watch.main_thread_cpu,
                   peak_rss_kb=watch.peak_rss_kb, loadgen_process_cpu_s=round(loadgen_cpu, 3),

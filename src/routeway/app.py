@@ -13,7 +13,7 @@ from typing import Any
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys
 from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
-from routeway.api.metrics import metrics_handler
+from routeway.api.metrics import LoopLag, metrics_handler
 from routeway.api.throttle import Throttle
 from routeway.catalog import Catalog
 from routeway.config import Settings
@@ -59,6 +59,7 @@ class Services:
     throttle: Throttle
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
+    loop_lag: LoopLag = field(default_factory=LoopLag)
     health_log: HealthLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -82,6 +83,7 @@ class Services:
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
+        self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env) for p in self.settings.providers}
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them

@@ -15,11 +15,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from prometheus_client import Histogram
+
 from routeway.store.base import Op
 from routeway.store.migrations import MIGRATIONS
 
 _MAX_BATCH = 512
 _STOP = object()
+# 100 µs (a commit without fsync) to 1 s (a stalled disk)
+COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class SQLiteStore:
@@ -32,6 +36,12 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._local = threading.local()
         self.commits = 0  # group commits done; batches per commit shows how well they group
+        # Observed once per group commit in the writer thread; /metrics exports them (api/metrics.py).
+        self.commit_seconds = Histogram("routeway_store_commit_seconds", "Duration of a group commit, fsync included",
+                                        buckets=COMMIT_BUCKETS, registry=None)
+        self.commit_batches = Histogram("routeway_store_commit_writes", "Writes (one per request that records"
+                                        " anything) carried by one group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128,
+                                                                                         256, 512), registry=None)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -84,7 +94,11 @@ class SQLiteStore:
             stop = any(item is _STOP for item in batch)
             batch = [item for item in batch if item is not _STOP]
             if batch:
-                _wake_all(batch, self._commit(conn, batch))
+                started = time.perf_counter()
+                outcomes = self._commit(conn, batch)
+                self.commit_seconds.observe(time.perf_counter() - started)
+                self.commit_batches.observe(len(batch))
+                _wake_all(batch, outcomes)
             if stop:
                 conn.close()
                 return
