@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from routeway.catalog import Catalog
 from routeway.config import ConfigError, load_settings
-from routeway.store.sqlite import SQLiteStore
+from routeway.store.sqlite import SQLiteStore, StoreInUse
+
+from tests.conftest import ADMIN_KEY, Gateway
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +73,27 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None
     assert result.returncode != 0
     assert "unknown kind 'grpc'" in result.stderr and "valid kinds: anthropic, openai" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_one_process_owns_a_database_until_it_closes_it(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "db.sqlite3")
+    first.open()
+    second = SQLiteStore(tmp_path / "db.sqlite3")
+    with pytest.raises(StoreInUse, match="could spend the same credits twice"):
+        second.claim()  # flock is per open file description: a second claim in one process is refused too
+    first.close()
+    second.open()
+    second.close()
+
+
+def test_a_second_server_on_one_data_folder_stops_with_a_clear_message(fresh_gateway: Gateway) -> None:
+    result = subprocess.run([sys.executable, "-m", "routeway", "serve", "--data-dir", str(fresh_gateway.data_dir),
+                             "--port", "0"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "ROUTEWAY_ADMIN_KEY": ADMIN_KEY})
+    assert result.returncode != 0
+    assert f"another routeway (pid {fresh_gateway.process.pid}) is serving" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert httpx.get(fresh_gateway.url + "/health").status_code == 200  # the first one is untouched
 
 
 def test_migrations_apply_once_from_a_blank_database(tmp_path: Path) -> None:

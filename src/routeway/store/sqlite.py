@@ -8,6 +8,8 @@ wakes every waiter. One fsync serves many requests.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -26,9 +28,14 @@ _STOP = object()
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
+class StoreInUse(Exception):
+    """Another process serves from this database."""
+
+
 class SQLiteStore:
     def __init__(self, path: Path, synchronous: str = "full") -> None:
         self.path = Path(path)
+        self._claim: int | None = None  # fd of the lock file while this process owns the database
         # full: each group commit is fsynced (survives power loss); normal: WAL commits reach the OS only
         # (survive a crash of routeway, not of the machine), ~2 ms less latency per request (bench/NOTES.md)
         self.synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
@@ -50,8 +57,30 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
-    def open(self) -> None:
+    def claim(self) -> None:
+        """Own the database for this process, or raise StoreInUse. Balances and reservations live in the
+        serving process's memory: a second server on the same file would keep its own and could spend the
+        same credits twice. flock is released by the kernel when the owner exits, however it exits."""
+        if self._claim is not None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreInUse(
+                f"another routeway (pid {owner}) is serving from {self.path}. Two servers on one data folder"
+                f" would each keep their own balances and could spend the same credits twice: stop the other"
+                f" one, or give this one its own --data-dir.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._claim = fd
+
+    def open(self) -> None:
+        self.claim()
         conn = self._connect()
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         done = {row[0] for row in conn.execute("SELECT id FROM schema_migrations")}
@@ -158,6 +187,9 @@ class SQLiteStore:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self._claim is not None:
+            os.close(self._claim)  # releases the flock
+            self._claim = None
 
 
 def _wake_all(batch: list[Any], outcomes: list[BaseException | None]) -> None:
