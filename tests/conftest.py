@@ -156,6 +156,7 @@ def stop_gateway(gateway: Gateway) -> None:
         gateway.process.wait(10)
     except subprocess.TimeoutExpired:
         gateway.process.kill()
+        gateway.process.wait(10)  # the data folder's lock goes with the process: a restart may follow
 
 
 @pytest.fixture(scope="session")
