@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,3 +42,17 @@ def test_event_loop_lag_is_sampled_while_idle(account: Account) -> None:
     assert samples["routeway_event_loop_lag_seconds_count"] >= first + 2
     # an idle loop is never a second late
     assert samples["routeway_event_loop_lag_seconds_bucket{le=1.0}"] == samples["routeway_event_loop_lag_seconds_count"]
+
+
+def test_the_benchmark_reads_its_view_of_a_run_from_metrics(account: Account) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import inside  # bench/inside.py: what bench/run.py puts in results.md's "own view" table
+
+    port = int(account.gateway.url.rsplit(":", 1)[1])
+    before = inside.scrape(port)
+    for _ in range(4):
+        assert account.chat({"model": "test/echo", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    view = inside.view(before, inside.scrape(port))
+    assert 1 <= view["commits"] <= view["writes"] and view["writes"] >= 4
+    assert view["writes_per_commit"] == round(view["writes"] / view["commits"], 2)
+    assert 0 < view["commit_mean_ms"] <= view["commit_max_ms"] and view["commit_p50_ms"] <= view["commit_max_ms"]

@@ -1,0 +1,167 @@
+"""A/B two builds of routeway on one mock, in alternating runs, and compare medians.
+
+    .venv/bin/python bench/ab.py                               # HEAD (A) against the working tree (B)
+    .venv/bin/python bench/ab.py --a HEAD~3 --scenario saturation
+    .venv/bin/python bench/ab.py --a-python /tmp/venv-3.13/bin/python --a WORKTREE   # two interpreters
+
+A side given as a git revision runs from a temporary worktree of it (``PYTHONPATH=<worktree>/src``);
+``WORKTREE`` means this checkout as it is. Both servers run at once, pinned like the full benchmark, and
+the runs alternate A, B, B, A, … so that drift in the machine hits both. A single run of the full
+benchmark cannot resolve a change of a few percent; the median of several paired runs can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench  # noqa: E402
+import targets as tg  # noqa: E402
+
+WORKTREE = "WORKTREE"
+STREAM_CHUNKS = 200
+STREAM_MODEL = f"mock-s{STREAM_CHUNKS}-r200-d20"
+
+
+@dataclass
+class Side:
+    name: str
+    revision: str
+    python: str | None
+    source: Path | None = None  # a temporary worktree's src/, or None for this checkout
+
+
+def scenario(spec: str, seconds: float) -> bench.Scenario:
+    kind, _, number = spec.partition("-")
+    if spec == "saturation":
+        return bench.Scenario("ab", "saturation", "mock", seconds, connections=64, saturate=True)
+    if kind == "rate" and number.isdigit():
+        return bench.Scenario("ab", "rate", "mock", seconds, rate=float(number),
+                              connections=64 if float(number) > 1000 else 32)
+    if kind == "stream" and number.isdigit():
+        return bench.Scenario("ab", "stream", STREAM_MODEL, seconds, rate=float(number), stream=True,
+                              expect_chunks=STREAM_CHUNKS, drain=15)
+    raise SystemExit(f"unknown scenario {spec!r}: use rate-<req/s>, saturation or stream-<streams/s>")
+
+
+def checkout(revision: str, root: Path) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="routeway-ab-"))
+    done = subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(folder), revision],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"cannot check out {revision!r}: {done.stderr.strip()}")
+    return folder
+
+
+def measure_row(run: dict, streamed: bool) -> dict:
+    summary = run["summary"]["ttft" if streamed else "total"]
+    units = run["completed"] * (STREAM_CHUNKS if streamed else 1)
+    return {"throughput": run["throughput"], "p50": summary["p50"] / 1000, "p90": summary["p90"] / 1000,
+            "p99": summary["p99"] / 1000, "cpu_us": run["cpu_s"]["proxy"] / max(1, units) * 1e6,
+            "errors": sum(run["errors"].values())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", default="HEAD", help="A: a git revision, or WORKTREE (default HEAD)")
+    parser.add_argument("--b", default=WORKTREE, help="B: a git revision, or WORKTREE (default)")
+    parser.add_argument("--a-python", default=None, help="interpreter for A (a venv's python with routeway's deps)")
+    parser.add_argument("--b-python", default=None, help="interpreter for B")
+    parser.add_argument("--scenario", default="rate-1000", help="rate-<req/s>, saturation or stream-<streams/s>")
+    parser.add_argument("--runs", type=int, default=6, help="runs per side (default 6)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each run (default 4)")
+    parser.add_argument("--durability", choices=("full", "normal"), default="full")
+    args = parser.parse_args()
+
+    root = Path(__file__).resolve().parents[1]
+    sides = [Side("A", args.a, args.a_python), Side("B", args.b, args.b_python)]
+    sc = scenario(args.scenario, args.seconds)
+    pin = tg.pinning()
+    if pin["client"] is not None:
+        os.sched_setaffinity(0, {int(pin["client"])})
+    work = Path(tempfile.mkdtemp(prefix="routeway-ab-run-"))
+    servers: list[tg.Target] = []
+    mock = tg.start_mock(work, pin["mock"])
+    rows: dict[str, list[dict]] = {"A": [], "B": []}
+    try:
+        for side in sides:
+            if side.revision != WORKTREE:
+                side.source = checkout(side.revision, root) / "src"
+            saved = os.environ.get("PYTHONPATH")
+            if side.source is not None:
+                os.environ["PYTHONPATH"] = str(side.source)  # the server imports routeway from there
+            try:
+                folder = work / side.name
+                folder.mkdir()
+                servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"],
+                                                 args.durability, side.python))
+            finally:
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
+        warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=500)
+        order = [i if k % 2 == 0 else 1 - i for k in range(args.runs) for i in (0, 1)]
+        with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn()) as progress:
+            bar = progress.add_task("warm-up", total=len(order) + 2)
+            for server in servers:
+                bench.measure(server, mock, warm, pin["client"])
+                progress.advance(bar)
+            for i in order:
+                side = sides[i]
+                progress.update(bar, description=f"{args.scenario} / {side.name}")
+                row = measure_row(bench.measure(servers[i], mock, sc, pin["client"], 1.0), sc.stream)
+                rows[side.name].append(row)
+                progress.console.print(f"{side.name} ({side.revision}): {row['throughput']:,.0f}/s  "
+                                       f"p50 {row['p50']:.2f}  p99 {row['p99']:.2f} ms  "
+                                       f"CPU {row['cpu_us']:.1f} µs/{'chunk' if sc.stream else 'request'}"
+                                       f"  errors {row['errors']}", highlight=False)
+                progress.advance(bar)
+    finally:
+        for server in servers:
+            server.stop()
+        mock.stop()
+        for side in sides:
+            if side.source is not None:
+                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(side.source.parent)],
+                               capture_output=True)
+    report(sides, rows, args, sc.stream)
+
+
+def report(sides: list[Side], rows: dict[str, list[dict]], args: argparse.Namespace, streamed: bool) -> None:
+    unit = "µs/chunk" if streamed else "µs/req"
+    what = "TTFT" if streamed else "latency"
+    table = Table(title=f"{args.scenario}, {args.runs} runs of {args.seconds:g} s per side, medians "
+                        f"(durability {args.durability})")
+    for column in ("side", "build", "req/s" if not streamed else "streams/s", f"{what} p50 ms", f"{what} p90 ms",
+                   f"{what} p99 ms", f"CPU {unit}", f"CPU {unit}, each run"):
+        table.add_column(column)
+    medians = {}
+    for side in sides:
+        runs = rows[side.name]
+        med = {k: statistics.median(r[k] for r in runs) for k in ("throughput", "p50", "p90", "p99", "cpu_us")}
+        medians[side.name] = med
+        build = side.revision + (f" on {side.python}" if side.python else "")
+        table.add_row(side.name, build, f"{med['throughput']:,.0f}", f"{med['p50']:.2f}", f"{med['p90']:.2f}",
+                      f"{med['p99']:.2f}", f"{med['cpu_us']:.1f}", ", ".join(f"{r['cpu_us']:.0f}" for r in runs))
+    console = Console()
+    console.print(table)
+    a, b = medians["A"]["cpu_us"], medians["B"]["cpu_us"]
+    console.print(f"B uses {b / a - 1:+.1%} CPU per {'chunk' if streamed else 'request'} against A "
+                  f"(medians); p50 {medians['B']['p50'] - medians['A']['p50']:+.2f} ms.")
+
+
+if __name__ == "__main__":
+    main()
