@@ -59,6 +59,12 @@ def check(ix: dict) -> list[dict[str, Any]]:
     items.append(_item("1,000 concurrent streams: peak RSS ≤ 250 MB", rss, 250, "MB"))
     items.append(_item("no database round trip on the request path", None, 0, "",
                        note="not measurable from outside; see the py-spy profile"))
+    inside = (sat or {}).get("inside") or {}
+    grouped = inside.get("writes_per_commit")
+    items.append(_item("generation records durable by group commit (writes per commit at saturation ≥ 2)", grouped,
+                       2.0, "", True, note=f"{inside['commits']:,} commits carried {inside['writes']:,} writes; "
+                       f"mean commit {inside['commit_mean_ms']} ms, fsync included" if grouped else
+                       "from routeway's /metrics"))
     return items
 
 
