@@ -83,15 +83,20 @@ class Request:
 
 
 class Response:
-    __slots__ = ("status", "body", "headers")
+    __slots__ = ("status", "body", "headers", "length")
 
-    def __init__(self, body: bytes, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(self, body: bytes, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None,
+                 length: int | None = None) -> None:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else JSON_HEADERS
+        self.length = len(body) if length is None else length  # a HEAD answer gives the GET body's length
 
     async def __call__(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        # Content-Length instead of chunked framing: the server then writes the body as it is, and
+        # clients read it in one piece.
+        headers = self.headers + [(b"content-length", b"%d" % self.length)]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 

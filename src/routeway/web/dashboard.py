@@ -125,7 +125,7 @@ class Dashboard:
             log.exception("dashboard error on %s %s", request.method, request.scope["path"])
             response = self.error_page(request, 500, "Internal error; the server log has details.")
         if head:
-            response = Response(b"", response.status, response.headers)
+            response = Response(b"", response.status, response.headers, length=len(response.body))
         await response(request.send)
 
     async def _dispatch(self, request: Request) -> Response:
