@@ -86,6 +86,21 @@ def test_one_process_owns_a_database_until_it_closes_it(tmp_path: Path) -> None:
     second.close()
 
 
+def test_a_folder_that_cannot_be_locked_is_served_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    store.open()
+    store.close()
+    assert "make sure no other routeway serves from this data folder" in caplog.text
+
+
 def test_a_second_server_on_one_data_folder_stops_with_a_clear_message(fresh_gateway: Gateway) -> None:
     result = subprocess.run([sys.executable, "-m", "routeway", "serve", "--data-dir", str(fresh_gateway.data_dir),
                              "--port", "0"], capture_output=True, text=True, timeout=60,

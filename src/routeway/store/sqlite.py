@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
@@ -21,6 +22,8 @@ from prometheus_client import Histogram
 
 from routeway.store.base import Op
 from routeway.store.migrations import MIGRATIONS
+
+log = logging.getLogger("routeway.store")
 
 _MAX_BATCH = 512
 _STOP = object()
@@ -75,6 +78,9 @@ class SQLiteStore:
                 f"another routeway (pid {owner}) is serving from {self.path}. Two servers on one data folder"
                 f" would each keep their own balances and could spend the same credits twice: stop the other"
                 f" one, or give this one its own --data-dir.") from None
+        except OSError as exc:  # a filesystem without flock (some network mounts): say so, serve anyway
+            log.warning("cannot lock %s (%s): make sure no other routeway serves from this data folder",
+                        lock_path, exc)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._claim = fd
