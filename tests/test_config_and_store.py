@@ -75,6 +75,32 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_with_normal_durability_the_wal_reaches_the_disk_in_the_background(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str) -> None:
+    import time
+
+    from routeway.store import sqlite as sqlite_store
+
+    synced: list[str] = []
+    real = os.fdatasync
+    monkeypatch.setattr(sqlite_store.os, "fdatasync",
+                        lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    store = SQLiteStore(tmp_path / "db.sqlite3", durability)
+    store.open()
+    time.sleep(sqlite_store.WAL_FLUSH_SECONDS * 3)
+    idle = len(synced)  # nothing committed yet: nothing to flush
+    store.write_now([("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'n', 0)", ())])
+    deadline = time.monotonic() + 2
+    while durability == "normal" and len(synced) == idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    store.close()
+    if durability == "normal":
+        assert idle == 0 and synced and all(path.endswith("db.sqlite3-wal") for path in synced)
+    else:
+        assert synced == []  # every commit is already fsynced by SQLite itself: no flusher
+
+
 def test_one_process_owns_a_database_until_it_closes_it(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "db.sqlite3")
     first.open()

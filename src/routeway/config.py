@@ -100,7 +100,7 @@ class Settings:
     data_dir: Path = Path("data")
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
-    durability: str = "full"  # "full": fsync every group commit; "normal": survive a crash of routeway only
+    durability: str = "full"  # "full": fsync every group commit; "normal": WAL synced every 50 ms in the background
     admin_key: str | None = None
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
