@@ -14,7 +14,7 @@ import pytest
 
 from routeway.catalog import Catalog
 from routeway.config import ConfigError, load_settings
-from routeway.store.sqlite import SQLiteStore, StoreInUse
+from routeway.store.sqlite import SQLiteStore, StoreUnavailable
 
 from tests.conftest import ADMIN_KEY, Gateway
 
@@ -105,11 +105,22 @@ def test_one_process_owns_a_database_until_it_closes_it(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "db.sqlite3")
     first.open()
     second = SQLiteStore(tmp_path / "db.sqlite3")
-    with pytest.raises(StoreInUse, match="could spend the same credits twice"):
+    with pytest.raises(StoreUnavailable, match="could spend the same credits twice"):
         second.claim()  # flock is per open file description: a second claim in one process is refused too
     first.close()
     second.open()
     second.close()
+
+
+def test_a_lock_file_of_another_user_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routeway.store import sqlite as sqlite_store
+
+    def refused(path: str, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(sqlite_store.os, "open", refused)
+    with pytest.raises(StoreUnavailable, match="Run routeway as the user that owns"):
+        SQLiteStore(tmp_path / "db.sqlite3").claim()
 
 
 def test_a_folder_that_cannot_be_locked_is_served_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

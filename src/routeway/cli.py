@@ -44,7 +44,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     import uvicorn
 
     from routeway.app import create_app
-    from routeway.store.sqlite import StoreInUse
+    from routeway.store.sqlite import StoreUnavailable
 
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,7 +54,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
         raise click.ClickException(f"configuration: {exc}") from None
     try:
         app.services.store.claim()  # before listening: a second server on one data folder stops here
-    except StoreInUse as exc:
+    except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     s = app.services.settings
     base = f"http://{s.host}:{s.port}"

@@ -33,8 +33,8 @@ _STOP = object()
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
-class StoreInUse(Exception):
-    """Another process serves from this database."""
+class StoreUnavailable(Exception):
+    """This process cannot own the database: another one serves from it, or its folder is not ours."""
 
 
 class SQLiteStore:
@@ -66,20 +66,24 @@ class SQLiteStore:
         return conn
 
     def claim(self) -> None:
-        """Own the database for this process, or raise StoreInUse. Balances and reservations live in the
+        """Own the database for this process, or raise StoreUnavailable. Balances and reservations live in the
         serving process's memory: a second server on the same file would keep its own and could spend the
         same credits twice. flock is released by the kernel when the owner exits, however it exits."""
         if self._claim is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except PermissionError as exc:
+            raise StoreUnavailable(f"cannot open {lock_path}: {exc.strerror}. Run routeway as the user that owns"
+                                   f" {self.path.parent}, or give it a --data-dir of its own.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise StoreInUse(
+            raise StoreUnavailable(
                 f"another routeway (pid {owner}) is serving from {self.path}. Two servers on one data folder"
                 f" would each keep their own balances and could spend the same credits twice: stop the other"
                 f" one, or give this one its own --data-dir.") from None
