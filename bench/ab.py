@@ -98,19 +98,10 @@ def main() -> None:
         for side in sides:
             if side.revision != WORKTREE:
                 side.source = checkout(side.revision, root) / "src"
-            saved = os.environ.get("PYTHONPATH")
-            if side.source is not None:
-                os.environ["PYTHONPATH"] = str(side.source)  # the server imports routeway from there
-            try:
-                folder = work / side.name
-                folder.mkdir()
-                servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"],
-                                                 args.durability, side.python))
-            finally:
-                if saved is None:
-                    os.environ.pop("PYTHONPATH", None)
-                else:
-                    os.environ["PYTHONPATH"] = saved
+            folder = work / side.name
+            folder.mkdir()
+            servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"], args.durability,
+                                             side.python, side.source))
         warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=500)
         order = [i if k % 2 == 0 else 1 - i for k in range(args.runs) for i in (0, 1)]
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),

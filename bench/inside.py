@@ -6,7 +6,6 @@ from a busy or stalled event loop (lag) when a latency tail needs explaining."""
 
 from __future__ import annotations
 
-import math
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,29 +14,26 @@ COMMIT = "routeway_store_commit_seconds"
 WRITES = "routeway_store_commit_writes"
 LAG = "routeway_event_loop_lag_seconds"
 
+Histogram = tuple[dict[float, float], float]  # cumulative count per bucket bound (+Inf included), sum
 
-def scrape(port: int) -> dict[str, dict[float, float]]:
-    """Cumulative bucket counts per histogram (bound → count, +Inf included) plus '_sum' under bound nan."""
+
+def scrape(port: int) -> dict[str, Histogram]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    out: dict[str, dict[float, float]] = {}
+    out: dict[str, Histogram] = {}
     for family in text_string_to_metric_families(text):
         if family.name not in (COMMIT, WRITES, LAG):
             continue
-        buckets = out.setdefault(family.name, {})
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                buckets[float(sample.labels["le"])] = sample.value
-            elif sample.name.endswith("_sum"):
-                buckets[math.nan] = sample.value
+        buckets = {float(s.labels["le"]): s.value for s in family.samples if s.name.endswith("_bucket")}
+        total = next((s.value for s in family.samples if s.name.endswith("_sum")), 0.0)
+        out[family.name] = (buckets, total)
     return out
 
 
-def _delta(before: dict[float, float], after: dict[float, float]) -> tuple[list[tuple[float, float]], float]:
-    cumulative = sorted((b, after[b] - before.get(b, 0.0)) for b in after if not math.isnan(b))
-    total_sum = next((v for b, v in after.items() if math.isnan(b)), 0.0) - next(
-        (v for b, v in before.items() if math.isnan(b)), 0.0)
-    return cumulative, total_sum
+def _delta(before: Histogram | None, after: Histogram | None) -> tuple[list[tuple[float, float]], float]:
+    """What a run added: cumulative counts per bound, in bound order, and the sum."""
+    (b_buckets, b_sum), (a_buckets, a_sum) = before or ({}, 0.0), after or ({}, 0.0)
+    return sorted((bound, count - b_buckets.get(bound, 0.0)) for bound, count in a_buckets.items()), a_sum - b_sum
 
 
 def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
@@ -47,10 +43,10 @@ def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
     return next(bound for bound, count in cumulative if count >= q * total)
 
 
-def view(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]) -> dict:
-    commits, commit_sum = _delta(before.get(COMMIT, {}), after.get(COMMIT, {}))
-    writes, write_sum = _delta(before.get(WRITES, {}), after.get(WRITES, {}))
-    lag, _ = _delta(before.get(LAG, {}), after.get(LAG, {}))
+def view(before: dict[str, Histogram], after: dict[str, Histogram]) -> dict:
+    commits, commit_sum = _delta(before.get(COMMIT), after.get(COMMIT))
+    _, write_sum = _delta(before.get(WRITES), after.get(WRITES))
+    lag, _ = _delta(before.get(LAG), after.get(LAG))
     n = commits[-1][1] if commits else 0
     ticks = lag[-1][1] if lag else 0
     on_time = next((count for bound, count in lag if bound >= 0.005), ticks)  # ticks at most 5 ms late

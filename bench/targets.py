@@ -166,7 +166,9 @@ def _admin(port: int, path: str, body: dict) -> dict:
 
 
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
-                   durability: str = "full", python: str | None = None) -> Target:
+                   durability: str = "full", python: str | None = None, source: Path | None = None) -> Target:
+    """``python``: another interpreter with routeway's dependencies; ``source``: a ``src/`` folder to import
+    routeway from instead of the installed one (bench/ab.py's other build)."""
     directory = workdir / "routeway"
     directory.mkdir(exist_ok=True)
     models = {f"bench/{name}": name for name in upstream_models}
@@ -176,6 +178,8 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
     env = {k: v for k, v in os.environ.items()
            if k not in ("ROUTEWAY_CONFIG", "OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY")}
     env["ROUTEWAY_ADMIN_KEY"] = ADMIN_KEY
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     exe = ROOT / ".venv" / "bin" / "routeway"
     if python is not None:  # another interpreter with routeway installed (comparing Python versions)
         argv = [python, "-m", "routeway"]

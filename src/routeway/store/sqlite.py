@@ -26,9 +26,9 @@ from routeway.store.migrations import MIGRATIONS
 log = logging.getLogger("routeway.store")
 
 _MAX_BATCH = 512
+_STOP = object()
 # durability = "normal": how often the WAL's new commits are pushed to the disk in the background
 WAL_FLUSH_SECONDS = 0.05
-_STOP = object()
 # 100 µs (a commit without fsync) to 1 s (a stalled disk)
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
