@@ -25,6 +25,10 @@ directly. Behaviours:
   trickle         ten tokens 150 ms apart
   say             answers with the last user message verbatim (streamed in 3-character pieces)
   toggle          fails with 500 while ``toggle_failing`` is set, else behaves as echo
+  huge-usage      as echo, but reports 10,000,000 prompt and completion tokens (a lying provider)
+  negative-usage  as echo, but reports negative token counts
+  garbled-usage   as echo, but reports counts that are not integers (2.5, "7", true)
+  echo-auth       HTTP 500 whose error body repeats the request's Authorization header (as some proxies do)
 """
 
 from __future__ import annotations
@@ -73,6 +77,10 @@ class MockUpstream(LoopbackServer):
             return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "7"})
         if behaviour == "bad-request":
             return web.json_response({"error": {"message": "prompt too long for this engine"}}, status=400)
+        if behaviour == "echo-auth":
+            seen = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"upstream proxy rejected credentials {seen}",
+                                                "request_headers": {"authorization": seen}}}, status=500)
         if behaviour == "not-json":
             return web.Response(text="<html>oops</html>", content_type="application/json")
         if behaviour == "hang":
@@ -87,6 +95,7 @@ class MockUpstream(LoopbackServer):
         prompt_tokens = sum(len(_text(m).split()) for m in body["messages"]) + 3
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
                  "total_tokens": prompt_tokens + len(words)}
+        usage.update(_LIES.get(behaviour, {}))
         if behaviour == "reasoning":
             reasoning = "think " * 3
             usage["completion_tokens_details"] = {"reasoning_tokens": 3}
@@ -160,6 +169,13 @@ class MockUpstream(LoopbackServer):
             self.closed_early.append(time.monotonic())
             raise
         return response
+
+
+_LIES: dict[str, dict[str, Any]] = {
+    "huge-usage": {"prompt_tokens": 10_000_000, "completion_tokens": 10_000_000, "total_tokens": 20_000_000},
+    "negative-usage": {"prompt_tokens": -1_000_000, "completion_tokens": -100_000_000, "total_tokens": -101_000_000},
+    "garbled-usage": {"prompt_tokens": 2.5, "completion_tokens": "7", "total_tokens": True},
+}
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
