@@ -54,9 +54,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def create_account(request: Request) -> Response:
         require_operator(services, request)
         body = decode(await request.body(limit), AccountCreate)
-        account = await accounts.create_account(body.name)
-        if body.credits:
-            await accounts.grant(account, usd_to_nano(body.credits), "initial credits")
+        account = await accounts.create_account(body.name, usd_to_nano(body.credits))
         return json_response({"data": account_view(account)}, status=201)
 
     async def list_accounts(request: Request) -> Response:
