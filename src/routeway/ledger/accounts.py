@@ -109,7 +109,12 @@ class Accounts:
             await self._write([ledger_op(entry)])
         finally:
             account.reserved -= held
-        account.credits += amount
+        # As the book is rebuilt at start-up: credits are the positive rows, usage the negative ones. So
+        # ``credits`` bounds every SUM over the account's rows, whatever grants and take-backs came before.
+        if amount >= 0:
+            account.credits += amount
+        else:
+            account.usage -= amount
         return entry
 
     @staticmethod

@@ -69,6 +69,7 @@ class Writer:
 
     def _run(self) -> None:
         clean = False
+        batch: list[Any] = []
         try:
             while True:
                 try:
@@ -86,6 +87,7 @@ class Writer:
                 batch = [item for item in batch if item is not _STOP]
                 if batch:
                     self._serve(batch)
+                    batch = []
                 if stop:
                     clean = True
                     return
@@ -94,6 +96,7 @@ class Writer:
             if not clean:
                 log.critical("the store's writer thread stopped; every write fails until routeway restarts")
                 self._mark(False, "the writer thread stopped; restart routeway")
+                _wake_all(batch, [StoreUnwritable(self.problem or "")] * len(batch))  # the group it was on
             self._fail_queued()
             self.conn.close()
 
@@ -117,11 +120,11 @@ class Writer:
         """Fast path: the whole batch in one transaction, statements with the same SQL run together with
         executemany. If anything fails, roll back and replay batch by batch in savepoints."""
         conn = self.conn
-        grouped: dict[str, list[Sequence[Any]]] = {}
-        for ops, _, _ in batch:
-            for sql, params in ops:
-                grouped.setdefault(sql, []).append(params)
         try:
+            grouped: dict[str, list[Sequence[Any]]] = {}
+            for ops, _, _ in batch:
+                for sql, params in ops:
+                    grouped.setdefault(sql, []).append(params)
             conn.execute("BEGIN IMMEDIATE")
             for sql, rows in grouped.items():
                 conn.executemany(sql, rows)
