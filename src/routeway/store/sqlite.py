@@ -122,7 +122,10 @@ class SQLiteStore:
                         fd = os.open(wal_path, os.O_RDONLY)
                     except FileNotFoundError:
                         continue
-                os.fdatasync(fd)
+                try:
+                    os.fdatasync(fd)
+                except OSError:  # a failing disk: the writer's own commits report it; keep flushing later ones
+                    flushed = -1
         finally:
             if fd is not None:
                 os.close(fd)
