@@ -71,3 +71,31 @@ def test_if_the_writer_stops_anyway_waiters_get_an_error_and_health_says_so(tmp_
         assert not store.writable and "writer thread stopped" in (store.problem or "")
     finally:
         store.close()
+
+
+def test_the_wal_flusher_outlives_a_failing_fdatasync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import time
+
+    from routeway.store import sqlite as sqlite_store
+
+    calls: list[int] = []
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sqlite_store.os, "fdatasync", failing_once)
+    store = SQLiteStore(tmp_path / "db.sqlite3", "normal")
+    store.open()
+    try:
+        for name in ("a", "b"):
+            seen = len(calls)
+            store.write_now([(INSERT, (name, "n", 0))])
+            deadline = time.monotonic() + 2
+            while len(calls) == seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(calls) > seen, "the WAL flusher stopped after a failed fdatasync"
+    finally:
+        store.close()
