@@ -17,8 +17,13 @@ class StoreUnwritable(Exception):
 
 
 class Store(Protocol):
-    writable: bool  # False from a write that failed for the whole store until one succeeds again
-    problem: str | None  # what is wrong while not writable
+    @property
+    def writable(self) -> bool:
+        """False from a write that failed for the whole store until one succeeds again (an attribute read)."""
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong while the store is not writable."""
 
     def open(self) -> None:
         """Create the database if needed and apply every pending migration."""
