@@ -12,7 +12,7 @@ from typing import Any
 from routeway.errors import store_unavailable
 from routeway.ledger.book import AccountState, Book, KeyState
 from routeway.ledger.ids import new_id
-from routeway.ledger.money import MAX_ACCOUNT_CREDITS_NANO, MAX_ACCOUNT_CREDITS_USD
+from routeway.ledger.money import MAX_ACCOUNT_CREDITS_NANO, MAX_ACCOUNT_CREDITS_USD, NANO
 from routeway.ledger.periods import RESETS, period_start_ms
 from routeway.store.base import Op, Store, StoreUnwritable
 
@@ -98,9 +98,9 @@ class Accounts:
         account's credits may not pass MAX_ACCOUNT_CREDITS_USD (so every sum over its ledger fits int64)."""
         if amount < 0 and account.available + amount < 0:
             raise ValueError(f"cannot remove {-amount} nano-USD: only {account.available} available")
-        if account.credits + amount > MAX_ACCOUNT_CREDITS_NANO:
-            raise ValueError(f"an account's credits may not pass ${MAX_ACCOUNT_CREDITS_USD:,}; this account has"
-                             f" {account.credits} nano-USD")
+        if amount > 0 and account.credits + amount > MAX_ACCOUNT_CREDITS_NANO:
+            raise ValueError(f"an account's grants may not pass ${MAX_ACCOUNT_CREDITS_USD:,} in all; this account"
+                             f" has been granted ${account.credits / NANO:,.9f}")
         entry = self._grant_entry(account, amount, note)
         # A take-back is held while it is written, so no reservation can spend credit that is going away.
         held = max(0, -amount)
