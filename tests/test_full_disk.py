@@ -141,6 +141,12 @@ def test_a_full_disk_refuses_cleanly_keeps_the_money_exact_and_recovers(
                                    ("POST", f"/admin/accounts/{account.id}/keys", {"name": "new"})):
             answer = gw.admin(method, path, body)
             assert answer.status_code == 503 and answer.json()["error"]["metadata"]["error_type"] == "store_unavailable"
+        manage = {"authorization": f"Bearer {account.management_key}"}
+        api_key = httpx.get(gw.api + "/keys", headers=manage).json()["data"][0]
+        for method, body in (("PATCH", {"limit": 1, "disabled": True}), ("DELETE", None)):
+            answer = httpx.request(method, gw.api + f"/keys/{api_key['hash']}", json=body, headers=manage, timeout=30)
+            assert answer.status_code == 503 and answer.json()["error"]["metadata"]["error_type"] == "store_unavailable"
+        assert httpx.get(gw.api + "/keys", headers=manage).json()["data"][0] == api_key  # nothing changed
         book_equals_ledger(gw, account)
 
         # Space returns: routeway recovers by itself, lands the held charges, and serves again.
