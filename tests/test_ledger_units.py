@@ -79,3 +79,23 @@ def test_key_limits_apply_per_window_and_reset() -> None:
     assert key.limit_remaining(day2) == 100  # a new day
     book.settle(book.reserve(key, 30, day2), 30, day2)
     assert key.usage == 110 and key.usage_in("daily", day2) == 30 and key.usage_in("monthly", day2) == 110
+
+
+def test_a_held_charge_cannot_be_spent_and_is_applied_exactly() -> None:
+    book, key = make_book(credits=100)
+    reservation = book.reserve(key, 30, 0)
+    charge = book.hold(reservation, 70, 0)  # the charge outgrew its reservation while being written
+    assert charge == 70 and book.accounts["a"].available == 30 and book.accounts["a"].usage == 0
+    with pytest.raises(InsufficientFunds):
+        book.reserve(key, 31, 0)  # the held 70 is not available to anyone else meanwhile
+    book.apply(reservation, charge, 0)
+    assert book.accounts["a"].usage == 70 and book.accounts["a"].reserved == 0 and key.reserved == 0
+
+
+def test_a_late_settlement_counts_in_its_own_window_and_keeps_the_newer_one() -> None:
+    day1, day2 = ms("2026-11-26T10:00:00"), ms("2026-11-27T10:00:00")
+    book, key = make_book(credits=1_000, limit=100, reset="daily")
+    late = book.reserve(key, 40, day1)
+    book.settle(book.reserve(key, 30, day2), 30, day2)
+    book.settle(late, 40, day1)  # charged on day 1, written (and applied) only on day 2
+    assert key.usage_in("daily", day2) == 30 and key.usage == 70 and key.usage_in("monthly", day2) == 70

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys
-from routeway.api.http import ClientDisconnected, Receive, Request, Router, Scope, Send, error_response, json_response
+from routeway.api.http import (ClientDisconnected, Receive, Request, Response, Router, Scope, Send, error_response,
+                               json_response)
 from routeway.api.metrics import LoopLag, metrics_handler
 from routeway.api.throttle import Throttle
 from routeway.catalog import Catalog
@@ -26,6 +27,7 @@ from routeway.providers.http1 import Pool
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
+from routeway.store.base import StoreUnwritable
 from routeway.store.sqlite import SQLiteStore
 from routeway.web import Dashboard
 
@@ -84,6 +86,7 @@ class Services:
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
+        self.tasks.append(asyncio.create_task(self.metering.pending.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env) for p in self.settings.providers}
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
@@ -93,7 +96,12 @@ class Services:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.health_log is not None:
-            await self.health_log.flush(time.time())
+            try:
+                await self.health_log.flush(time.time())
+            except StoreUnwritable:
+                log.warning("the last minutes of endpoint health could not be written: the store cannot write")
+        await self.metering.pending.retry(force=True)
+        self.metering.pending.report_lost()
         self.http.close()
         self.store.close()
 
@@ -136,7 +144,7 @@ class App:
                     await (await self.metrics(request))(send)
                     return
                 if path == "/health":
-                    await json_response({"status": "ok", "api": "/api/v1", "openai_compatible": "/v1"})(send)
+                    await self._health()(send)
                     return
                 await self.dashboard(request)
                 return
@@ -152,6 +160,17 @@ class App:
             log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:
                 await error_response(APIError(500, "Internal error; the server log has details."))(send)
+
+    def _health(self) -> Response:
+        """200 while the store can write; 503 saying what is wrong when it cannot (paid work is refused)."""
+        store, pending = self.services.store, self.services.metering.pending
+        body: dict[str, Any] = {"status": "ok", "api": "/api/v1", "openai_compatible": "/v1"}
+        if pending.waiting:
+            body["held_settlements"] = len(pending.waiting)
+        if store.writable:
+            return json_response(body)
+        body.update(status="degraded", store=f"cannot write: {store.problem}")
+        return json_response(body, status=503)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -24,6 +24,8 @@ _ERROR_TYPES = {
     502: "provider_unavailable",
     503: "provider_unavailable",
 }
+# Types that are not the default of their status.
+STORE_UNAVAILABLE = "store_unavailable"  # 503: the store cannot write, so nothing that must be recorded is done
 
 
 class APIError(Exception):
@@ -49,3 +51,12 @@ class APIError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.status, "message": self.message, "metadata": self.metadata}}
 
+
+def store_unavailable(problem: str | None) -> APIError:
+    """503 for work that must be recorded while the store cannot write (a full disk): nothing was done."""
+    return APIError(
+        503,
+        f"routeway cannot record anything right now ({problem or 'the store cannot write'}), so it takes no paid"
+        " requests, credit grants or key changes; nothing was done or charged. Retry in a few seconds; an"
+        " operator should free space in routeway's data folder (routeway recovers by itself).",
+        error_type=STORE_UNAVAILABLE, metadata={"store": problem}, headers={"Retry-After": "5"})

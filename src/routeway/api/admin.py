@@ -14,7 +14,7 @@ from routeway.api.views import account_view, key_view
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import AccountState
-from routeway.ledger.money import nano_to_usd, usd_to_nano
+from routeway.ledger.money import SignedUsdAmount, UsdAmount, nano_to_usd, usd_to_nano
 from routeway.ledger.periods import iso
 
 if TYPE_CHECKING:
@@ -23,18 +23,18 @@ if TYPE_CHECKING:
 
 class AccountCreate(Struct):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
-    credits: Annotated[float, Meta(ge=0)] = 0.0
+    credits: UsdAmount = 0.0
 
 
 class CreditGrant(Struct):
-    amount: float  # USD; negative takes credits back (never below what is available)
+    amount: SignedUsdAmount  # negative takes credits back (never below what is available)
     note: Annotated[str, Meta(max_length=500)] = ""
 
 
 class AdminKeyCreate(Struct):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
     management: bool = True
-    limit: Annotated[float, Meta(ge=0)] | None = None
+    limit: UsdAmount | None = None
     limit_reset: Literal["daily", "weekly", "monthly"] | None = None
     expires_at: str | None = None
 
@@ -54,9 +54,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def create_account(request: Request) -> Response:
         require_operator(services, request)
         body = decode(await request.body(limit), AccountCreate)
-        account = await accounts.create_account(body.name)
-        if body.credits:
-            await accounts.grant(account, usd_to_nano(body.credits), "initial credits")
+        account = await accounts.create_account(body.name, usd_to_nano(body.credits))
         return json_response({"data": account_view(account)}, status=201)
 
     async def list_accounts(request: Request) -> Response:

@@ -12,7 +12,7 @@ from routeway.api.auth import authenticate
 from routeway.api.disconnect import unless_client_leaves
 from routeway.api.http import Request, Response, json_response
 from routeway.api.stream import StreamRelay
-from routeway.errors import APIError
+from routeway.errors import APIError, store_unavailable
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.ids import new_generation_id
@@ -35,6 +35,8 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
         services.throttle.check_key(key)
+        if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
+            raise store_unavailable(services.store.problem)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
         if any(model.endswith(":free") for model in requested_models(chat)):
@@ -78,6 +80,7 @@ class Exchange(StreamRelay):
         self.native_finish: str | None = None
         self.finish: str | None = None  # the normalized finish reason of the first choice, as sent
         self.committed = False  # a 200 status line has gone out; errors now travel in the body
+        self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
         self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
         self.exclude_reasoning = wish(chat).exclude
         self.splitter: DeltaSplitter | None = None  # raw Hermes text → reasoning, content, tool calls
@@ -172,7 +175,7 @@ class Exchange(StreamRelay):
             record.latency_ms = int((self.first_token - self.started) * 1000)
             record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
         self._report_health(record)
-        await self.services.metering.finish(reservation, record)
+        self.recorded = await self.services.metering.finish(reservation, record)
 
     def _report_health(self, record: GenerationRecord) -> None:
         """The answering endpoint's outcome: failures before an answer were noted as attempts failed."""

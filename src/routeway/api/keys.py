@@ -13,19 +13,18 @@ from routeway.api.views import key_view
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState
-from routeway.ledger.money import nano_to_usd, usd_to_nano
+from routeway.ledger.money import UsdAmount, nano_to_usd, usd_to_nano
 from routeway.ledger.periods import parse_iso_ms
 
 if TYPE_CHECKING:
     from routeway.app import Services
 
 Reset = Literal["daily", "weekly", "monthly"]
-Usd = Annotated[float, Meta(ge=0)]
 
 
 class KeyCreate(Struct, forbid_unknown_fields=False):
     name: Annotated[str, Meta(min_length=1, max_length=200)]
-    limit: Usd | None = None
+    limit: UsdAmount | None = None
     limit_reset: Reset | None = None
     include_byok_in_limit: bool = False
     expires_at: str | None = None
@@ -34,7 +33,7 @@ class KeyCreate(Struct, forbid_unknown_fields=False):
 class KeyPatch(Struct, forbid_unknown_fields=False):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     disabled: bool | None = None
-    limit: Usd | None | msgspec.UnsetType = msgspec.UNSET
+    limit: UsdAmount | None | msgspec.UnsetType = msgspec.UNSET
     limit_reset: Reset | None | msgspec.UnsetType = msgspec.UNSET
     include_byok_in_limit: bool | None = None
 
@@ -43,9 +42,16 @@ def decode(body: bytes, type_: type[Any]) -> Any:
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
-        raise APIError(400, f"Invalid request: {exc}") from None
+        field = invalid_field(exc)
+        raise APIError(400, f"Invalid request: {exc}", metadata={"param": field} if field else None) from None
     except msgspec.DecodeError as exc:
         raise APIError(400, f"Request body is not valid JSON: {exc}") from None
+
+
+def invalid_field(exc: msgspec.ValidationError) -> str | None:
+    """The field msgspec names at the end of its message ("... - at `$.limit`"), for ``metadata.param``."""
+    text = str(exc)
+    return text.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in text else None
 
 
 def expiry_ms(text: str | None) -> int | None:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from routeway.api import sse
 from routeway.api.disconnect import unless_client_leaves
 from routeway.api.http import Request
-from routeway.errors import APIError
+from routeway.errors import STORE_UNAVAILABLE, APIError
+from routeway.ledger.money import nano_to_usd
 from routeway.ledger.metering import GenerationRecord
 from routeway.providers import UpstreamCall, UpstreamError
 from routeway.routing.plan import Attempt
@@ -55,6 +56,7 @@ class StreamRelay:
     native_finish: str | None
     finish: str | None
     committed: bool
+    recorded: bool
     first_token: float | None
     exclude_reasoning: bool
     splitter: DeltaSplitter | None
@@ -214,7 +216,8 @@ class StreamRelay:
         await self.request.send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _finish_stream(self, failure: APIError | None) -> None:
-        """After settlement is durable: an error chunk if every attempt failed, the usage chunk, [DONE]."""
+        """After settlement is durable: an error chunk if every attempt failed (or if the store could not
+        write the settlement, which is then held and written later), the usage chunk, [DONE]."""
         record = self.record
         model = self.attempt.model.id if self.attempt else (self.chat.model or "")
         provider = self.attempt.endpoint.provider.label if self.attempt else None
@@ -225,6 +228,15 @@ class StreamRelay:
                 "provider": provider, "error": failure.body()["error"],
                 "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": None}],
             })
+        if not self.recorded and record is not None:
+            tail += sse.event({
+                "id": self.id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                "provider": provider, "choices": [], "error": {
+                    "code": 503, "metadata": {"error_type": STORE_UNAVAILABLE, "store": self.services.store.problem},
+                    "message": f"The answer above was delivered, but routeway could not record it yet"
+                               f" ({self.services.store.problem or 'the store cannot write'}). Its charge of"
+                               f" ${nano_to_usd(record.total_cost_nano):.6f} is held on your account and is recorded"
+                               f" as soon as the store can write again; do not retry this request."}})
         final: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": int(time.time()),
                                  "model": model, "provider": provider, "choices": [],
                                  "usage": self._usage_wire() if record else UsageCounts().to_wire(0.0)}

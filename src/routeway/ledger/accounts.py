@@ -1,4 +1,5 @@
-"""Accounts, keys and credit grants: each change is written to the store, then applied to the book."""
+"""Accounts, keys and credit grants: each change is written to the store, then applied to the book.
+A change the store cannot write is a 503 ``store_unavailable`` and changes nothing."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import secrets
 import time
 from typing import Any
 
+from routeway.errors import store_unavailable
 from routeway.ledger.book import AccountState, Book, KeyState
 from routeway.ledger.ids import new_id
+from routeway.ledger.money import MAX_ACCOUNT_CREDITS_NANO, MAX_ACCOUNT_CREDITS_USD, NANO
 from routeway.ledger.periods import RESETS, period_start_ms
-from routeway.store.base import Op, Store
+from routeway.store.base import Op, Store, StoreUnwritable
 
 KEY_PREFIX = "sk-rw-v1-"
 
@@ -72,31 +75,52 @@ class Accounts:
         return key
 
     # ---- changes --------------------------------------------------------------------------------
-    async def create_account(self, name: str) -> AccountState:
+    async def _write(self, ops: list[Op]) -> None:
+        try:
+            await self.store.write(ops)
+        except StoreUnwritable as unwritable:
+            raise store_unavailable(unwritable.problem) from None
+
+    async def create_account(self, name: str, credits: int = 0) -> AccountState:
+        """The account and its initial credits in one write: both or neither."""
         account = AccountState(new_id("acct"), name, now_ms())
-        await self.store.write([("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
-                                 (account.id, account.name, account.created_at))])
+        ops: list[Op] = [("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)",
+                          (account.id, account.name, account.created_at))]
+        if credits:
+            ops.append(ledger_op(self._grant_entry(account, credits, "initial credits")))
+        await self._write(ops)
+        account.credits = credits
         self.book.accounts[account.id] = account
         return account
 
     async def grant(self, account: AccountState, amount: int, note: str) -> dict[str, Any]:
-        """Add (or, negative, take back) credits; a take-back may not exceed what is available."""
+        """Add (or, negative, take back) credits; a take-back may not exceed what is available, and an
+        account's credits may not pass MAX_ACCOUNT_CREDITS_USD (so every sum over its ledger fits int64)."""
         if amount < 0 and account.available + amount < 0:
             raise ValueError(f"cannot remove {-amount} nano-USD: only {account.available} available")
-        entry = {"id": new_id("led"), "account_id": account.id, "kind": "grant" if amount >= 0 else "revoke",
-                 "amount_nano": amount, "note": note, "created_at": now_ms()}
-        # Update the book first so no reservation can spend credit being taken back during the write.
+        if amount > 0 and account.credits + amount > MAX_ACCOUNT_CREDITS_NANO:
+            raise ValueError(f"an account's grants may not pass ${MAX_ACCOUNT_CREDITS_USD:,} in all; this account"
+                             f" has been granted ${account.credits / NANO:,.9f}")
+        entry = self._grant_entry(account, amount, note)
+        # A take-back is held while it is written, so no reservation can spend credit that is going away.
+        held = max(0, -amount)
+        account.reserved += held
+        try:
+            await self._write([ledger_op(entry)])
+        finally:
+            account.reserved -= held
+        # As the book is rebuilt at start-up: credits are the positive rows, usage the negative ones. So
+        # ``credits`` bounds every SUM over the account's rows, whatever grants and take-backs came before.
         if amount >= 0:
-            await self.store.write([ledger_op(entry)])
             account.credits += amount
         else:
-            account.credits += amount
-            try:
-                await self.store.write([ledger_op(entry)])
-            except Exception:
-                account.credits -= amount
-                raise
+            account.usage -= amount
         return entry
+
+    @staticmethod
+    def _grant_entry(account: AccountState, amount: int, note: str) -> dict[str, Any]:
+        return {"id": new_id("led"), "account_id": account.id, "kind": "grant" if amount >= 0 else "revoke",
+                "amount_nano": amount, "note": note, "created_at": now_ms()}
 
     async def create_key(self, account: AccountState, *, name: str, is_management: bool, limit: int | None = None,
                          limit_reset: str | None = None, include_byok_in_limit: bool = False,
@@ -106,7 +130,7 @@ class Accounts:
                        label=f"{secret[:12]}...{secret[-3:]}", is_management=is_management, created_at=now_ms(),
                        limit=limit, limit_reset=limit_reset, include_byok_in_limit=include_byok_in_limit,
                        expires_at=expires_at)
-        await self.store.write([(
+        await self._write([(
             "INSERT INTO api_keys (hash, account_id, name, label, is_management, limit_nano, limit_reset,"
             " include_byok_in_limit, expires_at, disabled, deleted, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, NULL)",
@@ -123,7 +147,7 @@ class Accounts:
         columns = {"limit": "limit_nano"}
         assignments = ", ".join(f"{columns.get(k, k)} = ?" for k in updated)
         values = [int(v) if isinstance(v, bool) else v for v in updated.values()]
-        await self.store.write([(f"UPDATE api_keys SET {assignments} WHERE hash = ?", (*values, key.hash))])
+        await self._write([(f"UPDATE api_keys SET {assignments} WHERE hash = ?", (*values, key.hash))])
         for name, value in updated.items():
             setattr(key, name, value)
         return key

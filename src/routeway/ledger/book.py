@@ -62,13 +62,15 @@ class KeyState:
         return max(0, self.limit - self.limit_usage(now_ms) - self.reserved)
 
     def add_usage(self, amount: int, now_ms: int) -> None:
+        """``now_ms`` is when the charge was made: a settlement written late (after the store could write
+        again) counts in the window it belongs to, and never resets a newer one."""
         self.usage += amount
         for reset in RESETS:
             start = period_start_ms(reset, now_ms)
             window = self.windows.get(reset)
-            if window is None or window[0] != start:
+            if window is None or window[0] < start:
                 self.windows[reset] = [start, amount]
-            else:
+            elif window[0] == start:
                 window[1] += amount
 
 
@@ -104,18 +106,35 @@ class Book:
         key.reserved += amount
         return Reservation(account, key, amount)
 
-    def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
-        """Release the reservation and charge ``cost``, never past zero; returns what was charged."""
+    def hold(self, reservation: Reservation, cost: int, now_ms: int) -> int:
+        """The charge for ``cost`` (never past zero, nor past the key's limit), held until ``apply``: the
+        reservation grows to cover it, so nobody can spend that credit while the charge is being written."""
+        if not reservation.open:
+            raise RuntimeError("reservation settled twice")
+        account, key = reservation.account, reservation.key
+        charge = min(cost, account.available + reservation.amount)  # what is available once it is released
+        if key.limit is not None:
+            charge = min(charge, key.limit - key.limit_usage(now_ms) - (key.reserved - reservation.amount))
+        charge = max(0, charge)
+        grow = max(0, charge - reservation.amount)
+        account.reserved += grow
+        key.reserved += grow
+        reservation.amount += grow
+        return charge
+
+    def apply(self, reservation: Reservation, charge: int, now_ms: int) -> None:
+        """Release the reservation and charge exactly ``charge``: what the ledger row written for it says."""
         if not reservation.open:
             raise RuntimeError("reservation settled twice")
         reservation.open = False
         account, key = reservation.account, reservation.key
         account.reserved -= reservation.amount
         key.reserved -= reservation.amount
-        charge = min(cost, max(0, account.available))
-        key_left = key.limit_remaining(now_ms)
-        if key_left is not None:
-            charge = min(charge, key_left)
         account.usage += charge
         key.add_usage(charge, now_ms)
+
+    def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
+        """Release the reservation and charge ``cost``, never past zero; returns what was charged."""
+        charge = self.hold(reservation, cost, now_ms)
+        self.apply(reservation, charge, now_ms)
         return charge

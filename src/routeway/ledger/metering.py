@@ -1,5 +1,5 @@
 """Reserve before the upstream call, settle after it: one generation record and at most one charge
-per request, written together in one group commit."""
+per request, written together in one group commit, and applied to the book only once written."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from routeway.ledger.accounts import now_ms
 from routeway.ledger.ids import new_id
 from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
 from routeway.ledger.money import nano_to_usd, token_cost
-from routeway.store.base import Op, Store
+from routeway.ledger.pending import PendingSettlements
+from routeway.store.base import Op, Store, StoreUnwritable
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class Metering:
     def __init__(self, store: Store, book: Book) -> None:
         self.store = store
         self.book = book
+        self.pending = PendingSettlements(store, book)
 
     def reserve(self, key: KeyState, amount: int, completion_nano_per_m: int, prompt_cost: int) -> Reservation:
         try:
@@ -99,9 +101,11 @@ class Metering:
         """The request never reached an upstream: nothing is recorded or charged."""
         self.book.settle(reservation, 0, now_ms())
 
-    async def finish(self, reservation: Reservation, record: GenerationRecord) -> None:
+    async def finish(self, reservation: Reservation, record: GenerationRecord) -> bool:
+        """Write the record and its charge, then apply the charge to the book. Returns False when the store
+        cannot write: the charge stays held (nobody can spend it) and is written and applied later."""
         now = now_ms()
-        charged = self.book.settle(reservation, record.cost(), now)
+        charged = self.book.hold(reservation, record.cost(), now)
         record.total_cost_nano = charged
         ops = [record.insert_op()]
         if charged:
@@ -109,4 +113,13 @@ class Metering:
                         " created_at) VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
                         (new_id("led"), record.account_id, record.key_hash, -charged, record.id,
                          f"{record.model} via {record.provider_slug}", now)))
-        await self.store.write(ops)
+        try:
+            await self.store.write(ops)
+        except StoreUnwritable:
+            self.pending.add(reservation, charged, ops, now)
+            return False
+        except Exception:
+            self.book.apply(reservation, 0, now)  # nothing was written, so nothing is charged
+            raise
+        self.book.apply(reservation, charged, now)
+        return True

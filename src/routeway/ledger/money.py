@@ -4,9 +4,24 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated
+
+from msgspec import Meta
 
 NANO = 1_000_000_000
 MILLION = 1_000_000
+
+# Bounds on every USD amount that comes in (credits, grants, key limits), checked at the wire. One amount is
+# at most $1e9 (1e18 nano) and an account's credits, all time, at most $1e9 too: every SUM over one
+# account's ledger rows then stays below 1e18, nine times inside SQLite's and PostgreSQL's int64 (9.2e18).
+MAX_USD = 1_000_000_000
+MAX_ACCOUNT_CREDITS_USD = 1_000_000_000
+MAX_ACCOUNT_CREDITS_NANO = MAX_ACCOUNT_CREDITS_USD * NANO
+
+# The wire types of those amounts (msgspec Structs use them, so the OpenAPI document shows the bounds too).
+UsdAmount = Annotated[float, Meta(ge=0, le=MAX_USD, description=f"USD, from 0 to {MAX_USD:,}")]
+SignedUsdAmount = Annotated[float, Meta(ge=-MAX_USD, le=MAX_USD,
+                                        description=f"USD, from -{MAX_USD:,} to {MAX_USD:,}")]
 
 
 def nano_per_million(usd_per_million: Decimal) -> int:

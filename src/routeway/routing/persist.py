@@ -7,7 +7,7 @@ import logging
 import statistics
 
 from routeway.routing.health import MINUTES_KEPT, Health
-from routeway.store.base import Op, Store
+from routeway.store.base import Op, Store, StoreUnwritable
 
 log = logging.getLogger("routeway.health")
 
@@ -57,5 +57,7 @@ class HealthLog:
             await asyncio.sleep(interval)
             try:
                 await self.flush(0)
+            except StoreUnwritable:  # the store logs that once; these minutes are lost, later ones are kept
+                pass
             except Exception:  # a failed flush must not stop later ones; the rows stay dirty-free but logged
                 log.exception("persisting endpoint health failed")

@@ -1,6 +1,6 @@
 """Persistence behind one interface (``Store``). SQLite is the embedded default; SQL here stays portable
 (``?`` placeholders, BIGINT milliseconds and nano-USD), SQLite-isms stay in ``sqlite.py``."""
 
-from routeway.store.base import Op, Store
+from routeway.store.base import Op, Store, StoreUnwritable
 
-__all__ = ["Op", "Store"]
+__all__ = ["Op", "Store", "StoreUnwritable"]

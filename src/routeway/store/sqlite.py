@@ -1,9 +1,5 @@
-"""SQLite store: WAL, one writer thread doing group commits, readers on their own connections.
-
-Writers hand a batch of statements to the writer thread and await a future; the thread takes
-everything queued, runs each batch inside a savepoint (one bad batch fails alone), commits once and
-wakes every waiter. One fsync serves many requests.
-"""
+"""SQLite store: WAL, one writer thread doing group commits (store/writer.py), readers on their own
+connections, and the lock that makes one process the database's only owner."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ import asyncio
 import fcntl
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -20,13 +15,12 @@ from typing import Any, Sequence
 
 from prometheus_client import Histogram
 
-from routeway.store.base import Op
+from routeway.store.base import Op, StoreUnwritable
 from routeway.store.migrations import MIGRATIONS
+from routeway.store.writer import Writer
 
 log = logging.getLogger("routeway.store")
 
-_MAX_BATCH = 512
-_STOP = object()
 # durability = "normal": how often the WAL's new commits are pushed to the disk in the background
 WAL_FLUSH_SECONDS = 0.05
 # 100 µs (a commit without fsync) to 1 s (a stalled disk)
@@ -45,12 +39,10 @@ class SQLiteStore:
         # normal: commits reach the OS at once (survive a crash of routeway) and the disk within
         # WAL_FLUSH_SECONDS (a power loss can take the last ~50 ms); less latency per request (bench/NOTES.md)
         self.synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._writer: Writer | None = None
         self._flusher: threading.Thread | None = None
         self._stopping = threading.Event()
         self._local = threading.local()
-        self.commits = 0  # group commits done; batches per commit shows how well they group
         # Observed once per group commit in the writer thread; /metrics exports them (api/metrics.py).
         self.commit_seconds = Histogram("routeway_store_commit_seconds", "Duration of a group commit, fsync included",
                                         buckets=COMMIT_BUCKETS, registry=None)
@@ -107,10 +99,8 @@ class SQLiteStore:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (migration.__name__, int(time.time() * 1000)))
             conn.execute("COMMIT")
-        self._writer_conn = conn
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._write_loop, name="routeway-sqlite-writer", daemon=True)
-        self._thread.start()
+        self._writer = Writer(conn, self.commit_seconds, self.commit_batches)
         if self.synchronous == "NORMAL":
             self._flusher = threading.Thread(target=self._flush_wal, name="routeway-wal-flusher", daemon=True)
             self._flusher.start()
@@ -132,84 +122,47 @@ class SQLiteStore:
                         fd = os.open(wal_path, os.O_RDONLY)
                     except FileNotFoundError:
                         continue
-                os.fdatasync(fd)
+                try:
+                    os.fdatasync(fd)
+                except OSError:  # a failing disk: the writer's own commits report it; keep flushing later ones
+                    flushed = -1
         finally:
             if fd is not None:
                 os.close(fd)
 
+    # ---- health: cheap attribute reads, for the request path and /health ---------------------------
+    @property
+    def writable(self) -> bool:
+        return self._writer is not None and self._writer.writable and not self._writer.stopped
+
+    @property
+    def problem(self) -> str | None:
+        if self._writer is None:
+            return "the store is not open"
+        return self._writer.problem
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits if self._writer is not None else 0
+
     async def write(self, ops: Sequence[Op]) -> None:
+        if self._writer is None:
+            raise StoreUnwritable("the store is not open")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put((ops, future, loop))
+        self._writer.submit(ops, future, loop)
         await future
 
     def write_now(self, ops: Sequence[Op]) -> None:
         """Blocking write for the CLI, through the same writer thread."""
+        if self._writer is None:
+            raise StoreUnwritable("the store is not open")
         done = threading.Event()
         errors: list[BaseException] = []
-        self._queue.put((ops, (done, errors), None))
+        self._writer.submit(ops, (done, errors), None)
         done.wait()
         if errors:
             raise errors[0]
-
-    def _write_loop(self) -> None:
-        conn = self._writer_conn
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < _MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(item is _STOP for item in batch)
-            batch = [item for item in batch if item is not _STOP]
-            if batch:
-                started = time.perf_counter()
-                outcomes = self._commit(conn, batch)
-                self.commit_seconds.observe(time.perf_counter() - started)
-                self.commit_batches.observe(len(batch))
-                _wake_all(batch, outcomes)
-            if stop:
-                conn.close()
-                return
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> list[BaseException | None]:
-        """Fast path: the whole batch in one transaction, statements with the same SQL run together with
-        executemany. If anything fails, roll back and replay batch by batch in savepoints, so one bad
-        batch fails alone."""
-        grouped: dict[str, list[Sequence[Any]]] = {}
-        for ops, _, _ in batch:
-            for sql, params in ops:
-                grouped.setdefault(sql, []).append(params)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for sql, rows in grouped.items():
-                conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-            self.commits += 1
-            return [None] * len(batch)
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        outcomes: list[BaseException | None] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for ops, _, _ in batch:
-            conn.execute("SAVEPOINT batch")
-            try:
-                for sql, params in ops:
-                    conn.execute(sql, params)
-                conn.execute("RELEASE batch")
-                outcomes.append(None)
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK TO batch")
-                conn.execute("RELEASE batch")
-                outcomes.append(exc)
-        try:
-            conn.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            outcomes = [exc] * len(batch)
-        return outcomes
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -228,39 +181,10 @@ class SQLiteStore:
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
         if self._claim is not None:
             os.close(self._claim)  # releases the flock
             self._claim = None
 
-
-def _wake_all(batch: list[Any], outcomes: list[BaseException | None]) -> None:
-    """One hand-off per event loop for the whole group commit, not one per waiter: the writer thread
-    holds the GIL for less time while the loop is serving requests."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
-    for (_, waiter, loop), outcome in zip(batch, outcomes):
-        if loop is None:  # a blocking caller (write_now)
-            done, errors = waiter
-            if outcome is not None:
-                errors.append(outcome)
-            done.set()
-        else:
-            by_loop.setdefault(loop, []).append((waiter, outcome))
-    for loop, waiters in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_resolve, waiters)
-        except RuntimeError:  # the loop has closed: nobody is waiting any more
-            pass
-
-
-def _resolve(waiters: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for waiter, outcome in waiters:
-        if waiter.done():
-            continue
-        if outcome is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(outcome)

@@ -11,7 +11,7 @@ import msgspec
 from routeway.api.keys import KeyCreate, KeyPatch, expiry_ms
 from routeway.errors import APIError
 from routeway.ledger.book import KeyState
-from routeway.ledger.money import usd_to_nano
+from routeway.ledger.money import MAX_USD, usd_to_nano
 from routeway.web.core import PageError, redirect
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
             key=lambda k: k.created_at, reverse=True)
         secret, session.new_secret = session.new_secret, None
         playground_hash = session.playground[1] if session.playground else None
-        return ctx.render("keys.html", keys=keys, new_secret=secret, resets=RESETS, now=ctx.now_ms,
+        return ctx.render("keys.html", keys=keys, new_secret=secret, resets=RESETS, now=ctx.now_ms, max_usd=MAX_USD,
                           playground_hash=playground_hash, no_account=account_id is None)
 
     async def create(ctx: Ctx) -> Response:
@@ -93,7 +93,8 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
 
 
 def _usd(text: str | None) -> float | None:
-    """A form's dollar amount: empty means no limit; anything else must be a number (checked by KeyCreate)."""
+    """A form's dollar amount: empty means no limit; anything else must be a number, which KeyCreate and
+    KeyPatch bound to 0..MAX_USD (the browser's max= says so first)."""
     text = (text or "").strip().lstrip("$")
     if not text:
         return None

@@ -1,0 +1,230 @@
+"""The writer thread: the one connection that writes, in group commits, and the store's health.
+
+Writers hand a batch of statements to the thread and wait; the thread takes everything queued, runs it in
+one transaction (replaying batch by batch in savepoints if anything fails, so one bad batch fails alone),
+commits once and wakes every waiter. One fsync serves many requests.
+
+It never dies of a write: any exception fails that write's waiters and the thread goes on. A failure that
+is the database's, not the write's (disk full, I/O error), marks the store not writable; while so, the
+thread probes with a tiny real write every PROBE_SECONDS and marks it writable again when one lands. If the
+thread stops anyway (a bug), every waiter and every later write gets ``StoreUnwritable``: none hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from typing import Any, Sequence
+
+from prometheus_client import Histogram
+
+from routeway.store.base import Op, StoreUnwritable
+
+log = logging.getLogger("routeway.store")
+
+_MAX_BATCH = 512
+_STOP = object()
+PROBE_SECONDS = 0.5  # while the store cannot write: how often a probe write checks whether it can again
+# Primary SQLite result codes that mean no write can succeed, whatever it is (not a bad statement or row).
+_STORE_FAILURES = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+                   sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_BUSY,
+                   sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM}
+# A real write that leaves nothing behind: the page it dirties must reach the WAL, so it needs disk space.
+_PROBE = ("INSERT OR REPLACE INTO schema_migrations (id, applied_at) VALUES ('store-probe', 0)",
+          "DELETE FROM schema_migrations WHERE id = 'store-probe'")
+
+
+def store_failure(exc: BaseException) -> str | None:
+    """What is wrong with the database, when ``exc`` says no write can succeed; None when only this write failed."""
+    if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in _STORE_FAILURES:
+        return str(exc)
+    return None
+
+
+class Writer:
+    def __init__(self, conn: sqlite3.Connection, commit_seconds: Histogram, commit_batches: Histogram) -> None:
+        self.conn = conn
+        self.commit_seconds = commit_seconds
+        self.commit_batches = commit_batches
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.commits = 0  # group commits done; batches per commit shows how well they group
+        self.writable = True
+        self.problem: str | None = None
+        self.stopped = False
+        self._thread = threading.Thread(target=self._run, name="routeway-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, ops: Sequence[Op], waiter: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.queue.put((ops, waiter, loop))
+        if self.stopped:  # checked after the put: the thread cannot drain this item any more, so we do
+            self._fail_queued()
+
+    def stop(self) -> None:
+        self.queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        clean = False
+        batch: list[Any] = []
+        try:
+            while True:
+                try:
+                    first = self.queue.get(timeout=None if self.writable else PROBE_SECONDS)
+                except queue.Empty:
+                    self._probe()
+                    continue
+                batch = [first]
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        batch.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item is _STOP for item in batch)
+                batch = [item for item in batch if item is not _STOP]
+                if batch:
+                    self._serve(batch)
+                    batch = []
+                if stop:
+                    clean = True
+                    return
+        finally:
+            self.stopped = True
+            if not clean:
+                log.critical("the store's writer thread stopped; every write fails until routeway restarts")
+                self._mark(False, "the writer thread stopped; restart routeway")
+                _wake_all(batch, [StoreUnwritable(self.problem or "")] * len(batch))  # the group it was on
+            self._fail_queued()
+            self.conn.close()
+
+    def _serve(self, batch: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            outcomes = self._commit(batch)
+        except Exception as exc:  # a fault in the commit path itself: this group fails, the thread goes on
+            log.error("a group commit failed unexpectedly: %r", exc)
+            outcomes = [exc] * len(batch)
+        self.commit_seconds.observe(time.perf_counter() - started)
+        self.commit_batches.observe(len(batch))
+        failed = next((o for o in outcomes if isinstance(o, StoreUnwritable)), None)
+        if failed is not None:
+            self._mark(False, failed.problem)
+        elif any(o is None for o in outcomes):
+            self._mark(True)
+        _wake_all(batch, outcomes)
+
+    def _commit(self, batch: list[Any]) -> list[BaseException | None]:
+        """Fast path: the whole batch in one transaction, statements with the same SQL run together with
+        executemany. If anything fails, roll back and replay batch by batch in savepoints."""
+        conn = self.conn
+        try:
+            grouped: dict[str, list[Sequence[Any]]] = {}
+            for ops, _, _ in batch:
+                for sql, params in ops:
+                    grouped.setdefault(sql, []).append(params)
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, rows in grouped.items():
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+            self.commits += 1
+            return [None] * len(batch)
+        except Exception as exc:  # any exception: a huge int raises OverflowError, not sqlite3.Error
+            _rollback(conn)
+            problem = store_failure(exc)
+            if problem:
+                return [StoreUnwritable(problem)] * len(batch)
+        outcomes: list[BaseException | None] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for ops, _, _ in batch:
+                conn.execute("SAVEPOINT batch")
+                try:
+                    for sql, params in ops:
+                        conn.execute(sql, params)
+                    outcomes.append(None)
+                except Exception as exc:
+                    if store_failure(exc):
+                        raise
+                    conn.execute("ROLLBACK TO batch")
+                    outcomes.append(exc)
+                conn.execute("RELEASE batch")
+            conn.execute("COMMIT")
+            self.commits += 1
+            return outcomes
+        except Exception as exc:
+            _rollback(conn)
+            problem = store_failure(exc)
+            return [StoreUnwritable(problem) if problem else exc] * len(batch)
+
+    def _probe(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for sql in _PROBE:
+                self.conn.execute(sql)
+            self.conn.execute("COMMIT")
+        except Exception as exc:
+            _rollback(self.conn)
+            self._mark(False, store_failure(exc) or str(exc))
+            return
+        self._mark(True)
+
+    def _mark(self, writable: bool, problem: str | None = None) -> None:
+        """One warning when the store stops being writable and one when it can write again, not one per write."""
+        if writable and not self.writable:
+            log.warning("the store can write again: accepting paid requests and changes")
+        elif not writable and self.writable:
+            log.warning("the store cannot write (%s): refusing paid requests, grants and key changes with 503"
+                        " until it can; retrying every %g s", problem, PROBE_SECONDS)
+        self.problem = None if writable else problem
+        self.writable = writable
+
+    def _fail_queued(self) -> None:
+        failure = StoreUnwritable(self.problem or "the store is closed")
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                _wake_all([item], [failure])
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """SQLite may already have rolled back by itself (SQLITE_FULL does): then there is nothing to undo."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _wake_all(batch: list[Any], outcomes: Sequence[BaseException | None]) -> None:
+    """One hand-off per event loop for the whole group commit, not one per waiter: the writer thread
+    holds the GIL for less time while the loop is serving requests."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
+    for (_, waiter, loop), outcome in zip(batch, outcomes):
+        if loop is None:  # a blocking caller (write_now)
+            done, errors = waiter
+            if outcome is not None:
+                errors.append(outcome)
+            done.set()
+        else:
+            by_loop.setdefault(loop, []).append((waiter, outcome))
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, waiters)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
+
+
+def _resolve(waiters: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for waiter, outcome in waiters:
+        if waiter.done():
+            continue
+        if outcome is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(outcome)
