@@ -105,14 +105,15 @@ class Book:
         return Reservation(account, key, amount)
 
     def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
-        """Release the reservation and charge ``cost``, never past zero; returns what was charged."""
+        """Release the reservation and charge ``cost``, never past zero nor past the reservation, and
+        never below nothing (a cost is a debit: it cannot mint credit); returns what was charged."""
         if not reservation.open:
             raise RuntimeError("reservation settled twice")
         reservation.open = False
         account, key = reservation.account, reservation.key
         account.reserved -= reservation.amount
         key.reserved -= reservation.amount
-        charge = min(cost, max(0, account.available))
+        charge = max(0, min(cost, reservation.amount, account.available))
         key_left = key.limit_remaining(now_ms)
         if key_left is not None:
             charge = min(charge, key_left)
