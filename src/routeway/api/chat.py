@@ -176,7 +176,7 @@ class Exchange(StreamRelay):
         if self.attempt is not None:
             bound = self._bound(self.attempt.endpoint)
             usage = claimed.capped_to(bound.prompt, bound.completion)
-            if usage.capped:
+            if usage.capped and not usage.estimated:  # the metric is for upstreams' claims, not our estimate
                 self._note_usage_rejected(self.attempt, CAPPED)
             if self.usage_rejected is not None:
                 self._note_usage_rejected(self.attempt, self.usage_rejected)
