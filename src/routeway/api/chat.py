@@ -171,6 +171,18 @@ class Exchange(StreamRelay):
             prompt = await tokens.count_off_loop(tokens.count_prompt, self.chat.messages)
             completion = await tokens.count_off_loop(tokens.count_text, "".join(self.produced))
             self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
+        self._bill_usage(record)
+        record.native_finish_reason = self.native_finish
+        record.finish_reason = (self.finish or finish_reason(self.native_finish)) if record.status == 200 else "error"
+        if self.first_token is not None:
+            record.latency_ms = int((self.first_token - self.started) * 1000)
+            record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
+        self._report_health(record)
+        await self.services.metering.finish(reservation, record)
+
+    def _bill_usage(self, record: GenerationRecord) -> None:
+        """Bill the upstream's counts (or the estimate) cut to the request's bound at the answering
+        endpoint, so the charge stays within the reservation; the record keeps the claim beside them."""
         claimed = self.usage or UsageCounts()
         usage = claimed
         if self.attempt is not None:
@@ -185,16 +197,9 @@ class Exchange(StreamRelay):
         record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
         record.usage_estimated, record.usage_capped = usage.estimated, usage.capped
         record.usage_rejected = self.usage_rejected
-        if claimed.native is not None:  # what the upstream claimed, kept beside what was billed
+        if claimed.native is not None:
             record.native_tokens_prompt, record.native_tokens_completion = claimed.prompt, claimed.completion
             record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
-        record.native_finish_reason = self.native_finish
-        record.finish_reason = (self.finish or finish_reason(self.native_finish)) if record.status == 200 else "error"
-        if self.first_token is not None:
-            record.latency_ms = int((self.first_token - self.started) * 1000)
-            record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
-        self._report_health(record)
-        await self.services.metering.finish(reservation, record)
 
     def _report_health(self, record: GenerationRecord) -> None:
         """The answering endpoint's outcome: failures before an answer were noted as attempts failed."""
@@ -235,8 +240,8 @@ class Exchange(StreamRelay):
     # ---- non-streaming --------------------------------------------------------------------------
     async def _complete(self) -> dict[str, Any] | None:
         finished, answer = await unless_client_leaves(self._first_answer(self._fetch), self.request,
-                                                        self._keepalive_newline,
-                                                        self.services.settings.keepalive_seconds)
+                                                      self._keepalive_newline,
+                                                      self.services.settings.keepalive_seconds)
         if not finished:
             if self.record is not None:
                 self.record.cancelled = True
