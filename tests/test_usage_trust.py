@@ -24,7 +24,7 @@ COMPLETION_NANO_PER_TOKEN = 2_000  # $2 per 1M completion tokens
 def ask(account: Account, model: str, stream: bool, **extra: Any) -> tuple[httpx.Response, int]:
     """Send the body as exact bytes, so the test knows the prompt bound (one token per body byte)."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "how much did this cost"}],
-                       "max_tokens": MAX_TOKENS, "stream": stream, **extra}).encode()
+                       "max_tokens": MAX_TOKENS, "stream": stream, **extra}).encode()  # extra may replace them
     response = httpx.post(account.gateway.api + "/chat/completions", content=body, timeout=30,
                           headers={"authorization": f"Bearer {account.api_key}", "content-type": "application/json"})
     return response, len(body)
@@ -130,6 +130,21 @@ def test_malformed_usage_after_a_relayed_stream_bills_routeways_estimate(
     assert record["usage_estimated"] is True and record["usage_rejected"] == reason
     assert record["usage_capped"] is False
     assert rejected(gateway)[("mock", reason)] == before + 1
+
+
+def test_an_estimate_above_max_tokens_is_capped_too(gateway: Gateway) -> None:
+    """An upstream that ignores max_tokens and sends no usage: routeway's own count is cut to the bound,
+    and recorded as capped, but not counted against the provider (the count is routeway's)."""
+    account = gateway.account(credits=10)
+    before = rejected(gateway).get(("mock", "capped"), 0)
+    response, body_bytes = ask(account, "test/no-usage", True, max_tokens=1,
+                               messages=[{"role": "user", "content": "one two three four five six"}])
+    generation_id, usage, content = answer_of(response, True)
+    assert content == "echo: one two three four five six" and usage["completion_tokens"] == 1
+    record = generation(account, generation_id)
+    assert record["usage_estimated"] is True and record["usage_capped"] is True and record["tokens_completion"] == 1
+    assert spent_nano(account, 10 * 10**9) <= body_bytes * PROMPT_NANO_PER_TOKEN + 1 * COMPLETION_NANO_PER_TOKEN
+    assert rejected(gateway).get(("mock", "capped"), 0) == before
 
 
 def test_honest_usage_is_billed_as_reported(account: Account) -> None:
