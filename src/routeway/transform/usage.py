@@ -10,7 +10,7 @@ from typing import Any
 NEGATIVE, NOT_INTEGER, NOT_OBJECT, CAPPED = "negative", "not_integer", "not_object", "capped"
 
 # Larger claims are kept as this: every stored count must fit a 64-bit INTEGER column, and no real
-# request comes near it (the cap to the request's bound happens later, in ``UsageCounts.capped``).
+# request comes near it (the cap to the request's bound happens later, in ``UsageCounts.capped_to``).
 MAX_COUNT = 2**63 - 1
 
 
