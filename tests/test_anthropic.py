@@ -28,7 +28,8 @@ def claude_gateway(anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFa
     lines = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'
              f'base_url = "{anthropic.base_url}"\napi_key_env = "TEST_ANTHROPIC_KEY"\n']
     for model, upstream in (("anthropic/claude-sonnet-4", "claude-echo"), ("test/claude-tool", "claude-tool"),
-                            ("test/claude-overloaded", "claude-overloaded")):
+                            ("test/claude-overloaded", "claude-overloaded"),
+                            ("test/claude-garbled-usage", "claude-garbled-usage")):
         if model.startswith("test/"):
             lines.append(f'[[models]]\nid = "{model}"\ncontext_length = 200000\nprompt_price = "3"\ncompletion_price = "15"\n'
                          'supported_parameters = ["max_tokens", "tools", "tool_choice", "reasoning", "temperature"]\n')
@@ -126,3 +127,19 @@ def test_overloaded_is_a_502(claude: openai.OpenAI) -> None:
         claude.chat.completions.create(model="test/claude-overloaded", max_tokens=10,
                                        messages=[{"role": "user", "content": "x"}])
     assert error.value.status_code == 502 and "Overloaded" in str(error.value)
+
+
+def test_garbled_usage_is_a_clean_502_or_an_estimate(claude_gateway: Gateway) -> None:
+    """Anthropic's counts are untrusted too: never added up into a crash, never billed as sent."""
+    account = claude_gateway.account(credits=5)
+    body = {"model": "test/claude-garbled-usage", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}
+    whole = account.chat(body)
+    assert whole.status_code == 502 and "usage" in whole.json()["error"]["message"]
+    streamed = account.chat({**body, "stream": True})
+    events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
+    assert "".join(c["delta"].get("content") or "" for e in events for c in e["choices"]) == "echo: hi"
+    assert not any("error" in e for e in events) and streamed.text.rstrip().endswith("data: [DONE]")
+    rows = claude_gateway.rows("SELECT status, usage_estimated, usage_rejected FROM generations WHERE account_id = ?"
+                               " ORDER BY created_at", (account.id,))
+    assert rows == [(502, 0, None), (200, 1, "not_object")]
+    assert 0 <= 5 - account.state()["balance"] < 0.01

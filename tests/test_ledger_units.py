@@ -62,11 +62,13 @@ def test_reservations_cannot_exceed_the_balance() -> None:
         book.settle(first, 10, 0)
 
 
-def test_settlement_never_charges_past_zero() -> None:
+def test_settlement_never_charges_past_the_reservation_nor_credits() -> None:
     book, key = make_book(credits=100)
     reservation = book.reserve(key, 50, 0)
-    assert book.settle(reservation, 500, 0) == 100  # the upstream overran max_tokens: charge what is left
-    assert book.accounts["a"].available == 0
+    assert book.settle(reservation, 500, 0) == 50  # an upstream that overran max_tokens: the reservation at most
+    assert book.accounts["a"].available == 50
+    assert book.settle(book.reserve(key, 20, 0), -1_000, 0) == 0  # a negative cost never mints credit
+    assert book.accounts["a"].available == 50 and key.usage == 50
 
 
 def test_key_limits_apply_per_window_and_reset() -> None:

@@ -7,6 +7,7 @@ import gc
 import logging
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class Services:
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     loop_lag: LoopLag = field(default_factory=LoopLag)
     health_log: HealthLog | None = None
+    # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
+    usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod

@@ -1,7 +1,9 @@
 """A real Anthropic Messages API server on loopback (aiohttp), for the ``anthropic`` adapter's tests.
 
 Models: ``claude-echo`` thinks (when asked) then answers "echo: <last user text>"; ``claude-tool`` calls
-the request's first tool with {"city": "Paris"}; ``claude-overloaded`` answers 529. Requests and their
+the request's first tool with {"city": "Paris"}; ``claude-overloaded`` answers 529; ``claude-garbled-usage``
+answers as ``claude-echo`` with counts that are not integers ("10", 7.5), and a stream whose message_delta
+usage is not an object. Requests and their
 headers are kept in ``requests`` / ``headers``.
 """
 
@@ -46,7 +48,11 @@ class MockAnthropic(LoopbackServer):
             text = last if isinstance(last, str) else " ".join(b.get("text", "") for b in last if b.get("type") == "text")
             blocks.append({"type": "text", "text": f"echo: {text}"})
             stop = "end_turn"
-        usage = {"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 2, "output_tokens": 7}
+        usage: dict[str, Any] = {"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 2,
+                                 "output_tokens": 7}
+        garbled = body["model"] == "claude-garbled-usage"
+        if garbled:
+            usage.update(input_tokens="10", output_tokens=7.5)
         if not body.get("stream"):
             return web.json_response({"id": "msg_01", "type": "message", "role": "assistant", "model": body["model"],
                                       "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": usage})
@@ -76,6 +82,7 @@ class MockAnthropic(LoopbackServer):
                 for piece in ('{"city"', ': "Par', 'is"}'):
                     await event("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
             await event("content_block_stop", {"index": index})
-        await event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 7}})
+        await event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None},
+                                      "usage": "lots" if garbled else {"output_tokens": 7}})
         await event("message_stop", {})
         return response

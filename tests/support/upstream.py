@@ -5,7 +5,8 @@ trip health or breakers do not disturb each other. It runs in its own thread and
 directly. Behaviours:
   echo            answers "echo: <last user text>" (streamed word by word), with usage
   no-usage        as echo, but never reports usage
-  reasoning       sends ``reasoning_content`` (or the field named after ``#``) then content
+  reasoning       sends ``reasoning_content`` (or the field named after ``#``) then content; its 3 reasoning
+                  tokens are counted within completion_tokens
   slow-stream     200 chunks "tok " 20 ms apart; notes when the client closed the connection
   fail-500        HTTP 500
   rate-limited    HTTP 429 with Retry-After: 7
@@ -98,6 +99,9 @@ class MockUpstream(LoopbackServer):
         usage.update(_LIES.get(behaviour, {}))
         if behaviour == "reasoning":
             reasoning = "think " * 3
+            # reasoning tokens are part of completion_tokens, as OpenAI, vLLM and DeepSeek count them
+            usage["completion_tokens"] += 3
+            usage["total_tokens"] += 3
             usage["completion_tokens_details"] = {"reasoning_tokens": 3}
         else:
             reasoning = None

@@ -15,21 +15,25 @@ from routeway.api.stream import StreamRelay
 from routeway.errors import APIError, store_unavailable
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
+from routeway.ledger.bound import TokenBound
 from routeway.ledger.ids import new_generation_id
 from routeway.ledger.metering import GenerationRecord
 from routeway.ledger.money import nano_to_usd, worst_case_cost
+from routeway.providers import UpstreamError
 from routeway.routing.attempts import first_answer
 from routeway.routing.health import ERROR, OK
 from routeway.routing.plan import Attempt, Demand, requested_models, sent_parameters
 from routeway.transform import structured, tokens
-from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
+from routeway.transform.normalize import finish_reason, normalize_message
 from routeway.transform.raw_hermes import RAW_DIALECTS, DeltaSplitter, finish_reason_for, split_message, tool_names
 from routeway.transform.reasoning import finish_reasoning, wish
 from routeway.transform.request import upstream_body
+from routeway.transform.usage import CAPPED, MalformedUsage, UsageCounts
 from routeway.wire.chat import ChatRequest, parse_chat_request
 
 if TYPE_CHECKING:
     from routeway.app import Services
+    from routeway.catalog import Endpoint
 
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
@@ -76,6 +80,7 @@ class Exchange(StreamRelay):
         self.record: GenerationRecord | None = None
         self.attempt: Attempt | None = None
         self.usage: UsageCounts | None = None
+        self.usage_rejected: str | None = None  # why the answering stream's usage was discarded
         self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
         self.native_finish: str | None = None
         self.finish: str | None = None  # the normalized finish reason of the first choice, as sent
@@ -90,17 +95,23 @@ class Exchange(StreamRelay):
         self.show_metadata = request.headers.get("x-openrouter-metadata", "").lower() == "enabled"
 
     # ---- money ----------------------------------------------------------------------------------
+    def _bound(self, endpoint: Endpoint) -> TokenBound:
+        return TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
+
     def _reserve(self) -> Reservation:
-        # The raw body's byte count bounds the prompt's token count (a token is at least one byte).
+        """The worst case over the planned attempts: the same bound later caps what the answering
+        endpoint may claim, so the charge never exceeds this reservation."""
         worst, chosen = 0, self.attempts[0].endpoint
         for attempt in self.attempts:
             e = attempt.endpoint
-            output = self.chat.output_limit or e.max_completion
-            cost = worst_case_cost(self.body_bytes, e.prompt_nano_per_m) + worst_case_cost(output, e.completion_nano_per_m)
+            cost = self._bound(e).cost(e.prompt_nano_per_m, e.completion_nano_per_m)
             if cost > worst:
                 worst, chosen = cost, e
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
-                                              worst_case_cost(self.body_bytes, chosen.prompt_nano_per_m))
+                                              worst_case_cost(self._bound(chosen).prompt, chosen.prompt_nano_per_m))
+
+    def _note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
+        self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
 
     def _on_attempt(self, attempt: Attempt) -> None:
         e = attempt.endpoint
@@ -163,12 +174,7 @@ class Exchange(StreamRelay):
             prompt = await tokens.count_off_loop(tokens.count_prompt, self.chat.messages)
             completion = await tokens.count_off_loop(tokens.count_text, "".join(self.produced))
             self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
-        usage = self.usage or UsageCounts()
-        record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
-        record.usage_estimated = usage.estimated
-        if usage.native is not None:
-            record.native_tokens_prompt, record.native_tokens_completion = usage.prompt, usage.completion
-            record.native_tokens_reasoning, record.native_tokens_cached = usage.reasoning, usage.cached
+        self._bill_usage(record)
         record.native_finish_reason = self.native_finish
         record.finish_reason = (self.finish or finish_reason(self.native_finish)) if record.status == 200 else "error"
         if self.first_token is not None:
@@ -176,6 +182,27 @@ class Exchange(StreamRelay):
             record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
         self._report_health(record)
         self.recorded = await self.services.metering.finish(reservation, record)
+
+    def _bill_usage(self, record: GenerationRecord) -> None:
+        """Bill the upstream's counts (or the estimate) cut to the request's bound at the answering
+        endpoint, so the charge stays within the reservation; the record keeps the claim beside them."""
+        claimed = self.usage or UsageCounts()
+        usage = claimed
+        if self.attempt is not None:
+            bound = self._bound(self.attempt.endpoint)
+            usage = claimed.capped_to(bound.prompt, bound.completion)
+            if usage.capped and not usage.estimated:  # the metric is for upstreams' claims, not our estimate
+                self._note_usage_rejected(self.attempt, CAPPED)
+            if self.usage_rejected is not None:
+                self._note_usage_rejected(self.attempt, self.usage_rejected)
+        if self.usage is not None:
+            self.usage = usage  # the client sees the counts it is billed for
+        record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
+        record.usage_estimated, record.usage_capped = usage.estimated, usage.capped
+        record.usage_rejected = self.usage_rejected
+        if claimed.native is not None:
+            record.native_tokens_prompt, record.native_tokens_completion = claimed.prompt, claimed.completion
+            record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
 
     def _report_health(self, record: GenerationRecord) -> None:
         """The answering endpoint's outcome: failures before an answer were noted as attempts failed."""
@@ -215,14 +242,15 @@ class Exchange(StreamRelay):
 
     # ---- non-streaming --------------------------------------------------------------------------
     async def _complete(self) -> dict[str, Any] | None:
-        finished, upstream = await unless_client_leaves(self._first_answer(self._fetch), self.request,
-                                                        self._keepalive_newline,
-                                                        self.services.settings.keepalive_seconds)
+        finished, answer = await unless_client_leaves(self._first_answer(self._fetch), self.request,
+                                                      self._keepalive_newline,
+                                                      self.services.settings.keepalive_seconds)
         if not finished:
             if self.record is not None:
                 self.record.cancelled = True
             return None
-        assert upstream is not None
+        assert answer is not None
+        upstream, self.usage = answer
         self.first_token = time.monotonic()
         choices = upstream.get("choices") or []
         raw = self.attempt is not None and self.attempt.endpoint.dialect in RAW_DIALECTS
@@ -245,8 +273,6 @@ class Exchange(StreamRelay):
                 if isinstance(text, str):
                     self.produced.append(text)
             finish_reasoning(message, self.exclude_reasoning)
-        if isinstance(upstream.get("usage"), dict):
-            self.usage = UsageCounts.from_upstream(upstream["usage"])
         assert self.record is not None and self.attempt is not None
         self.record.upstream_id = upstream.get("id")
         if structured.wants_json(self.chat.response_format):
@@ -284,14 +310,21 @@ class Exchange(StreamRelay):
                 choice["error"] = {"code": 502, "message": verdict.problem,
                                    "metadata": {"error_type": "invalid_response"}}
 
-    async def _fetch(self, attempt: Attempt, entry: dict[str, Any]) -> dict[str, Any]:
+    async def _fetch(self, attempt: Attempt, entry: dict[str, Any]) -> tuple[dict[str, Any], UsageCounts | None]:
+        """The answer and its usage. Malformed usage makes the whole answer malformed: a 502 that
+        falls back to the next endpoint and costs the client nothing."""
         body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, False)
         call = await self.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, False)
         entry["status"] = call.upstream_status
         try:
-            return await call.json()
+            answer = await call.json()
         finally:
             call.close()
+        try:
+            return answer, UsageCounts.from_upstream(answer.get("usage"))
+        except MalformedUsage as bad:
+            self._note_usage_rejected(attempt, bad.reason)
+            raise UpstreamError(502, f"upstream answered with malformed usage: {bad}") from None
 
     async def _keepalive_newline(self) -> None:
         """A slow non-streaming answer: commit to 200 and send whitespace so clients' read timeouts

@@ -47,6 +47,13 @@ class HealthCollector:
         reserved = GaugeMetricFamily("routeway_reserved_usd", "Credit reserved by requests in flight")
         reserved.add_metric([], sum(a.reserved for a in accounts) / 1e9)
         yield reserved
+        rejected = CounterMetricFamily(
+            "routeway_usage_rejected", "Upstream answers whose usage was not billed as reported: capped to what the"
+            " request could produce, or rejected as negative, not an integer or not an object",
+            labels=["provider", "reason"])
+        for (provider, reason), count in sorted(self.services.usage_rejections.items()):
+            rejected.add_metric([provider, reason], count)
+        yield rejected
 
 
 class LoopLag:

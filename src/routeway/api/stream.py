@@ -19,10 +19,11 @@ from routeway.ledger.metering import GenerationRecord
 from routeway.providers import UpstreamCall, UpstreamError
 from routeway.routing.plan import Attempt
 from routeway.transform import structured
-from routeway.transform.normalize import UsageCounts, finish_reason, normalize_message
+from routeway.transform.normalize import finish_reason, normalize_message
 from routeway.transform.raw_hermes import RAW_DIALECTS, DeltaSplitter, finish_reason_for, tool_names
 from routeway.transform.reasoning import finish_reasoning
 from routeway.transform.request import upstream_body
+from routeway.transform.usage import MalformedUsage, UsageCounts
 from routeway.wire.chat import ChatRequest
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class StreamRelay:
     attempt: Attempt | None
     record: GenerationRecord | None
     usage: UsageCounts | None
+    usage_rejected: str | None
     produced: list[str]
     content_parts: list[str]
     native_finish: str | None
@@ -170,8 +172,8 @@ class StreamRelay:
     async def _relay_event(self, upstream: dict[str, Any], model_id: str, provider: str, created: int,
                            final: bool = False) -> None:
         usage = upstream.pop("usage", None)
-        if isinstance(usage, dict):
-            self.usage = UsageCounts.from_upstream(usage)
+        if usage is not None:
+            self._take_usage(usage)
         choices = upstream.get("choices")
         if not choices:
             return
@@ -211,6 +213,18 @@ class StreamRelay:
         upstream["id"], upstream["model"], upstream["provider"] = self.id, model_id, provider
         upstream["object"], upstream["created"] = "chat.completion.chunk", created
         await self._send(sse.event(upstream))
+
+    def _take_usage(self, usage: Any) -> None:
+        """The stream's content may already be with the client, so malformed usage cannot fail it:
+        the usage is discarded and routeway's estimate is billed (``usage_rejected`` says why)."""
+        try:
+            counts = UsageCounts.from_upstream(usage)
+        except MalformedUsage as bad:
+            log.warning("generation %s: discarding the upstream's malformed usage: %s", self.id, bad)
+            self.usage, self.usage_rejected = None, bad.reason
+            return
+        if counts is not None:
+            self.usage, self.usage_rejected = counts, None
 
     async def _send(self, body: bytes) -> None:
         await self.request.send({"type": "http.response.body", "body": body, "more_body": True})

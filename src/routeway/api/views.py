@@ -92,7 +92,7 @@ GENERATION_COLUMNS = (
     "http_referer", "app_title", "streamed", "cancelled", "latency_ms", "generation_time_ms", "finish_reason",
     "native_finish_reason", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
     "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated", "status",
-    "error", "attempts", "upstream_model", "key_hash",
+    "error", "attempts", "upstream_model", "key_hash", "usage_capped", "usage_rejected",
 )
 
 
@@ -114,7 +114,8 @@ def generation_view(row: tuple[Any, ...]) -> dict[str, Any]:
         "native_tokens_completion_images": None, "native_tokens_reasoning": r["native_tokens_reasoning"],
         "native_tokens_cached": r["native_tokens_cached"], "num_media_prompt": None, "num_media_completion": None,
         "num_input_audio_prompt": None, "num_search_results": None, "origin": r["http_referer"] or "",
-        "api_type": "completions", "usage_estimated": bool(r["usage_estimated"]), "status": r["status"],
+        "api_type": "completions", "usage_estimated": bool(r["usage_estimated"]),
+        "usage_capped": bool(r["usage_capped"]), "usage_rejected": r["usage_rejected"], "status": r["status"],
         "error": r["error"], "provider_responses": json.loads(r["attempts"]), "api_key_hash": r["key_hash"],
         "data_region": "global", "external_user": None, "preset_id": None, "router": None, "service_tier": None,
         "user_agent": None, "web_search_engine": None, "workspace_id": None, "num_fetches": None,

@@ -107,19 +107,21 @@ class Book:
         return Reservation(account, key, amount)
 
     def hold(self, reservation: Reservation, cost: int, now_ms: int) -> int:
-        """The charge for ``cost`` (never past zero, nor past the key's limit), held until ``apply``: the
-        reservation grows to cover it, so nobody can spend that credit while the charge is being written."""
+        """The charge for ``cost``: never more than the reservation (the most the request could cost), never
+        past zero nor past the key's limit, never below nothing (a cost is a debit: it cannot mint credit).
+        The reservation shrinks to the charge and keeps it reserved until ``apply``, so nobody can spend that
+        credit while the charge is being written, and the rest is free at once."""
         if not reservation.open:
             raise RuntimeError("reservation settled twice")
         account, key = reservation.account, reservation.key
-        charge = min(cost, account.available + reservation.amount)  # what is available once it is released
+        charge = min(cost, reservation.amount, account.available + reservation.amount)
         if key.limit is not None:
             charge = min(charge, key.limit - key.limit_usage(now_ms) - (key.reserved - reservation.amount))
         charge = max(0, charge)
-        grow = max(0, charge - reservation.amount)
-        account.reserved += grow
-        key.reserved += grow
-        reservation.amount += grow
+        unused = reservation.amount - charge
+        account.reserved -= unused
+        key.reserved -= unused
+        reservation.amount = charge
         return charge
 
     def apply(self, reservation: Reservation, charge: int, now_ms: int) -> None:
@@ -134,7 +136,7 @@ class Book:
         key.add_usage(charge, now_ms)
 
     def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
-        """Release the reservation and charge ``cost``, never past zero; returns what was charged."""
+        """Hold and apply at once (no write in between: tests and releases); returns what was charged."""
         charge = self.hold(reservation, cost, now_ms)
         self.apply(reservation, charge, now_ms)
         return charge

@@ -40,6 +40,8 @@ class GenerationRecord:
     native_tokens_reasoning: int | None = None
     native_tokens_cached: int | None = None
     usage_estimated: bool = False
+    usage_capped: bool = False  # the upstream claimed more than the request could produce: tokens cut to the bound
+    usage_rejected: str | None = None  # why the upstream's usage was discarded (routeway estimated instead)
     total_cost_nano: int = 0
     latency_ms: int | None = None
     generation_time_ms: int | None = None
@@ -62,6 +64,7 @@ class GenerationRecord:
             self.native_tokens_reasoning, self.native_tokens_cached, int(self.usage_estimated), self.total_cost_nano,
             self.latency_ms, self.generation_time_ms, self.finish_reason, self.native_finish_reason,
             int(self.streamed), int(self.cancelled), self.status, self.error, _encode(self.attempts).decode(), self.created_at,
+            int(self.usage_capped), self.usage_rejected,
         ))
 
 
@@ -71,7 +74,7 @@ _COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_
             "http_referer", "app_title", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
             "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated",
             "total_cost_nano", "latency_ms", "generation_time_ms", "finish_reason", "native_finish_reason", "streamed",
-            "cancelled", "status", "error", "attempts", "created_at")
+            "cancelled", "status", "error", "attempts", "created_at", "usage_capped", "usage_rejected")
 _INSERT = f"INSERT INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 

@@ -2,7 +2,7 @@
 
 A charge is applied to the book only after its ledger row is written, so the book always equals the
 ledger. When the write fails because the store cannot write at all, the settlement waits here with its
-reservation still held — grown to cover the charge — so nobody can spend that credit meanwhile, and it
+reservation still held (shrunk to the charge) so nobody can spend that credit meanwhile, and it
 is retried in the background until the store can write again; then it is applied, exactly once. A crash
 while one waits loses only that in-memory charge: the ledger never had it, and the rebuilt book agrees.
 """

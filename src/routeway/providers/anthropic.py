@@ -121,12 +121,20 @@ def _tool_choice(choice: Any, parallel: bool | None) -> dict[str, Any] | None:
     return result
 
 
-def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
+def usage_of(usage: Any) -> Any:
+    """Anthropic's usage in OpenAI's shape. It is untrusted: a value that is not an object, or a count
+    that is not an integer, is passed on as it is for the usage parser (transform/usage.py) to reject,
+    never added up here."""
+    if not isinstance(usage, Mapping):
+        return usage
     cached = usage.get("cache_read_input_tokens") or 0
     written = usage.get("cache_creation_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + cached + written
+    parts = (usage.get("input_tokens") or 0, cached, written)
+    odd = [part for part in parts if type(part) is not int]
+    prompt = odd[0] if odd else sum(parts)
     completion = usage.get("output_tokens") or 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+    total = prompt + completion if type(prompt) is int and type(completion) is int else None
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
             "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written}}
 
 
@@ -158,7 +166,7 @@ def from_anthropic(answer: dict[str, Any]) -> dict[str, Any]:
         message["tool_calls"] = calls
     return {"id": answer.get("id"), "object": "chat.completion", "model": answer.get("model"),
             "choices": [{"index": 0, "message": message, "finish_reason": answer.get("stop_reason")}],
-            "usage": usage_of(answer.get("usage") or {})}
+            "usage": usage_of(answer.get("usage"))}
 
 
 class AnthropicCall(OpenAICall):
@@ -177,7 +185,7 @@ class AnthropicCall(OpenAICall):
             kind = event.get("type")
             if kind == "message_start":
                 message_id = event.get("message", {}).get("id")
-                usage = dict(event.get("message", {}).get("usage") or {})
+                usage = event.get("message", {}).get("usage") or {}
             elif kind == "content_block_start":
                 block = event.get("content_block") or {}
                 if block.get("type") == "tool_use":
@@ -205,7 +213,7 @@ class AnthropicCall(OpenAICall):
                     yield _chunk(message_id, {"tool_calls": [{"index": tools[index],
                                                               "function": {"arguments": delta.get("partial_json", "")}}]})
             elif kind == "message_delta":
-                usage.update(event.get("usage") or {})
+                usage = _merged(usage, event.get("usage"))
                 stop = (event.get("delta") or {}).get("stop_reason")
                 if stop:
                     yield _chunk(message_id, {}, finish=stop)
@@ -217,6 +225,13 @@ class AnthropicCall(OpenAICall):
                 status = 429 if error.get("type") == "rate_limit_error" else 502
                 raise UpstreamError(status, f"Provider returned error mid-stream: {error.get('message', error)}")
         raise UpstreamError(502, "upstream stream ended without message_stop")
+
+
+def _merged(usage: Any, update: Any) -> Any:
+    """message_delta's usage updates message_start's; anything not an object goes on to be rejected."""
+    if update is None:
+        return usage
+    return {**usage, **update} if isinstance(usage, dict) and isinstance(update, dict) else update
 
 
 def _chunk(message_id: str | None, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -104,5 +104,14 @@ def m004_drop_ledger_key_index() -> list[str]:
     return ["DROP INDEX IF EXISTS ledger_key"]
 
 
+def m005_usage_trust() -> list[str]:
+    """An upstream's usage is untrusted: the record says when its counts were cut to what the request
+    could produce (the claim stays in native_tokens_*), or why they were discarded for an estimate."""
+    return [
+        "ALTER TABLE generations ADD COLUMN usage_capped INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE generations ADD COLUMN usage_rejected TEXT",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
-                                             m004_drop_ledger_key_index]
+                                             m004_drop_ledger_key_index, m005_usage_trust]

@@ -1,0 +1,31 @@
+"""The most one request can cost on one endpoint. The same bound sizes the reservation before the
+upstream call and caps the tokens an upstream may claim afterwards, so a charge can never exceed the
+reservation whatever the upstream reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from routeway.ledger.money import worst_case_cost
+
+if TYPE_CHECKING:
+    from routeway.catalog import Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBound:
+    prompt: int
+    completion: int
+
+    @classmethod
+    def of(cls, body_bytes: int, output_limit: int | None, endpoint: Endpoint) -> TokenBound:
+        """A token is at least one byte, so the request body's byte count bounds the prompt (as does the
+        endpoint's context); the output is bounded by ``max_tokens``, sent upstream, or else by the
+        endpoint's max output (or its context)."""
+        return cls(prompt=min(body_bytes, endpoint.context_length),
+                   completion=output_limit or endpoint.max_completion)
+
+    def cost(self, prompt_nano_per_m: int, completion_nano_per_m: int) -> int:
+        """Rounded up per part: never below the cost of any counts within the bound."""
+        return worst_case_cost(self.prompt, prompt_nano_per_m) + worst_case_cost(self.completion, completion_nano_per_m)
