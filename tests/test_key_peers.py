@@ -12,6 +12,7 @@ from openrouter.utils import RetryConfig
 from routeway.ledger.accounts import hash_key
 
 from tests.conftest import Account
+from tests.support.dashboard_client import signed_in
 
 
 def call(account: Account, method: str, path: str, key: str, json: object = None) -> httpx.Response:
@@ -65,3 +66,18 @@ def test_openrouter_sdk_sees_no_management_keys(account: Account) -> None:
             admin.api_keys.delete(hash=target)
         assert getattr(kept.value, "status_code", None) == 404
     assert admin.api_keys.get(hash=hash_key(account.api_key)).data.name == "api"
+
+
+def test_dashboard_keys_page_leaves_management_keys_alone(account: Account) -> None:
+    peer = account.gateway.admin("POST", f"/admin/accounts/{account.id}/keys", {"name": "peer"}).json()["key"]
+    with signed_in(account.gateway.url, account.management_key) as client:
+        page = client.get("/keys")
+        assert page.status_code == 200
+        assert hash_key(peer) not in page.text and hash_key(account.management_key) not in page.text
+        token = page.text.split('data-csrf="', 1)[1].split('"', 1)[0]
+        for target in (hash_key(peer), hash_key(account.management_key)):
+            for action in ("toggle", "delete", "update"):
+                answer = client.post(f"/keys/{target}/{action}", data={"csrf": token, "name": "taken"})
+                assert answer.status_code == 404, (action, answer.status_code)
+    for key in (peer, account.management_key):
+        assert call(account, "GET", "/keys", key).status_code == 200  # neither was disabled or deleted
