@@ -23,7 +23,7 @@ from routeway.errors import APIError
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
-from routeway.providers import Adapter, adapter_class, build_adapter
+from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
 from routeway.providers.http1 import Pool
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
@@ -60,6 +60,7 @@ class Services:
     health: Health
     planner: Planner
     throttle: Throttle
+    redact: Redactor  # every configured secret, taken out of upstream errors (providers/redact.py)
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -79,7 +80,7 @@ class Services:
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
         return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
                    metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits))
+                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
 
     async def start(self) -> None:
         self.store.open()
@@ -90,7 +91,8 @@ class Services:
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
-        self.adapters = {p.name: build_adapter(p, self.http, self.settings.env) for p in self.settings.providers}
+        self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
+                         for p in self.settings.providers}
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
 

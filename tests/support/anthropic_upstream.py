@@ -3,8 +3,9 @@
 Models: ``claude-echo`` thinks (when asked) then answers "echo: <last user text>"; ``claude-tool`` calls
 the request's first tool with {"city": "Paris"}; ``claude-overloaded`` answers 529; ``claude-garbled-usage``
 answers as ``claude-echo`` with counts that are not integers ("10", 7.5), and a stream whose message_delta
-usage is not an object. Requests and their
-headers are kept in ``requests`` / ``headers``.
+usage is not an object; ``claude-echo-auth`` (any key) repeats the request's ``x-api-key`` in its error: a 500
+body, or an ``error`` event mid-stream after the first text (as a proxy in front of Anthropic might). Requests
+and their headers are kept in ``requests`` / ``headers``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,28 @@ class MockAnthropic(LoopbackServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
 
+    async def _echo_auth(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        error = {"type": "error", "error": {"type": "api_error",
+                                            "message": f"proxy saw x-api-key {request.headers.get('x-api-key')}"}}
+        if not body.get("stream"):
+            return web.json_response(error, status=500)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        start = {"type": "message_start", "message": {"id": "msg_02", "type": "message", "role": "assistant",
+                                                      "content": [], "model": body["model"], "usage": {"input_tokens": 3}}}
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}}
+        for name, data in (("message_start", start), ("content_block_start", {
+                "type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                ("content_block_delta", delta), ("error", error)):
+            await response.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        return response
+
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
+        if body["model"] == "claude-echo-auth":
+            return await self._echo_auth(request, body)
         if request.headers.get("x-api-key") != "test-anthropic-key" or "anthropic-version" not in request.headers:
             return web.json_response({"type": "error", "error": {"type": "authentication_error", "message": "bad key"}},
                                      status=401)

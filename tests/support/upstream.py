@@ -30,6 +30,9 @@ directly. Behaviours:
   negative-usage  as echo, but reports negative token counts
   garbled-usage   as echo, but reports counts that are not integers (2.5, "7", true)
   echo-auth       HTTP 500 whose error body repeats the request's Authorization header (as some proxies do)
+  echo-auth-encoded  HTTP 500 repeating the Authorization header url-encoded and JSON-escaped (each slash backslash-escaped)
+  echo-auth-json  HTTP 200 JSON without choices that repeats the Authorization header
+  echo-auth-sse   stream headers, then an event that is not JSON and repeats the Authorization header
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import asyncio
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -82,6 +86,18 @@ class MockUpstream(LoopbackServer):
             seen = request.headers.get("Authorization", "")
             return web.json_response({"error": {"message": f"upstream proxy rejected credentials {seen}",
                                                 "request_headers": {"authorization": seen}}}, status=500)
+        if behaviour == "echo-auth-encoded":
+            seen = request.headers.get("Authorization", "")
+            escaped = seen.replace("/", "\\/")
+            text = f'{{"error": {{"message": "denied: {quote(seen, safe="")}", "auth": "{escaped}"}}}}'
+            return web.Response(text=text, status=500, content_type="application/json")
+        if behaviour == "echo-auth-json":
+            return web.json_response({"error": {"message": f"bad credentials {request.headers.get('Authorization')}"}})
+        if behaviour == "echo-auth-sse":
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(f"data: proxy error, credentials {request.headers.get('Authorization')}\n\n".encode())
+            return response
         if behaviour == "not-json":
             return web.Response(text="<html>oops</html>", content_type="application/json")
         if behaviour == "hang":

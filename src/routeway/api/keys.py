@@ -72,8 +72,11 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     limit = services.settings.max_body_bytes
 
     def owned(key: KeyState, key_hash: str) -> KeyState:
+        """An API key of the caller's account. Management keys (peers and the caller itself) belong to
+        the operator, as provisioning keys on OpenRouter manage API keys only: to a management key they
+        do not exist, so it can neither read nor re-enable, rename or delete them."""
         target = book.keys.get(key_hash)
-        if target is None or target.deleted or target.account_id != key.account_id:
+        if target is None or target.deleted or target.account_id != key.account_id or target.is_management:
             raise APIError(404, f"No key with hash {key_hash} in this account.")
         return target
 

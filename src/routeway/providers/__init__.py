@@ -9,6 +9,7 @@ from routeway.providers.anthropic import Anthropic
 from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
 from routeway.providers.http1 import Pool
 from routeway.providers.openai_compat import OpenAICompatible
+from routeway.providers.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible, "anthropic": Anthropic}
 
@@ -22,8 +23,9 @@ def adapter_class(provider: ProviderConfig) -> type[Adapter]:
         ) from None
 
 
-def build_adapter(provider: ProviderConfig, client: Pool, env: Mapping[str, str]) -> Adapter:
-    return adapter_class(provider)(provider, client, env)
+def build_adapter(provider: ProviderConfig, client: Pool, env: Mapping[str, str], redact: Redactor) -> Adapter:
+    """``redact`` takes every configured secret out of the errors the adapter raises (providers/redact.py)."""
+    return adapter_class(provider)(provider, client, env, redact)
 
 
-__all__ = ["ADAPTERS", "Adapter", "adapter_class", "UpstreamCall", "UpstreamError", "build_adapter"]
+__all__ = ["ADAPTERS", "Adapter", "adapter_class", "UpstreamCall", "Redactor", "UpstreamError", "build_adapter"]

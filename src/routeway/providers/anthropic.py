@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from routeway.catalog import Endpoint
 from routeway.config import ProviderConfig
-from routeway.providers.base import UpstreamError
+from routeway.providers.base import RAW_SCAN, UpstreamError
 from routeway.providers.openai_compat import USER_AGENT, OpenAICall, OpenAICompatible
 
 VERSION = "2023-06-01"
@@ -172,11 +172,10 @@ def from_anthropic(answer: dict[str, Any]) -> dict[str, Any]:
 class AnthropicCall(OpenAICall):
     """The same connection handling as an OpenAI call; the bytes are Anthropic's."""
 
-    async def json(self) -> dict[str, Any]:
-        raw = await self._read_json()
-        if not isinstance(raw.get("content"), list):
-            raise UpstreamError(502, "upstream returned a Messages answer without content")
-        return from_anthropic(raw)
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(body.get("content"), list):
+            raise UpstreamError(502, "upstream returned a Messages answer without content", raw=str(body)[:RAW_SCAN])
+        return from_anthropic(body)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         tools: dict[int, int] = {}  # content block index -> tool call index
@@ -223,7 +222,8 @@ class AnthropicCall(OpenAICall):
             elif kind == "error":
                 error = event.get("error") or {}
                 status = 429 if error.get("type") == "rate_limit_error" else 502
-                raise UpstreamError(status, f"Provider returned error mid-stream: {error.get('message', error)}")
+                raise UpstreamError(status, f"Provider returned error mid-stream: {error.get('message', error)}"
+                                    ).redacted(self.redact)  # the upstream's words
         raise UpstreamError(502, "upstream stream ended without message_stop")
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from routeway.catalog import Endpoint
 
 
+RAW_LIMIT = 2000  # characters of an upstream's own words kept in ``raw`` (and a message taken from them)
+RAW_SCAN = 16384  # characters of an error body ever looked at: bounds an error path's work (redaction ≤ ~5 ms)
+
+
 class UpstreamError(Exception):
-    """An upstream failed before answering. ``status`` is what the client gets (OpenRouter's mapping)."""
+    """An upstream failed before answering. ``status`` is what the client gets (OpenRouter's mapping).
+
+    ``message``, ``raw`` and ``retry_after`` may hold the upstream's own words: an adapter lets none leave
+    it without ``redacted`` (see providers/redact.py)."""
 
     def __init__(self, status: int, message: str, *, upstream_status: int | None = None,
                  retry_after: str | None = None, raw: str | None = None, retryable: bool = True) -> None:
@@ -20,6 +27,17 @@ class UpstreamError(Exception):
         self.retry_after = retry_after
         self.raw = raw
         self.retryable = retryable
+
+    def redacted(self, redact: Callable[[str], str]) -> UpstreamError:
+        """This error with every secret taken out of the upstream's words, cut to ``RAW_LIMIT`` only
+        after redaction so no part of a secret survives the cut. Idempotent."""
+        self.message = redact(self.message[:RAW_SCAN])[:RAW_LIMIT]
+        self.args = (self.message,)
+        if self.raw is not None:
+            self.raw = redact(self.raw[:RAW_SCAN])[:RAW_LIMIT]
+        if self.retry_after is not None:
+            self.retry_after = redact(self.retry_after[:RAW_LIMIT])
+        return self
 
 
 class UpstreamCall(Protocol):

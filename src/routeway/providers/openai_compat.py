@@ -11,8 +11,9 @@ import msgspec
 
 from routeway.catalog import Endpoint
 from routeway.config import ConfigError, ProviderConfig
-from routeway.providers.base import UpstreamError
+from routeway.providers.base import RAW_SCAN, UpstreamError
 from routeway.providers.http1 import ClientError, ConnectFailed, Pool, ReadTimeout, Response, Target, header_block
+from routeway.providers.redact import Redactor, provider_secrets
 
 _decode = msgspec.json.decode
 _encoder = msgspec.json.Encoder()
@@ -32,17 +33,26 @@ def map_status(upstream: int) -> int:
 
 
 class OpenAICall:
-    __slots__ = ("response", "upstream_status", "idle")
+    """One upstream answer. Every ``UpstreamError`` carrying the upstream's words leaves it redacted."""
 
-    def __init__(self, response: Response, idle: float) -> None:
+    __slots__ = ("response", "upstream_status", "idle", "redact")
+
+    def __init__(self, response: Response, idle: float, redact: Redactor) -> None:
         self.response = response
         self.upstream_status = response.status
         self.idle = idle
+        self.redact = redact
 
     async def json(self) -> dict[str, Any]:
-        body = await self._read_json()
+        try:
+            return self._answer(await self._read_json())
+        except UpstreamError as error:
+            raise error.redacted(self.redact) from None
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The upstream's JSON answer in the OpenAI shape."""
         if "choices" not in body:
-            raise UpstreamError(502, "upstream returned JSON without choices", raw=str(body)[:500])
+            raise UpstreamError(502, "upstream returned JSON without choices", raw=str(body)[:RAW_SCAN])
         return body
 
     async def _read_json(self) -> dict[str, Any]:
@@ -57,9 +67,11 @@ class OpenAICall:
         try:
             body = _decode(raw)
         except msgspec.DecodeError:
-            raise UpstreamError(502, "upstream returned a body that is not JSON", raw=raw[:500].decode("utf-8", "replace")) from None
+            raise UpstreamError(502, "upstream returned a body that is not JSON",
+                                raw=raw[:RAW_SCAN].decode("utf-8", "replace")) from None
         if not isinstance(body, dict):
-            raise UpstreamError(502, "upstream returned JSON that is not an object", raw=raw[:500].decode("utf-8", "replace"))
+            raise UpstreamError(502, "upstream returned JSON that is not an object",
+                                raw=raw[:RAW_SCAN].decode("utf-8", "replace"))
         return body
 
     def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -92,7 +104,7 @@ class OpenAICall:
                     event = _decode(data)
                 except msgspec.DecodeError:
                     raise UpstreamError(502, "upstream sent a stream event that is not JSON",
-                                        raw=data[:500].decode("utf-8", "replace")) from None
+                                        raw=data[:RAW_SCAN].decode("utf-8", "replace")).redacted(self.redact) from None
                 if not isinstance(event, dict):
                     raise UpstreamError(502, "upstream sent a stream event that is not a JSON object")
                 yield event
@@ -107,9 +119,12 @@ class OpenAICompatible:
     call_type: type[OpenAICall] = OpenAICall
     path = "/chat/completions"
 
-    def __init__(self, provider: ProviderConfig, client: Pool, env: Mapping[str, str]) -> None:
+    def __init__(self, provider: ProviderConfig, client: Pool, env: Mapping[str, str],
+                 redact: Redactor | None = None) -> None:
         self.provider = provider
         self.client = client
+        # the app passes one built from every configured secret; alone, an adapter hides at least its own
+        self.redact = redact or Redactor(provider_secrets(provider, env))
         try:
             self.target = Target.parse(provider.base_url + self.path)  # parsed once, not per request
             self.headers = header_block(self.request_headers(provider, provider.api_key(env)))
@@ -123,6 +138,12 @@ class OpenAICompatible:
         return headers
 
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
+        try:
+            return await self._open(endpoint, body, stream)
+        except UpstreamError as error:
+            raise error.redacted(self.redact) from None
+
+    async def _open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         t = self.provider.timeouts
         payload = _encoder.encode(self.translate(endpoint, body))
         try:
@@ -136,7 +157,7 @@ class OpenAICompatible:
             raise UpstreamError(502, f"upstream request failed: {exc}") from None
         if response.status != 200:
             try:
-                raw = (await response.read())[:2000].decode("utf-8", "replace")
+                raw = (await response.read())[:RAW_SCAN].decode("utf-8", "replace")
             except ClientError:
                 raw = ""
             finally:
@@ -149,7 +170,7 @@ class OpenAICompatible:
         if expected not in content_type:
             response.close()
             raise UpstreamError(502, f"upstream answered with content type {content_type!r}, expected {expected}")
-        return self.call_type(response, t.idle)
+        return self.call_type(response, t.idle, self.redact)
 
     def translate(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         """The upstream's wire form of an OpenAI-shaped body (identity here)."""

@@ -7,7 +7,7 @@ import mimetypes
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -72,10 +72,23 @@ def base_url(request: Request) -> str:
     return f"{scheme}://{host}"
 
 
+DEFAULT_NEXT = "/activity"
+
+
 def safe_next(target: str | None) -> str:
-    """Only same-site paths after sign-in: never '//evil.example' or an absolute URL."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/activity"
+    r"""Where to go after sign-in: a path on this site, else ``DEFAULT_NEXT``.
+
+    Only printable ASCII without spaces or backslashes, starting with exactly one '/'. Browsers drop
+    tabs and line breaks from a Location and read '\' as '/', so '/\t/evil.example' or '/\evil.example'
+    would lead to another host; a line break or NUL would split the header (uvicorn drops the
+    connection). Non-ASCII is refused rather than guessed at: the Location header is bytes."""
+    if not target or not target.startswith("/") or target[1:2] == "/":
+        return DEFAULT_NEXT
+    if not (target.isascii() and target.isprintable()) or " " in target or "\\" in target:
+        return DEFAULT_NEXT
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return DEFAULT_NEXT
     return target
 
 
