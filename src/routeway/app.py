@@ -148,10 +148,14 @@ class App:
         except APIError as error:
             if not started:
                 await error_response(error)(send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], path)
+        except Exception as exc:
+            if _too_deep(exc):
+                error = APIError(400, "Request body is not usable JSON: arrays and objects are nested too deeply.")
+            else:
+                log.exception("unhandled error on %s %s", scope["method"], path)
+                error = APIError(500, "Internal error; the server log has details.")
             if not started:
-                await error_response(APIError(500, "Internal error; the server log has details."))(send)
+                await error_response(error)(send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -168,6 +172,12 @@ class App:
                 await self.services.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _too_deep(exc: Exception) -> bool:
+    """msgspec's words for a body nested beyond the interpreter's recursion limit (keys, admin: a typed
+    decode recurses even into the unknown fields it skips)."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
 
 
 def create_app(settings: Settings) -> Any:
