@@ -39,11 +39,13 @@ _encoder = msgspec.json.Encoder()
 
 class GuardedProtocol(HttpToolsProtocol):
     limits: ConnectionSettings = ConnectionSettings()  # set per server by ``protocol_class``
+    warned_over_cap: list[float] = [float("-inf")]  # per server too: when the cap was last logged
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._phase = IDLE
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes of the current request's head received in earlier reads
+        self._read_size = 0  # bytes in the read being parsed now
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -60,6 +62,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the refusal is written and the connection closing: nothing more is parsed
+        self._read_size = len(data)
         super().data_received(data)
         if self._refused or self.transport.is_closing():
             return
@@ -79,27 +82,20 @@ class GuardedProtocol(HttpToolsProtocol):
         self._phase, self._head_bytes = HEAD, 0
         super().on_message_begin()
 
-    def on_url(self, url: bytes) -> None:
-        if not self._refused:
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._refused:
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         if self._refused:
             return
         self._disarm()
         self._phase = BODY
-        # The exact size, for a head that arrived in one read (the count in data_received is per read).
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.limits.max_header_bytes:
-            self._refuse_oversized_head()
-            return
+        # data_received counts whole reads; a head that ends within this one is measured exactly, but
+        # only when the reads could hold more than the cap (so a usual request skips the sum).
+        if self._head_bytes + self._read_size > self.limits.max_header_bytes:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.limits.max_header_bytes:
+                self._refuse_oversized_head()
+                return
         if len(self.connections) > self.limits.max_connections:
-            log.warning("refused a request: %d connections open, the cap is %d",
-                        len(self.connections), self.limits.max_connections)
+            self._warn_over_cap()
             self._refuse(APIError(
                 503, f"The server has too many open connections (the cap is {self.limits.max_connections:,}). "
                      "Retry in a moment.", error_type="too_many_connections", headers={"retry-after": "1"}))
@@ -116,6 +112,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         self._phase = IDLE
         super().on_message_complete()
+
+    def _warn_over_cap(self) -> None:
+        """Once a minute at most: a flood must not also flood the log."""
+        now = self.loop.time()
+        if now - self.warned_over_cap[0] >= 60:
+            self.warned_over_cap[0] = now
+            log.warning("refusing requests with 503: %d connections are open and max_connections is %d",
+                        len(self.connections), self.limits.max_connections)
 
     # ---- deadlines ----------------------------------------------------------------------------
     def _arm(self, seconds: float, expired: Any) -> None:
@@ -179,7 +183,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
 def protocol_class(limits: ConnectionSettings) -> type[GuardedProtocol]:
     """The protocol class to give uvicorn (``http=``), bound to this server's limits."""
-    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits})
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, "warned_over_cap": [float("-inf")]})
 
 
 def fit_open_file_limit(limits: ConnectionSettings) -> ConnectionSettings:
