@@ -357,3 +357,35 @@ def test_deeply_nested_bodies_are_400(gw: Gateway) -> None:
                       timeout=10)
     assert keys.status_code == 400 and keys.json()["error"]["code"] == 400, keys.text
     probe(gw, "nested bodies")
+
+
+def test_connection_settings_are_read_and_checked(tmp_path: Path) -> None:
+    from routeway.config import ConfigError, ConnectionSettings, load_settings
+
+    path = tmp_path / "routeway.toml"
+    path.write_text("")
+    settings = load_settings(path, env={})
+    assert settings.connections == ConnectionSettings() and settings.limits.key_concurrent_streams == 0
+    path.write_text("[server]\nmax_header_bytes = 8192\nheader_timeout_seconds = 2.5\nmax_connections = 10\n"
+                    "[limits]\nkey_concurrent_streams = 4\n")
+    settings = load_settings(path, env={})
+    assert settings.connections.max_header_bytes == 8192 and settings.connections.header_timeout_seconds == 2.5
+    assert settings.connections.max_connections == 10 and settings.limits.key_concurrent_streams == 4
+    for bad in ("[server]\nmax_connections = 0", "[server]\nmax_header_bytes = 1.5",
+                "[server]\nbody_timeout_seconds = \"soon\"", "[limits]\nkey_concurrent_streams = -1"):
+        path.write_text(bad + "\n")
+        with pytest.raises(ConfigError, match=bad.split("\n")[1].split(" ")[0]):
+            load_settings(path, env={})
+
+
+def test_open_file_limit_is_raised_or_the_cap_lowered() -> None:
+    """With a hard open-file limit of 300, 4,096 connections cannot fit: the cap comes down to what does."""
+    import subprocess
+    import sys
+
+    script = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (100, 300));"
+              "from routeway.config import ConnectionSettings; from routeway.connections import fit_open_file_limit;"
+              "fitted = fit_open_file_limit(ConnectionSettings(max_connections=4096));"
+              "print(fitted.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["22", "300"]  # (300 - 256 reserved) // 2; the soft limit raised to the hard one
