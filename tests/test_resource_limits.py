@@ -22,6 +22,7 @@ from tests.support.upstream import MockUpstream
 HEADER_TIMEOUT = 2
 BODY_TIMEOUT = 2
 IDLE_TIMEOUT = 2
+SEND_TIMEOUT = 2
 MAX_HEADER_BYTES = 16384
 MAX_CONNECTIONS = 40
 STREAMS_PER_KEY = 3
@@ -35,6 +36,7 @@ def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iter
                           f"\n[limits]\nkey_concurrent_streams = {STREAMS_PER_KEY}\n")
     server = "\n".join(["[server]", "max_body_bytes = 1048576", f"header_timeout_seconds = {HEADER_TIMEOUT}",
                         f"body_timeout_seconds = {BODY_TIMEOUT}", f"idle_timeout_seconds = {IDLE_TIMEOUT}",
+                        f"send_timeout_seconds = {SEND_TIMEOUT}",
                         f"max_header_bytes = {MAX_HEADER_BYTES}", f"max_connections = {MAX_CONNECTIONS}"])
     config.write_text(config.read_text().replace("[server]\nkeepalive_seconds = 0.5\nmax_body_bytes = 65536",
                                                  server + "\nkeepalive_seconds = 0.5"))
@@ -219,6 +221,22 @@ def test_slow_body_gets_408(gw: Gateway, upstream: MockUpstream) -> None:
     finally:
         sock.close()
     assert account.generations() == []  # nothing was reserved or recorded
+
+
+def test_client_that_never_reads_is_cut_off(gw: Gateway) -> None:
+    """Pipelined requests for the ~60 KB catalog, answers never read: once the socket buffers are full,
+    the connection is cut within the send deadline instead of holding its task and buffer for ever."""
+    size = len(httpx.get(gw.api + "/models", timeout=5).content)
+    count = (24 << 20) // size  # well past what the kernel buffers on both sides of loopback
+    sock = connect(gw)
+    try:
+        sock.sendall(b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+        time.sleep(SEND_TIMEOUT + 1.5)
+        probe(gw, f"a client not reading {count} pipelined answers")
+        answers, _ = read_until_closed(sock, 5)  # what the buffers held, then the end
+        assert answers.count(b"HTTP/1.1 200 ") < count
+    finally:
+        sock.close()
 
 
 def test_huge_header_gets_431_without_memory_growth(gw: Gateway) -> None:

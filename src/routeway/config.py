@@ -91,6 +91,7 @@ class ConnectionSettings:
     header_timeout_seconds: float = 10.0  # from a request's first byte (or the connection's opening) to its last header
     body_timeout_seconds: float = 60.0  # from the last header to the body's last byte; then a 408
     idle_timeout_seconds: float = 20.0  # an idle keep-alive connection is closed after this
+    send_timeout_seconds: float = 60.0  # a client that stops reading answers for this long is disconnected
     max_connections: int = 4096  # open client connections; a request on one more is answered 503
 
 

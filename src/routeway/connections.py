@@ -10,6 +10,9 @@ only after a first answer). This subclass adds, per connection:
   of a request on a kept-alive connection, to its last header: a 408 (silence when nothing came);
 - a body deadline (``body_timeout_seconds``) from the last header to the body's last byte: a 408;
 - a cap on open connections (``max_connections``): a request on one more is answered 503 at once.
+- a send deadline (``send_timeout_seconds``): a client that leaves our writes unread that long (the
+  transport's buffer stays above its high-water mark) is cut off, which also ends its request's work
+  and upstream call (the app sees the disconnect).
 
 The idle keep-alive timeout is uvicorn's own ``timeout_keep_alive``. Timers are armed only when a
 request's head or body spans more than one read, so a request that arrives whole costs none.
@@ -47,6 +50,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes of the current request's head received in earlier reads
         self._read_size = 0  # bytes in the read being parsed now
         self._deadline: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # armed while the client is not reading our writes
         self._refused = False
 
     # ---- connection ---------------------------------------------------------------------------
@@ -57,7 +61,25 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._stalled is not None:
+            self._stalled.cancel()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.limits.send_timeout_seconds, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+        super().resume_writing()
+
+    def _send_timed_out(self) -> None:
+        self._stalled = None
+        # close() would wait for the unread buffer to drain, which is what never happens
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
