@@ -9,7 +9,7 @@ only after a first answer). This subclass adds, per connection:
 - a header deadline (``header_timeout_seconds``) from the connection's opening, or from the first byte
   of a request on a kept-alive connection, to its last header: a 408 (silence when nothing came);
 - a body deadline (``body_timeout_seconds``) from the last header to the body's last byte: a 408;
-- a cap on open connections (``max_connections``): a request on one more is answered 503 at once.
+- a cap on open connections (``max_connections``): a request on one more is answered 503 at once;
 - a send deadline (``send_timeout_seconds``): a client that leaves our writes unread that long (the
   transport's buffer stays above its high-water mark) is cut off, which also ends its request's work
   and upstream call (the app sees the disconnect).
@@ -187,6 +187,9 @@ class GuardedProtocol(HttpToolsProtocol):
         """Answer in the error envelope, close the connection, and stop parsing it."""
         self._refused = True
         self._disarm()
+        if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
+            self.transport.close()  # a pipelined request's refusal cannot cut into the answer being written
+            return
         body = _encoder.encode(error.body())
         head = [STATUS_LINE[error.status], b"content-type: application/json\r\n",
                 b"content-length: %d\r\n" % len(body), b"connection: close\r\n"]
