@@ -63,6 +63,15 @@ def probe(gateway: Gateway, label: str) -> float:
     return latency
 
 
+def refusals(gateway: Gateway) -> dict[str, float]:
+    """routeway_client_refusals_total by reason, from /metrics."""
+    counts = {}
+    for line in httpx.get(gateway.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith("routeway_client_refusals_total{"):
+            counts[line.split('reason="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def connect(gateway: Gateway) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", int(gateway.url.rsplit(":", 1)[1])), timeout=10)
     return sock
@@ -239,7 +248,7 @@ def test_client_that_never_reads_is_cut_off(gw: Gateway) -> None:
 
 def test_huge_header_gets_431_without_memory_growth(gw: Gateway) -> None:
     """A 1 MiB header, five times over: each is a 431 in the error envelope; RSS does not follow."""
-    before = rss_mb(gw)
+    before, refused = rss_mb(gw), refusals(gw)["header_too_large"]
     for _ in range(5):
         sock = connect(gw)
         try:
@@ -257,11 +266,13 @@ def test_huge_header_gets_431_without_memory_growth(gw: Gateway) -> None:
     headers = {f"x-h{i}": "v" * 100 for i in range(200)}
     response = httpx.get(gw.api + "/models", headers=headers, timeout=10)
     assert response.status_code == 431 and response.json()["error"]["code"] == 431
+    assert refusals(gw)["header_too_large"] == refused + 6  # an operator sees the attack in /metrics
 
 
 def test_connection_flood_gets_a_clear_503(gw: Gateway) -> None:
     """Past max_connections a request is answered 503 in the error envelope with Retry-After; once the
     flood's silent sockets time out, the probe answers again."""
+    refused = refusals(gw)["too_many_connections"]
     flood = [connect(gw) for _ in range(MAX_CONNECTIONS)]
     try:
         time.sleep(0.2)
@@ -272,6 +283,8 @@ def test_connection_flood_gets_a_clear_503(gw: Gateway) -> None:
         print(f"\n[{MAX_CONNECTIONS} silent connections] refused with 503 at once, RSS {rss_mb(gw):.1f} MB")
         time.sleep(HEADER_TIMEOUT + 0.5)
         probe(gw, "after the flood timed out")
+        assert refusals(gw)["too_many_connections"] == refused + 1
+        assert refusals(gw)["header_timeout"] >= MAX_CONNECTIONS  # the flood's silent sockets
     finally:
         for sock in flood:
             sock.close()

@@ -17,6 +17,7 @@ from routeway.api.metrics import LoopLag, metrics_handler
 from routeway.api.throttle import Throttle
 from routeway.catalog import Catalog
 from routeway.config import Settings
+from routeway.connections import ConnectionStats
 from routeway.errors import APIError
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
@@ -60,6 +61,7 @@ class Services:
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     loop_lag: LoopLag = field(default_factory=LoopLag)
+    connection_stats: ConnectionStats = field(default_factory=ConnectionStats)  # filled by connections.py
     health_log: HealthLog | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 

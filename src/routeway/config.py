@@ -191,7 +191,8 @@ def _connections(server: Mapping[str, Any]) -> ConnectionSettings:
             continue
         value = server[name]
         kind = type(default.default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        wrong_kind = kind is int and not isinstance(value, int)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or wrong_kind:
             raise ConfigError(f"[server] {name} must be a {'whole ' if kind is int else ''}number, not {value!r}")
         if value <= 0:
             raise ConfigError(f"[server] {name} must be above zero")

@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections import Counter
 from dataclasses import replace
-from typing import Any
+from typing import Any, Iterator
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from routeway.config import ConnectionSettings
@@ -40,9 +42,30 @@ LINGER_SECONDS = 2.0  # after a refusal, how long the client's remaining bytes a
 _encoder = msgspec.json.Encoder()
 
 
+class ConnectionStats:
+    """What the limits did, for /metrics (read at scrape time): open connections and refusals by reason."""
+
+    def __init__(self) -> None:
+        self.connections: set[Any] = set()  # uvicorn's own set of open connections, once one is made
+        self.refused: Counter[str] = Counter()
+        self.warned_over_cap = float("-inf")  # when the connection cap was last logged
+
+    def collect(self) -> Iterator[Metric]:
+        open_now = GaugeMetricFamily("routeway_client_connections", "Open client connections")
+        open_now.add_metric([], len(self.connections))
+        refused = CounterMetricFamily("routeway_client_refusals", "Client connections refused or cut off by a limit",
+                                      labels=["reason"])
+        for reason in REASONS:
+            refused.add_metric([reason], self.refused[reason])
+        yield from (open_now, refused)
+
+
+REASONS = ("header_too_large", "header_timeout", "body_timeout", "send_timeout", "too_many_connections")
+
+
 class GuardedProtocol(HttpToolsProtocol):
     limits: ConnectionSettings = ConnectionSettings()  # set per server by ``protocol_class``
-    warned_over_cap: list[float] = [float("-inf")]  # per server too: when the cap was last logged
+    stats: ConnectionStats = ConnectionStats()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,6 +79,7 @@ class GuardedProtocol(HttpToolsProtocol):
     # ---- connection ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.stats.connections = self.connections
         # A connection that never sends a byte is closed too (uvicorn arms keep-alive only after an answer).
         self._arm(self.limits.header_timeout_seconds, self._head_timed_out)
 
@@ -78,6 +102,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _send_timed_out(self) -> None:
         self._stalled = None
+        self.stats.refused["send_timeout"] += 1
         # close() would wait for the unread buffer to drain, which is what never happens
         self.transport.abort()
 
@@ -118,6 +143,7 @@ class GuardedProtocol(HttpToolsProtocol):
                 return
         if len(self.connections) > self.limits.max_connections:
             self._warn_over_cap()
+            self.stats.refused["too_many_connections"] += 1
             self._refuse(APIError(
                 503, f"The server has too many open connections (the cap is {self.limits.max_connections:,}). "
                      "Retry in a moment.", error_type="too_many_connections", headers={"retry-after": "1"}))
@@ -138,8 +164,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def _warn_over_cap(self) -> None:
         """Once a minute at most: a flood must not also flood the log."""
         now = self.loop.time()
-        if now - self.warned_over_cap[0] >= 60:
-            self.warned_over_cap[0] = now
+        if now - self.stats.warned_over_cap >= 60:
+            self.stats.warned_over_cap = now
             log.warning("refusing requests with 503: %d connections are open and max_connections is %d",
                         len(self.connections), self.limits.max_connections)
 
@@ -158,6 +184,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         answering = self.cycle is not None and not self.cycle.response_complete
+        self.stats.refused["header_timeout"] += 1
         if self._phase != HEAD or answering:
             self.transport.close()  # nothing was asked (or an answer is on its way): no status to give
             return
@@ -168,6 +195,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
+        self.stats.refused["body_timeout"] += 1
         cycle = self.cycle
         if cycle is None or cycle.response_started:
             self.transport.close()
@@ -180,6 +208,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # ---- refusals -----------------------------------------------------------------------------
     def _refuse_oversized_head(self) -> None:
+        self.stats.refused["header_too_large"] += 1
         self._refuse(APIError(431, f"The request line and headers exceed {self.limits.max_header_bytes:,} bytes.",
                               error_type="payload_too_large"))
 
@@ -206,9 +235,9 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def protocol_class(limits: ConnectionSettings) -> type[GuardedProtocol]:
-    """The protocol class to give uvicorn (``http=``), bound to this server's limits."""
-    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, "warned_over_cap": [float("-inf")]})
+def protocol_class(limits: ConnectionSettings, stats: ConnectionStats) -> type[GuardedProtocol]:
+    """The protocol class to give uvicorn (``http=``), bound to this server's limits and counters."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, "stats": stats})
 
 
 def fit_open_file_limit(limits: ConnectionSettings) -> ConnectionSettings:
