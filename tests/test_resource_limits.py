@@ -269,6 +269,16 @@ def test_huge_header_gets_431_without_memory_growth(gw: Gateway) -> None:
     assert refusals(gw)["header_too_large"] == refused + 6  # an operator sees the attack in /metrics
 
 
+def test_bytes_that_are_not_http_get_a_400_envelope(gw: Gateway) -> None:
+    sock = connect(gw)
+    try:
+        sock.sendall(b"HELLO\x00 /api/v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw, _ = read_until_closed(sock, 5)
+        assert envelope(raw, 400)["metadata"]["error_type"] == "invalid_request"
+    finally:
+        sock.close()
+
+
 def test_connection_flood_gets_a_clear_503(gw: Gateway) -> None:
     """Past max_connections a request is answered 503 in the error envelope with Retry-After; once the
     flood's silent sockets time out, the probe answers again."""

@@ -207,6 +207,10 @@ class GuardedProtocol(HttpToolsProtocol):
                               error_type="timeout"))
 
     # ---- refusals -----------------------------------------------------------------------------
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, in the error envelope instead of plain text."""
+        self._refuse(APIError(400, f"{msg} The request could not be parsed as HTTP/1.1."))
+
     def _refuse_oversized_head(self) -> None:
         self.stats.refused["header_too_large"] += 1
         self._refuse(APIError(431, f"The request line and headers exceed {self.limits.max_header_bytes:,} bytes.",
