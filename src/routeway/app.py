@@ -19,6 +19,7 @@ from routeway.api.metrics import LoopLag, metrics_handler
 from routeway.api.throttle import Throttle
 from routeway.catalog import Catalog
 from routeway.config import Settings
+from routeway.connections import ConnectionStats
 from routeway.errors import APIError
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
@@ -64,6 +65,7 @@ class Services:
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     loop_lag: LoopLag = field(default_factory=LoopLag)
+    connection_stats: ConnectionStats = field(default_factory=ConnectionStats)  # filled by connections.py
     health_log: HealthLog | None = None
     # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
     usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -161,10 +163,14 @@ class App:
         except APIError as error:
             if not started:
                 await error_response(error)(send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], path)
+        except Exception as exc:
+            if _too_deep(exc):
+                error = APIError(400, "Request body is not usable JSON: arrays and objects are nested too deeply.")
+            else:
+                log.exception("unhandled error on %s %s", scope["method"], path)
+                error = APIError(500, "Internal error; the server log has details.")
             if not started:
-                await error_response(APIError(500, "Internal error; the server log has details."))(send)
+                await error_response(error)(send)
 
     def _health(self) -> Response:
         """200 while the store can write; 503 saying what is wrong when it cannot (paid work is refused)."""
@@ -192,6 +198,12 @@ class App:
                 await self.services.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _too_deep(exc: Exception) -> bool:
+    """msgspec's words for a body nested beyond the interpreter's recursion limit (keys, admin: a typed
+    decode recurses even into the unknown fields it skips)."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
 
 
 def create_app(settings: Settings) -> Any:

@@ -44,6 +44,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     import uvicorn
 
     from routeway.app import create_app
+    from routeway.connections import fit_open_file_limit, protocol_class
     from routeway.store.sqlite import StoreUnavailable
 
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None)
@@ -73,9 +74,11 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
                   "  [cyan]routeway keys create <account-id> --api[/]")
     # No proxy-headers middleware: one more ASGI layer per request, and the dashboard reads
     # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
-    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http="httptools", log_level=log_level,
+    # httptools with routeway's limits on what one client connection may hold (connections.py).
+    limits = fit_open_file_limit(s.connections)
+    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol_class(limits, app.services.connection_stats), log_level=log_level,
                 access_log=False, proxy_headers=False, server_header=False, lifespan="on",
-                timeout_graceful_shutdown=5)
+                timeout_keep_alive=limits.idle_timeout_seconds, timeout_graceful_shutdown=5)
 
 
 # ---- operator commands: thin clients of the admin API ------------------------------------------

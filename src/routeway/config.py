@@ -84,6 +84,18 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """What one client connection may hold, read from ``[server]``: every wait on a client has an end."""
+
+    max_header_bytes: int = 32 * 1024  # request line and headers together; more is a 431
+    header_timeout_seconds: float = 10.0  # from a request's first byte (or the connection's opening) to its last header
+    body_timeout_seconds: float = 60.0  # from the last header to the body's last byte; then a 408
+    idle_timeout_seconds: float = 20.0  # an idle keep-alive connection is closed after this
+    send_timeout_seconds: float = 60.0  # a client that stops reading answers for this long is disconnected
+    max_connections: int = 4096  # open client connections; a request on one more is answered 503
+
+
+@dataclass(frozen=True, slots=True)
 class LimitSettings:
     """Request-rate limits, in the ``limits`` library's notation ("600/minute", "10/second;600/minute")."""
 
@@ -91,6 +103,7 @@ class LimitSettings:
     free_requests: str = "20/minute"  # per account, on `:free` variants (OpenRouter's documented limit)
     free_daily: int = 50  # per account per day (sliding 24 h) on `:free` variants, while granted < $10 in all
     free_daily_with_credits: int = 1000  # ... once it was granted $10 or more
+    key_concurrent_streams: int = 0  # streams open at once per API key; 0 = no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +115,7 @@ class Settings:
     keepalive_seconds: float = 2.0
     durability: str = "full"  # "full": fsync every group commit; "normal": WAL synced every 50 ms in the background
     admin_key: str | None = None
+    connections: ConnectionSettings = ConnectionSettings()
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
     providers: tuple[ProviderConfig, ...] = ()
@@ -164,7 +178,26 @@ def _limits(table: Mapping[str, Any]) -> LimitSettings:
     for name in ("free_daily", "free_daily_with_credits"):
         if not isinstance(getattr(settings, name), int) or getattr(settings, name) < 0:
             raise ConfigError(f"[limits] {name} must be a whole number of requests (0 = none allowed)")
+    streams = settings.key_concurrent_streams
+    if not isinstance(streams, int) or isinstance(streams, bool) or streams < 0:
+        raise ConfigError("[limits] key_concurrent_streams must be a whole number of streams (0 = no limit)")
     return settings
+
+
+def _connections(server: Mapping[str, Any]) -> ConnectionSettings:
+    values: dict[str, Any] = {}
+    for name, default in ConnectionSettings.__dataclass_fields__.items():
+        if name not in server:
+            continue
+        value = server[name]
+        kind = type(default.default)
+        wrong_kind = kind is int and not isinstance(value, int)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or wrong_kind:
+            raise ConfigError(f"[server] {name} must be a {'whole ' if kind is int else ''}number, not {value!r}")
+        if value <= 0:
+            raise ConfigError(f"[server] {name} must be above zero")
+        values[name] = kind(value)
+    return ConnectionSettings(**values)
 
 
 def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
@@ -252,6 +285,7 @@ def load_settings(
         raise ConfigError(f"[routing]: unknown settings {sorted(unknown)}")
     values["routing"] = RoutingSettings(**routing)
     values["limits"] = _limits(raw.get("limits", {}))
+    values["connections"] = _connections(server)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

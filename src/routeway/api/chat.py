@@ -48,7 +48,13 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         structured.check_request(chat)
         demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
         attempts = services.planner.plan(chat, demand, time.time())
-        return await Exchange(services, request, chat, key, attempts, len(raw)).run()
+        if not chat.stream:
+            return await Exchange(services, request, chat, key, attempts, len(raw)).run()
+        services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+        try:
+            return await Exchange(services, request, chat, key, attempts, len(raw)).run()
+        finally:
+            services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
     return [("POST", "/chat/completions", chat_completions)]
 

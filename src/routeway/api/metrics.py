@@ -78,6 +78,7 @@ class LoopLag:
 def metrics_handler(services: Services) -> Any:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealthCollector(services))  # type: ignore[arg-type]
+    registry.register(services.connection_stats)  # type: ignore[arg-type]
     for histogram in (services.store.commit_seconds, services.store.commit_batches, services.loop_lag.histogram):
         registry.register(histogram)
 

@@ -1,5 +1,7 @@
 """Request-rate limits: per API key (the operator's choice, off by default), and OpenRouter's limits on
 ``:free`` variants per account (20 a minute; 50 a day, or 1,000 once the account was granted $10).
+Also the streams open at once per API key (``key_concurrent_streams``, off by default): a plain count
+per key, taken before the reservation and given back when the stream ends, however it ends.
 
 Counting uses the ``limits`` library's sliding-window counters in this process's memory: O(1) per check,
 no store round trip. A refused request is answered 429 before its body is read, so it costs neither a
@@ -58,6 +60,8 @@ class Throttle:
         self.free_daily = parse(f"{settings.free_daily}/day") if settings.free_daily else None
         self.free_daily_with_credits = (parse(f"{settings.free_daily_with_credits}/day")
                                         if settings.free_daily_with_credits else None)
+        self.max_streams = settings.key_concurrent_streams
+        self.open_streams: dict[str, int] = {}  # key hash -> streams open now; keys at zero are dropped
 
     async def sweep_forever(self) -> None:
         while True:
@@ -67,6 +71,24 @@ class Throttle:
     def check_key(self, key: KeyState) -> None:
         if self.per_key:
             self._take(self.per_key, "key", key.hash, "this API key")
+
+    def open_stream(self, key: KeyState) -> None:
+        """Count one more stream on this key, or refuse it (429) when the key has its limit open."""
+        open_now = self.open_streams.get(key.hash, 0)
+        if self.max_streams and open_now >= self.max_streams:
+            raise APIError(429, f"Too many concurrent streams for this API key: {open_now} are open and the limit is"
+                                f" {self.max_streams}. Retry when one of them finishes.",
+                           metadata={"limit": self.max_streams},
+                           headers={"retry-after": "1", "x-ratelimit-limit": str(self.max_streams),
+                                    "x-ratelimit-remaining": "0"})
+        self.open_streams[key.hash] = open_now + 1
+
+    def close_stream(self, key: KeyState) -> None:
+        left = self.open_streams.get(key.hash, 0) - 1
+        if left > 0:
+            self.open_streams[key.hash] = left
+        else:
+            self.open_streams.pop(key.hash, None)
 
     def _daily(self, account: AccountState) -> RateLimitItem | None:
         return self.free_daily_with_credits if self.free_tier_over(account) else self.free_daily

@@ -2,6 +2,10 @@
 
 Field names, ranges and defaults follow OpenRouter's parameter docs. Unknown fields are ignored
 (lenient input); a wrong type or range is a 400 naming the field (msgspec's ``at `$.field```).
+
+Sizes are bounded beyond the body's byte cap: at most ``MAX_MESSAGES`` messages and ``MAX_TOOLS`` tools,
+and JSON nested at most ``MAX_DEPTH`` levels (free-form values such as message content and schemas
+travel on to code that recurses: encoders, JSON Schema, token counting).
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ Effort = Literal["max", "xhigh", "high", "medium", "low", "minimal", "none"]
 Unit = Annotated[float, Meta(ge=0, le=1)]
 Penalty = Annotated[float, Meta(ge=-2, le=2)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+
+MAX_MESSAGES = 10_000  # a long agent conversation has hundreds; the body cap allows ~100,000 tiny ones
+MAX_TOOLS = 512  # above any upstream's own limit that we know of (OpenAI: 128)
+MAX_DEPTH = 64  # levels of arrays and objects in the request body, the body itself being level 1
 
 
 class Reasoning(Struct, omit_defaults=True):
@@ -92,7 +100,7 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 class ChatRequest(Struct, omit_defaults=True):
     model: str | None = None
-    messages: list[dict[str, Any]] | None = None
+    messages: Annotated[list[dict[str, Any]], Meta(max_length=MAX_MESSAGES)] | None = None
     prompt: str | None = None
     models: list[str] | None = None
     provider: ProviderPreferences | None = None
@@ -116,7 +124,7 @@ class ChatRequest(Struct, omit_defaults=True):
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     response_format: ResponseFormat | None = None
     structured_outputs: bool | None = None
-    tools: list[Tool] | None = None
+    tools: Annotated[list[Tool], Meta(max_length=MAX_TOOLS)] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     reasoning: Reasoning | None = None
@@ -146,6 +154,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise APIError(400, f"Invalid request: {exc}", metadata={"param": field} if field else None) from None
     except msgspec.DecodeError as exc:
         raise APIError(400, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec stops at the interpreter's recursion limit (~1,000 levels)
+        raise APIError(400, f"Invalid request: the body nests arrays and objects more than {MAX_DEPTH} levels deep",
+                       metadata={"max_depth": MAX_DEPTH}) from None
+    _check_depth(chat)
     _check_messages(chat)
     if not chat.model and not chat.models:
         raise APIError(400, "Invalid request: `model` is required (e.g. \"nousresearch/hermes-4-70b\")",
@@ -188,3 +200,28 @@ def _check_messages(chat: ChatRequest) -> None:
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise APIError(400, f"Invalid request: `{where}.tool_call_id` is required for tool messages",
                            metadata={"param": f"{where}.tool_call_id"})
+
+
+def _check_depth(chat: ChatRequest) -> None:
+    """The typed fields have a fixed depth; the free-form ones are walked (no recursion, early exit)."""
+    free: list[tuple[str, Any, int]] = [("messages", chat.messages, 2), ("tool_choice", chat.tool_choice, 2),
+                                        ("plugins", chat.plugins, 2)]
+    for i, tool in enumerate(chat.tools or ()):
+        free.append((f"tools[{i}].function.parameters", tool.function.parameters, 5))
+    if chat.response_format is not None and chat.response_format.json_schema is not None:
+        free.append(("response_format.json_schema.schema", chat.response_format.json_schema.schema, 4))
+    for param, value, depth in free:
+        if value is not None and _deeper_than(value, depth, MAX_DEPTH):
+            raise APIError(400, f"Invalid request: `{param}` nests arrays and objects beyond {MAX_DEPTH} levels"
+                                " of the request body", metadata={"param": param, "max_depth": MAX_DEPTH})
+
+
+def _deeper_than(value: Any, depth: int, limit: int) -> bool:
+    stack = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return False
