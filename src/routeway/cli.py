@@ -43,6 +43,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     """Start the gateway."""
     import uvicorn
 
+    from routeway.api.protocol import HttpToolsJSONErrors
     from routeway.app import create_app
     from routeway.store.sqlite import StoreUnavailable
 
@@ -73,7 +74,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
                   "  [cyan]routeway keys create <account-id> --api[/]")
     # No proxy-headers middleware: one more ASGI layer per request, and the dashboard reads
     # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
-    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http="httptools", log_level=log_level,
+    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=HttpToolsJSONErrors, log_level=log_level,
                 access_log=False, proxy_headers=False, server_header=False, lifespan="on",
                 timeout_graceful_shutdown=5)
 

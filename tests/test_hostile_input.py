@@ -1,0 +1,101 @@
+"""Input that used to reach a 500 or a plain-text answer (issue 18 item 4, found by schemathesis):
+every one is now a 400 in OpenRouter's error envelope, and a 405 says which methods are allowed."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import msgspec
+import pytest
+
+from tests.conftest import ADMIN_KEY, Account, Gateway
+from tests.test_bad_input import GOOD, assert_error, assert_untouched
+
+
+def management(account: Account) -> dict[str, str]:
+    return {"authorization": f"Bearer {account.management_key}"}
+
+
+@pytest.mark.parametrize("value", ["²", "1²", "٣", "5" * 5000, "-1", "1e3", " 1"])
+def test_query_integers_that_are_not_small_ascii_numbers_are_400(account: Account, value: str) -> None:
+    api = account.gateway.api
+    for name in ("offset", "limit"):
+        error = assert_error(httpx.get(api + "/models", params={name: value}), 400, name)
+        assert error["metadata"]["param"] == name
+    error = assert_error(httpx.get(api + "/keys", params={"offset": value}, headers=management(account)), 400, "offset")
+    assert error["metadata"]["param"] == "offset"
+
+
+def test_query_integers_still_page(gateway: Gateway) -> None:
+    listed = httpx.get(gateway.api + "/models", params={"offset": "1", "limit": "2"}).json()
+    assert len(listed["data"]) == 2 and listed["total_count"] > 3
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [65, 900, 5000, 30_000])
+def test_deeply_nested_chat_bodies_are_400(account: Account, depth: int) -> None:
+    body = msgspec.json.encode(GOOD)[:-1] + b', "messages": [{"role": "user", "content": "hi", "extra": '
+    response = httpx.post(account.gateway.api + "/chat/completions", content=body + nested(depth).encode() + b"}]}",
+                          headers={"authorization": f"Bearer {account.api_key}", "content-type": "application/json"})
+    assert_error(response, 400, "nested deeper than 64")
+    assert_untouched(account)
+
+
+def test_a_deep_json_schema_within_the_bound_is_checked_not_crashed(account: Account) -> None:
+    schema: dict = {"type": "string"}
+    for _ in range(30):  # 30 schema levels are 61 JSON levels with the request around them
+        schema = {"type": "object", "properties": {"a": schema}}
+    body = {**GOOD, "model": "test/say", "messages": [{"role": "user", "content": '{"a": {}}'}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "deep", "schema": schema}}}
+    assert account.chat(body).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/keys", "/admin/accounts"])
+def test_deeply_nested_management_bodies_are_400(account: Account, path: str) -> None:
+    headers = management(account) if path == "/keys" else {"authorization": f"Bearer {ADMIN_KEY}"}
+    body = '{"name": "deep", "unknown": ' + nested(30_000) + "}"
+    response = httpx.post(account.gateway.api + path, content=body, headers={**headers, "content-type": "application/json"})
+    assert_error(response, 400, "nested deeper")
+
+
+def raw_request(gateway: Gateway, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return status_line, headers, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+    b"GET /api/v1/mo dels HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /api/v1/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    b"POST /api/v1/keys HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n",
+    b"POST /api/v1/keys HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello sent to the plain-HTTP port
+])
+def test_requests_the_http_parser_refuses_get_the_error_envelope(gateway: Gateway, request_bytes: bytes) -> None:
+    status_line, headers, body = raw_request(gateway, request_bytes)
+    assert status_line.startswith("HTTP/1.1 400"), status_line
+    assert headers["content-type"] == "application/json"
+    error = msgspec.json.decode(body)["error"]
+    assert error["code"] == 400 and error["metadata"]["error_type"] == "invalid_request" and error["message"]
+
+
+def test_405_names_the_allowed_methods(account: Account) -> None:
+    api = account.gateway.api
+    response = httpx.delete(api + "/credits", headers=management(account))
+    assert_error(response, 405)
+    assert response.headers["allow"] == "GET"
+    response = httpx.put(api + "/keys/abc", headers=management(account))
+    assert_error(response, 405)
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
