@@ -31,6 +31,11 @@ SECURITY_SCHEMES = {
 SECURITY = {API: [{"apiKey": []}], MANAGEMENT: [{"managementKey": []}],
             ANY_KEY: [{"apiKey": []}, {"managementKey": []}], OPERATOR: [{"operatorKey": []}], None: []}
 
+# OpenAPI 3.1 reads a text/event-stream schema as one event's. Each `data` is a JSON chunk
+# (`chat.completion.chunk`, or one with `error` after a failure mid-stream), the last one `[DONE]`.
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}}}
+
 ERRORS = {
     400: "Invalid request: a field, query parameter or JSON body is wrong (`metadata.param` names it)",
     401: "Missing, invalid, disabled or expired key",
@@ -85,7 +90,7 @@ def _operation(method: str, path: str, op: Operation, refs: dict[type, dict[str,
         answer = {"anyOf": [answer, refs[ErrorResponse]]}
     content: dict[str, Any] = {"application/json": {"schema": answer}}
     if op.streams:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": SSE_EVENT}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
     for status in sorted(_error_statuses(path, op)):
         responses[str(status)] = {"description": ERRORS[status],

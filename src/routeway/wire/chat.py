@@ -12,7 +12,6 @@ import msgspec
 from msgspec import Meta, Struct
 
 from routeway.errors import APIError
-from routeway.wire.nesting import check_depth, too_deep
 
 Effort = Literal["max", "xhigh", "high", "medium", "low", "minimal", "none"]
 Unit = Annotated[float, Meta(ge=0, le=1)]
@@ -147,9 +146,6 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise APIError(400, f"Invalid request: {exc}", metadata={"param": field} if field else None) from None
     except msgspec.DecodeError as exc:
         raise APIError(400, f"Request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise too_deep() from None
-    check_depth(body, chat)
     _check_messages(chat)
     if not chat.model and not chat.models:
         raise APIError(400, "Invalid request: `model` is required (e.g. \"nousresearch/hermes-4-70b\")",
