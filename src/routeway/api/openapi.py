@@ -31,10 +31,13 @@ SECURITY_SCHEMES = {
 SECURITY = {API: [{"apiKey": []}], MANAGEMENT: [{"managementKey": []}],
             ANY_KEY: [{"apiKey": []}, {"managementKey": []}], OPERATOR: [{"operatorKey": []}], None: []}
 
-# OpenAPI 3.1 reads a text/event-stream schema as one event's. Each `data` is a JSON chunk
-# (`chat.completion.chunk`, or one with `error` after a failure mid-stream), the last one `[DONE]`.
-SSE_EVENT = {"type": "object", "required": ["data"],
-             "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}}}
+
+def sse_event(chunk: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI 3.1 reads a text/event-stream schema as one event's: each `data` is a JSON chunk, the last `[DONE]`."""
+    data = {"anyOf": [{"const": "[DONE]"},
+                      {"type": "string", "contentMediaType": "application/json", "contentSchema": chunk}]}
+    return {"type": "object", "required": ["data"], "properties": {"data": data}}
+
 
 ERRORS = {
     400: "Invalid request: a field, query parameter or JSON body is wrong (`metadata.param` names it)",
@@ -67,7 +70,8 @@ def build_document(table: list[tuple[str, str]]) -> dict[str, Any]:
     if missing:
         raise RuntimeError(f"routes without a description in routeway/api/operations.py: {', '.join(missing)}")
     operations = [(method, path, OPERATIONS[(method, path)]) for method, path in table]
-    types = list(dict.fromkeys([ErrorResponse, *(t for _, _, op in operations for t in (op.answer, op.body) if t)]))
+    wire_types = (t for _, _, op in operations for t in (op.answer, op.body, op.stream_chunk) if t is not None)
+    types = list(dict.fromkeys([ErrorResponse, *wire_types]))
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     refs = dict(zip(types, schemas))
     paths: dict[str, dict[str, Any]] = {}
@@ -89,8 +93,8 @@ def _operation(method: str, path: str, op: Operation, refs: dict[type, dict[str,
     if op.error_in_body:
         answer = {"anyOf": [answer, refs[ErrorResponse]]}
     content: dict[str, Any] = {"application/json": {"schema": answer}}
-    if op.streams:
-        content["text/event-stream"] = {"schema": SSE_EVENT}
+    if op.stream_chunk is not None:
+        content["text/event-stream"] = {"schema": sse_event(refs[op.stream_chunk])}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
     for status in sorted(_error_statuses(path, op)):
         responses[str(status)] = {"description": ERRORS[status],

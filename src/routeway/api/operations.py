@@ -39,7 +39,7 @@ class Operation:
     status: int = 200
     query: tuple[Query, ...] = ()
     errors: tuple[int, ...] = ()  # beyond those the security, body and path parameters imply
-    streams: bool = False  # also answers text/event-stream (``stream: true``)
+    stream_chunk: type | None = None  # also answers text/event-stream (``stream: true``) with these chunks
     error_in_body: bool = False  # a 200 already sent may carry the error envelope as its body
     examples: tuple[dict[str, Any], ...] = ()  # request bodies, for readers and schemathesis's example phase
 
@@ -49,7 +49,7 @@ OFFSET = Query("offset", COUNT, "How many entries to skip.")
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/chat/completions"): Operation(
         "Create a chat completion (JSON, or an SSE stream with `stream: true`)", completion.ChatResponse,
-        security=API, body=ChatRequest, streams=True, error_in_body=True,
+        security=API, body=ChatRequest, stream_chunk=completion.ChatStreamingResponseChunk, error_in_body=True,
         errors=(402, 404, 408, 422, 429, 502, 503), examples=(
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200},
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200,

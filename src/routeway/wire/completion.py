@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from msgspec import Struct
 
+from routeway.wire.errors import ErrorDetail
 from routeway.wire.generation import ProviderResponse
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -76,4 +77,26 @@ class ChatResponse(Struct, forbid_unknown_fields=False):
     system_fingerprint: str | None
     choices: list[ChatResponseChoice]
     usage: ChatGenerationTokenUsage
+    openrouter_metadata: OpenRouterMetadata | None = None
+
+
+class ChatStreamingChoice(Struct, forbid_unknown_fields=False):
+    delta: dict[str, Any]  # role, content, reasoning, reasoning_details, tool_calls: as in AssistantMessage
+    finish_reason: FinishReason | None
+    native_finish_reason: str | None
+    index: int | None = None
+    error: ChoiceError | None = None
+
+
+class ChatStreamingResponseChunk(Struct, forbid_unknown_fields=False):
+    """One event of a stream: deltas; after a failure, one with ``error`` and ``finish_reason: "error"``;
+    last, one with empty ``choices`` and the ``usage``."""
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    provider: str | None
+    choices: list[ChatStreamingChoice]
+    usage: ChatGenerationTokenUsage | None = None
+    error: ErrorDetail | None = None
     openrouter_metadata: OpenRouterMetadata | None = None
