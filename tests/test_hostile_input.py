@@ -4,6 +4,7 @@ every one is now a 400 in OpenRouter's error envelope, and a 405 says which meth
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -70,3 +71,15 @@ def test_405_names_the_allowed_methods(account: Account) -> None:
     response = httpx.put(api + "/keys/abc", headers=management(account))
     assert_error(response, 405)
     assert response.headers["allow"] == "DELETE, GET, PATCH"
+
+
+@pytest.mark.parametrize("page", ["²", "5" * 5000, "99999999999999999999"])
+def test_the_dashboards_generation_list_takes_only_small_page_numbers(account: Account, page: str) -> None:
+    with httpx.Client(base_url=account.gateway.url) as browser:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/signin").text)
+        assert csrf is not None
+        signed_in = browser.post("/signin", data={"key": account.management_key, "csrf": csrf.group(1),
+                                                  "next": "/activity/generations"})
+        assert signed_in.status_code == 303
+        listed = browser.get("/activity/generations", params={"page": page})
+        assert listed.status_code == 200 and "text/html" in listed.headers["content-type"]
