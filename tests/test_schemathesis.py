@@ -1,4 +1,8 @@
-"""schemathesis against a real routeway, driven by routeway's own OpenAPI document (GET /openapi.json).
+"""schemathesis against a real routeway, driven by routeway's own OpenAPI document.
+
+The document is built in-process at collection (tests/support/openapi_doc.py; tests/test_openapi.py
+checks it is what GET /openapi.json serves): schemathesis's lazy fixture loader
+(``schemathesis.pytest.from_fixture``) reads ``Function._nodeid``, which pytest 9.2 no longer has.
 
 Every operation is called with generated valid and invalid input (schemathesis's examples, coverage and
 fuzzing phases), with a real key of the kind its security scheme names: an API key for inference, a
