@@ -76,4 +76,6 @@ def test_security_and_error_envelope_per_route() -> None:
             for status in statuses - {200, 201}:
                 assert operation["responses"][str(status)]["content"]["application/json"]["schema"] == error
     assert {402, 429, 502, 503} <= {int(s) for s in paths["/chat/completions"]["post"]["responses"]}
-    assert "text/event-stream" in paths["/chat/completions"]["post"]["responses"]["200"]["content"]
+    chat = paths["/chat/completions"]["post"]["responses"]
+    assert "text/event-stream" in chat["200"]["content"] and "X-Generation-Id" in chat["200"]["headers"]
+    assert "Retry-After" in chat["429"]["headers"] and "Retry-After" in chat["503"]["headers"]

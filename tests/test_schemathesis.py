@@ -25,8 +25,8 @@ from tests.support.openapi_doc import routeway_document
 
 MAX_EXAMPLES = 300  # generated cases per operation (explicit examples, coverage and fuzzing together)
 
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_schema_conformance", "ignored_auth", "unsupported_method", "allow_header_conformance"]
+CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
+          "response_headers_conformance", "ignored_auth", "unsupported_method", "allow_header_conformance"]
 # positive_data_acceptance / negative_data_rejection assume a strict API; routeway ignores unknown fields
 # (as OpenRouter does) and a random but well-typed `model` is a 400, so both are off.
 

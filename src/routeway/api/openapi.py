@@ -53,6 +53,16 @@ ERRORS = {
     503: "No provider can serve the model now (`Retry-After` when it is temporary)",
 }
 
+TEXT = {"schema": {"type": "string"}}
+ERROR_HEADERS = {  # sent where they apply, so none is required
+    429: {"Retry-After": {"description": "Seconds to wait (or the upstream's own value)", **TEXT},
+          "X-RateLimit-Limit": {"description": "The limit that was hit (routeway's own limits)", **TEXT},
+          "X-RateLimit-Remaining": {"description": "Requests left in its window", **TEXT},
+          "X-RateLimit-Reset": {"description": "When its window resets, epoch ms", **TEXT}},
+    503: {"Retry-After": {"description": "Seconds until an endpoint may take requests again", **TEXT}},
+}
+SUCCESS_HEADERS = {"X-Generation-Id": {"description": "The `id` of the generation, for GET /generation", **TEXT}}
+
 
 def install(router: Router) -> None:
     """Register GET /openapi.json, then build the document of every route the router has (itself too)."""
@@ -96,9 +106,13 @@ def _operation(method: str, path: str, op: Operation, refs: dict[type, dict[str,
     if op.stream_chunk is not None:
         content["text/event-stream"] = {"schema": sse_event(refs[op.stream_chunk])}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
+    if op.stream_chunk is not None:  # a generation: its id travels in a header too
+        responses[str(op.status)]["headers"] = SUCCESS_HEADERS
     for status in sorted(_error_statuses(path, op)):
         responses[str(status)] = {"description": ERRORS[status],
                                   "content": {"application/json": {"schema": refs[ErrorResponse]}}}
+        if status in ERROR_HEADERS:
+            responses[str(status)]["headers"] = ERROR_HEADERS[status]
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
                   for name in re.findall(r"\{(\w+)\}", path)]
     parameters += [{"name": q.name, "in": "query", "required": q.required, "schema": q.schema,
