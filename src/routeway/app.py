@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from routeway.api import admin, catalog as catalog_api, chat, generation, keys
+from routeway.api import admin, catalog as catalog_api, chat, generation, keys, openapi
 from routeway.api.http import (ClientDisconnected, Receive, Request, Response, Router, Scope, Send, error_response,
                                json_response)
 from routeway.api.metrics import LoopLag, metrics_handler
@@ -120,6 +120,7 @@ class App:
         for module in (chat, catalog_api, keys, generation, admin):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
+        openapi.install(self.router)  # last: it documents every route above
         self.metrics = metrics_handler(self.services)
         self.dashboard = Dashboard(self.services)  # every other path: the web dashboard (routeway.web)
 

@@ -76,8 +76,8 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
     # httptools with routeway's limits on what one client connection may hold (connections.py).
     limits = fit_open_file_limit(s.connections)
-    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol_class(limits, app.services.connection_stats), log_level=log_level,
-                access_log=False, proxy_headers=False, server_header=False, lifespan="on",
+    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol_class(limits, app.services.connection_stats),
+                log_level=log_level, access_log=False, proxy_headers=False, server_header=False, lifespan="on",
                 timeout_keep_alive=limits.idle_timeout_seconds, timeout_graceful_shutdown=5)
 
 

@@ -20,18 +20,9 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         wanted = [p for p in request.query.get("supported_parameters", "").split(",") if p]
         data = [model_view(m, catalog.endpoints_for(m.id)) for m in catalog.models.values()
                 if all(p in m.supported_parameters for p in wanted)]
-        offset, limit = _int(request, "offset", 0), _int(request, "limit", 1000)
+        offset, limit = request.query_int("offset", 0), request.query_int("limit", 1000)
         page = data[offset:offset + limit]
         return json_response({"data": page, "total_count": len(data), "links": {"next": None}})
-
-    def _int(request: Request, name: str, default: int) -> int:
-        value = request.query.get(name)
-        if value is None:
-            return default
-        if not value.isdigit():
-            raise APIError(400, f"Invalid request: query parameter `{name}` must be a non-negative integer",
-                           metadata={"param": name})
-        return int(value)
 
     async def list_endpoints(request: Request) -> Response:
         now = time.time()

@@ -22,6 +22,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _encoder = msgspec.json.Encoder()
 JSON_HEADERS = [(b"content-type", b"application/json")]
+_SMALL_INT = re.compile(r"[0-9]{1,9}")
 
 
 class ClientDisconnected(Exception):
@@ -56,9 +57,20 @@ class Request:
             self._query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
         return self._query
 
+    def query_int(self, name: str, default: int) -> int:
+        """A non-negative integer query parameter. ASCII digits only (``str.isdigit`` accepts "²", which
+        ``int`` refuses) and at most 9 of them (a 5,000-digit number would hit Python's int conversion limit)."""
+        value = self.query.get(name)
+        if value is None:
+            return default
+        if not _SMALL_INT.fullmatch(value):
+            raise APIError(400, f"Invalid request: query parameter `{name}` must be a non-negative integer"
+                           " below 1,000,000,000", metadata={"param": name})
+        return int(value)
+
     async def body(self, limit: int) -> bytes:
         declared = self.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and _SMALL_INT.fullmatch(declared) and int(declared) > limit:
             raise APIError(413, f"Request body is {int(declared):,} bytes; the limit is {limit:,} bytes.")
         chunks: list[bytes] = []
         size = 0
@@ -120,8 +132,10 @@ class Router:
     def __init__(self) -> None:
         self._exact: dict[str, dict[str, Handler]] = {}
         self._patterns: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self.table: list[tuple[str, str]] = []  # (method, path) in registration order: what the OpenAPI document covers
 
     def add(self, method: str, path: str, handler: Handler) -> None:
+        self.table.append((method, path))
         if "{" not in path:
             self._exact.setdefault(path, {})[method] = handler
             return
@@ -145,5 +159,6 @@ class Router:
             raise APIError(404, f"No route for {method} {path}.", error_type="not_found")
         handler = methods.get(method)
         if handler is None:
-            raise APIError(405, f"{method} is not allowed on {path}; use {', '.join(sorted(methods))}.")
+            allowed = ", ".join(sorted(methods))
+            raise APIError(405, f"{method} is not allowed on {path}; use {allowed}.", headers={"Allow": allowed})
         return handler, params

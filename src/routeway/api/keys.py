@@ -97,10 +97,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def list_keys(request: Request) -> Response:
         key = authenticate(services, request, management=True)
         include_disabled = request.query.get("include_disabled", "false").lower() == "true"
-        offset_text = request.query.get("offset", "0")
-        if not offset_text.isdigit():
-            raise APIError(400, "Invalid request: `offset` must be a non-negative integer", metadata={"param": "offset"})
-        offset = int(offset_text)
+        offset = request.query_int("offset", 0)
         now = now_ms()
         keys = [k for k in book.keys.values() if k.account_id == key.account_id and not k.deleted
                 and not k.is_management and (include_disabled or not k.disabled)]

@@ -3,6 +3,7 @@ latest first, and one generation in detail (its attempt chain, tokens, cost, lat
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from routeway.web import queries, series
@@ -45,7 +46,8 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
     async def generation_list(ctx: Ctx) -> Response:
         account_id = ctx.account_scope()
         page_text = ctx.query.get("page", "1")
-        page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
+        # ASCII digits, at most 6: "²" passes isdigit() but not int(), and a page past SQLite's integers overflows
+        page = int(page_text) if re.fullmatch(r"[0-9]{1,6}", page_text) and int(page_text) > 0 else 1
         model = ctx.query.get("model") or None
         rows = await queries.generations(store, account_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, model)
         return ctx.render("generations.html", rows=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,

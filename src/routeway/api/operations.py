@@ -1,0 +1,103 @@
+"""What each route under /api/v1 is, for the OpenAPI document: who may call it, what it takes, what it
+answers and with which error statuses. Keyed by the (method, path) the route modules register;
+api/openapi.py refuses to build a document with a route missing here, so a new route needs its entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
+from routeway.api.keys import KeyCreate, KeyPatch
+from routeway.wire import admin, catalog, completion, generation, keys
+from routeway.wire.chat import ChatRequest
+from routeway.wire.errors import Deleted, ErrorResponse
+
+# Security kinds (bearer tokens all): an API key calls inference, a management key manages an account's
+# keys, the operator key (ROUTEWAY_ADMIN_KEY) runs /admin. "any" is either kind of account key.
+API, MANAGEMENT, ANY_KEY, OPERATOR = "api", "management", "any", "operator"
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    schema: dict[str, Any]
+    description: str
+    required: bool = False
+
+
+COUNT = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    answer: type | None  # the JSON body of a success (None: this document itself, any JSON object)
+    security: str | None = None
+    body: type | None = None
+    status: int = 200
+    query: tuple[Query, ...] = ()
+    errors: tuple[int, ...] = ()  # beyond those the security, body and path parameters imply
+    stream_chunk: type | None = None  # also answers text/event-stream (``stream: true``) with these chunks
+    error_in_body: bool = False  # a 200 already sent may carry the error envelope as its body
+    examples: tuple[dict[str, Any], ...] = ()  # request bodies, for readers and schemathesis's example phase
+
+
+OFFSET = Query("offset", COUNT, "How many entries to skip.")
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("POST", "/chat/completions"): Operation(
+        "Create a chat completion (JSON, or an SSE stream with `stream: true`)", completion.ChatResponse,
+        security=API, body=ChatRequest, stream_chunk=completion.ChatStreamingResponseChunk, error_in_body=True,
+        errors=(402, 404, 408, 422, 429, 502, 503), examples=(
+            {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200},
+            {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200,
+             "stream": True})),
+    ("GET", "/models"): Operation(
+        "List the catalog's models", catalog.ModelsListResponse,
+        query=(Query("supported_parameters", {"type": "string"},
+                     "Comma-separated parameters every listed model must support, e.g. `tools,reasoning`."),
+               OFFSET, Query("limit", COUNT, "How many models to list at most (default 1000)."))),
+    ("GET", "/models/{author}/{slug}/endpoints"): Operation(
+        "List the endpoints serving a model, with their live health", catalog.ListEndpointsResponse, errors=(404,)),
+    ("GET", "/providers"): Operation("List the configured providers", catalog.ProvidersListResponse),
+    ("GET", "/generation"): Operation(
+        "Get the stored record of one generation of the caller's account", generation.GenerationResponse,
+        security=ANY_KEY, errors=(400, 404),
+        query=(Query("id", {"type": "string", "minLength": 1}, "The `id` of a chat response.", required=True),)),
+    ("GET", "/key"): Operation("Get the calling key: limit, usage, rate limits", keys.CurrentKeyResponse,
+                               security=ANY_KEY),
+    ("GET", "/auth/key"): Operation("Get the calling key (the older path of GET /key)", keys.CurrentKeyResponse,
+                                    security=ANY_KEY),
+    ("GET", "/credits"): Operation("Get the account's total credits and usage", keys.CreditsResponse,
+                                   security=ANY_KEY),
+    ("GET", "/keys"): Operation(
+        "List the account's API keys", keys.KeysListResponse, security=MANAGEMENT, errors=(400,),
+        query=(Query("include_disabled", {"type": "string", "enum": ["true", "false"]},
+                     "`true` lists disabled keys too."), OFFSET)),
+    ("POST", "/keys"): Operation("Create an API key (its secret is in `key`, shown once)", keys.KeyCreatedResponse,
+                                 security=MANAGEMENT, body=KeyCreate, status=201),
+    ("GET", "/keys/{hash}"): Operation("Get one key of the account", keys.KeyResponse, security=MANAGEMENT,
+                                       errors=(404,)),
+    ("PATCH", "/keys/{hash}"): Operation("Change a key's name, disabled state, limit or reset", keys.KeyResponse,
+                                         security=MANAGEMENT, body=KeyPatch, errors=(404,)),
+    ("DELETE", "/keys/{hash}"): Operation("Delete a key", Deleted, security=MANAGEMENT, errors=(404,)),
+    ("POST", "/admin/accounts"): Operation("Create an account, with initial credits", admin.AccountResponse,
+                                           security=OPERATOR, body=AccountCreate, status=201),
+    ("GET", "/admin/accounts"): Operation("List accounts", admin.AccountsListResponse, security=OPERATOR),
+    ("GET", "/admin/accounts/{account}"): Operation("Get an account", admin.AccountResponse, security=OPERATOR,
+                                                    errors=(404,)),
+    ("POST", "/admin/accounts/{account}/credits"): Operation(
+        "Grant credits (USD; negative takes back, never below what is available)", admin.GrantResponse,
+        security=OPERATOR, body=CreditGrant, status=201, errors=(404,)),
+    ("POST", "/admin/accounts/{account}/keys"): Operation(
+        "Issue a management key (or an API key with `management: false`)", keys.KeyCreatedResponse,
+        security=OPERATOR, body=AdminKeyCreate, status=201, errors=(404,)),
+    ("GET", "/admin/accounts/{account}/keys"): Operation("List an account's keys", admin.AdminKeysListResponse,
+                                                         security=OPERATOR, errors=(404,)),
+    ("GET", "/admin/accounts/{account}/ledger"): Operation("List an account's ledger rows", admin.LedgerResponse,
+                                                           security=OPERATOR, errors=(404,)),
+    ("GET", "/openapi.json"): Operation("This OpenAPI document", None),
+}
+
