@@ -84,6 +84,8 @@ def account_view(account: AccountState) -> dict[str, Any]:
         "id": account.id, "name": account.name, "created_at": iso(account.created_at),
         "total_credits": nano_to_usd(account.credits), "total_usage": nano_to_usd(account.usage),
         "balance": nano_to_usd(account.credits - account.usage), "reserved": nano_to_usd(account.reserved),
+        # exact integers beside the floats: an operator (and the fault soak) can check the book to the nano-dollar
+        "total_credits_nano": account.credits, "total_usage_nano": account.usage, "reserved_nano": account.reserved,
     }
 
 
