@@ -85,10 +85,10 @@ def admin(gateway: Any, method: str, path: str, body: Any = None) -> Any:
 def make_tenants(gateway: Any) -> tuple[list[str], list[tuple[str, str]]]:
     """Three accounts (rich, modest, nearly empty) with four API keys each, some under small limits."""
     accounts, keys = [], []
-    for name, credits in (("rich", 50.0), ("modest", 0.4), ("poor", 0.02)):
+    for name, credits in (("rich", 50.0), ("modest", 0.4), ("poor", 0.004)):
         account_id = admin(gateway, "POST", "/admin/accounts", {"name": name, "credits": credits})["data"]["id"]
         accounts.append(account_id)
-        for i, limit in enumerate((None, None, 0.05, 0.01)):
+        for i, limit in enumerate((None, None, 0.05, 0.002)):
             body: dict[str, Any] = {"name": f"{name}-{i}", "management": False}
             if limit is not None:
                 body.update(limit=limit, limit_reset="daily")
