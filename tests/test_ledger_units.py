@@ -85,13 +85,17 @@ def test_key_limits_apply_per_window_and_reset() -> None:
 
 def test_a_held_charge_cannot_be_spent_and_is_applied_exactly() -> None:
     book, key = make_book(credits=100)
-    reservation = book.reserve(key, 30, 0)
-    charge = book.hold(reservation, 70, 0)  # the charge outgrew its reservation while being written
-    assert charge == 70 and book.accounts["a"].available == 30 and book.accounts["a"].usage == 0
+    reservation = book.reserve(key, 50, 0)
+    charge = book.hold(reservation, 70, 0)  # more than the reservation: the reservation bounds the charge
+    assert charge == 50
+    reservation2 = book.reserve(key, 40, 0)
+    charge2 = book.hold(reservation2, 25, 0)  # less: the unused 15 is free at once, the 25 stays held
+    assert charge2 == 25 and book.accounts["a"].available == 25 and book.accounts["a"].usage == 0
     with pytest.raises(InsufficientFunds):
-        book.reserve(key, 31, 0)  # the held 70 is not available to anyone else meanwhile
+        book.reserve(key, 26, 0)  # the held 75 is not available to anyone else meanwhile
     book.apply(reservation, charge, 0)
-    assert book.accounts["a"].usage == 70 and book.accounts["a"].reserved == 0 and key.reserved == 0
+    book.apply(reservation2, charge2, 0)
+    assert book.accounts["a"].usage == 75 and book.accounts["a"].reserved == 0 and key.reserved == 0
 
 
 def test_a_late_settlement_counts_in_its_own_window_and_keeps_the_newer_one() -> None:
