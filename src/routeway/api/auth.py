@@ -11,7 +11,7 @@ from routeway.ledger.book import KeyState
 from routeway.ledger.periods import iso
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
     from routeway.api.http import Request
 
 _HINT = "Send 'Authorization: Bearer <key>'; an operator creates accounts and keys with `routeway accounts create`."
