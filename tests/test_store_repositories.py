@@ -113,8 +113,8 @@ def test_balances_and_key_charges_are_sums_of_the_ledger(make_store: Callable[[]
 def test_generations_are_read_back_only_within_their_account(make_store: Callable[[], Store]) -> None:
     store = make_store()
     generations = GenerationRepository(store)
-    write(store, *(generations.insert(g) for g in (generation("g1", "a1", "m/x", 10), generation("g2", "a1", "m/y", 20),
-                                                   generation("g3", "a2", "m/x", 30))))
+    records = (generation("g1", "a1", "m/x", 10), generation("g2", "a1", "m/y", 20), generation("g3", "a2", "m/x", 30))
+    write(store, *(generations.insert(record) for record in records))
 
     async def read() -> None:
         found = await generations.get("g1", "a1")
@@ -131,7 +131,8 @@ def test_generations_are_read_back_only_within_their_account(make_store: Callabl
 def test_endpoint_minutes_are_replaced_as_they_grow(make_store: Callable[[], Store]) -> None:
     store = make_store()
     minutes = EndpointMinuteRepository(store)
-    write(store, minutes.upsert(MinuteRow("p/m", 100, 1, 0, 0, 50.0, 20.0)), minutes.upsert(MinuteRow("q/m", 101, 2, 1, 1)))
+    write(store, minutes.upsert(MinuteRow("p/m", 100, 1, 0, 0, 50.0, 20.0)),
+          minutes.upsert(MinuteRow("q/m", 101, 2, 1, 1)))
     write(store, minutes.upsert(MinuteRow("p/m", 100, 5, 1, 2, 40.0, None)))
     assert minutes.since_now(99) == [MinuteRow("p/m", 100, 5, 1, 2, 40.0, None), MinuteRow("q/m", 101, 2, 1, 1)]
     assert minutes.since_now(100) == [MinuteRow("q/m", 101, 2, 1, 1)]
@@ -153,7 +154,8 @@ def test_usage_aggregates_by_model_app_key_and_day(make_store: Callable[[], Stor
         assert await usage.model_tokens("m/x", 4 * day) == 200
         assert [(u.name, u.tokens, u.requests, u.cost_nano) for u in await usage.top_models(0)] == [
             ("m/x", 215, 2, 1100), ("m/y", 2, 1, 10)]
-        assert [(a.name, a.tokens, a.title) for a in await usage.top_apps(0)] == [("https://a", 215, "A"), ("B", 2, "B")]
+        apps = await usage.top_apps(0)
+        assert [(a.name, a.tokens, a.title) for a in apps] == [("https://a", 215, "A"), ("B", 2, "B")]
         assert [a.name for a in await usage.top_apps(0, model="m/y")] == ["B"]
         assert await usage.model_days("m/x", 0) == [(3, 15, 1, 100), (4, 200, 1, 1000)]
         assert await usage.models_days(["m/x"], 0) == [("m/x", 3, 15), ("m/x", 4, 200)]

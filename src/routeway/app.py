@@ -11,13 +11,14 @@ from typing import Any
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys, openapi
 from routeway.api.http import (ClientDisconnected, Receive, Request, Response, Router, Scope, Send, error_response,
                                json_response)
-from routeway.config import Settings
 from routeway.api.metrics import metrics_handler
+from routeway.config import Settings
 from routeway.errors import APIError
 from routeway.services import Services
 from routeway.web import Dashboard
 
-__all__ = ["App", "Services", "create_app", "ensure_admin_key"]  # Services: for modules that still import it from here
+# Services is re-exported for the modules that still import it from here (web/sessions.py, this round)
+__all__ = ["App", "Services", "create_app", "ensure_admin_key"]
 
 log = logging.getLogger("routeway")
 
