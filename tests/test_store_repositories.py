@@ -60,13 +60,13 @@ def entry(id_: str, account_id: str, amount: int, at: int, kind: str = "grant", 
 
 
 def generation(id_: str, account_id: str, model: str, at: int, cost: int = 0, tokens: tuple[int, int] = (0, 0),
-               referer: str | None = None, title: str | None = None, key_hash: str = "k1") -> dict[str, Any]:
+               referer: str | None = None, title: str | None = None, key_hash: str = "k1") -> list[Any]:
     record: dict[str, Any] = {column: None for column in COLUMNS}
     record.update(id=id_, account_id=account_id, key_hash=key_hash, model=model, provider_name="P",
                   provider_slug="p", upstream_model="u", http_referer=referer, app_title=title,
                   tokens_prompt=tokens[0], tokens_completion=tokens[1], usage_estimated=False, usage_capped=True,
                   total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at)
-    return record
+    return [record[column] for column in COLUMNS]
 
 
 def test_accounts_and_keys_round_trip_through_a_reopen(make_store: Callable[[], Store]) -> None:

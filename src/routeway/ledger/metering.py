@@ -4,6 +4,7 @@ per request, written together in one group commit, and applied to the book only 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -60,12 +61,13 @@ class GenerationRecord:
                 + token_cost(self.tokens_completion, self.completion_nano_per_m))
 
     def insert_op(self) -> Op:
-        values = {name: getattr(self, name) for name in GENERATION_COLUMNS if name != "attempts"}
-        values["attempts"] = _encode(self.attempts).decode()
-        return GenerationRepository.insert(values)
+        values = _fields(self)  # every column but attempts, which is stored as JSON
+        return GenerationRepository.insert((*values[:_ATTEMPTS], _encode(self.attempts).decode(), *values[_ATTEMPTS:]))
 
 
 _encode = msgspec.json.Encoder().encode
+_ATTEMPTS = GENERATION_COLUMNS.index("attempts")
+_fields = attrgetter(*(name for name in GENERATION_COLUMNS if name != "attempts"))
 
 
 class Metering:
