@@ -1,7 +1,7 @@
-"""Persistence behind one interface (``Store``, ``base.py``). SQLite is the embedded default (``sqlite.py``,
-``writer.py``). All SQL text lives in the repositories here (``accounts.py``, ``ledger.py``,
-``generations.py``, ``endpoint_minutes.py``, ``usage.py``) and the schema in ``migrations.py``, portable between backends (``?`` placeholders,
-BIGINT milliseconds and nano-USD); SQLite-isms stay in ``sqlite.py`` and ``writer.py``."""
+"""Persistence behind one interface (``Store``, ``base.py``). SQLite is the embedded default
+(``sqlite.py``, ``writer.py``: SQLite-isms stay there). All SQL text lives here: in the repositories
+(``accounts.py``, ``ledger.py``, ``generations.py``, ``endpoint_minutes.py``, ``usage.py``) and the
+schema (``migrations.py``), portable between backends (``?`` placeholders, BIGINT ms and nano-USD)."""
 
 from routeway.store.base import Op, Store, StoreUnwritable
 
