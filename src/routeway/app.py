@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import secrets
-import time
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys, openapi
 from routeway.api.http import (ClientDisconnected, Receive, Request, Response, Router, Scope, Send, error_response,
                                json_response)
-from routeway.api.metrics import LoopLag, metrics_handler
-from routeway.api.throttle import Throttle
-from routeway.catalog import Catalog
+from routeway.api.metrics import metrics_handler
 from routeway.config import Settings
-from routeway.connections import ConnectionStats
 from routeway.errors import APIError
-from routeway.ledger.accounts import Accounts
-from routeway.ledger.book import Book
-from routeway.ledger.metering import Metering
-from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
-from routeway.providers.http1 import Pool
-from routeway.routing.health import Health, HealthSettings
-from routeway.routing.persist import HealthLog
-from routeway.routing.plan import Planner
-from routeway.store.base import StoreUnwritable
-from routeway.store.sqlite import SQLiteStore
+from routeway.services import Services
 from routeway.web import Dashboard
+
+# Services is re-exported for the modules that still import it from here (web/sessions.py, this round)
+__all__ = ["App", "Services", "create_app", "ensure_admin_key"]
 
 log = logging.getLogger("routeway")
 
@@ -48,69 +35,6 @@ def ensure_admin_key(settings: Settings) -> Settings:
         path.write_text("rw-admin-" + secrets.token_hex(24) + "\n")
         path.chmod(0o600)
     return replace(settings, admin_key=path.read_text().strip())
-
-
-@dataclass
-class Services:
-    settings: Settings
-    catalog: Catalog
-    store: SQLiteStore
-    book: Book
-    accounts: Accounts
-    metering: Metering
-    health: Health
-    planner: Planner
-    throttle: Throttle
-    redact: Redactor  # every configured secret, taken out of upstream errors (providers/redact.py)
-    adapters: dict[str, Adapter] = field(default_factory=dict)
-    http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
-    loop_lag: LoopLag = field(default_factory=LoopLag)
-    connection_stats: ConnectionStats = field(default_factory=ConnectionStats)  # filled by connections.py
-    health_log: HealthLog | None = None
-    # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
-    usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, settings: Settings) -> Services:
-        for provider in settings.providers:
-            adapter_class(provider)  # an unknown kind fails here, before the server starts
-        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
-        book = Book()
-        catalog = Catalog.build(settings)
-        r = settings.routing
-        health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
-        return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
-                   metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
-
-    async def start(self) -> None:
-        self.store.open()
-        self.accounts.load()
-        self.health_log = HealthLog(self.store, self.health)
-        self.health_log.load(time.time())
-        self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
-        self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
-        self.tasks.append(asyncio.create_task(self.loop_lag.run()))
-        self.tasks.append(asyncio.create_task(self.metering.pending.run()))
-        self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
-                         for p in self.settings.providers}
-        gc.collect()
-        gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.health_log is not None:
-            try:
-                await self.health_log.flush(time.time())
-            except StoreUnwritable:
-                log.warning("the last minutes of endpoint health could not be written: the store cannot write")
-        await self.metering.pending.retry(force=True)
-        self.metering.pending.report_lost()
-        self.http.close()
-        self.store.close()
 
 
 class App:

@@ -16,9 +16,10 @@ from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import AccountState
 from routeway.ledger.money import SignedUsdAmount, UsdAmount, nano_to_usd, usd_to_nano
 from routeway.ledger.periods import iso
+from routeway.store.ledger import LedgerEntry, LedgerRepository
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
 
 
 class AccountCreate(Struct):
@@ -40,13 +41,13 @@ class AdminKeyCreate(Struct):
 
 
 def routes(services: Services) -> list[tuple[str, str, Any]]:
-    book = services.book
     accounts = services.accounts
+    ledger_rows = LedgerRepository(services.store)
     limit = services.settings.max_body_bytes
 
     def account_of(request: Request) -> AccountState:
         require_operator(services, request)
-        account = book.accounts.get(request.path_params["account"])
+        account = accounts.get(request.path_params["account"])
         if account is None:
             raise APIError(404, f"No account {request.path_params['account']}; list them with GET /api/v1/admin/accounts.")
         return account
@@ -59,7 +60,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
 
     async def list_accounts(request: Request) -> Response:
         require_operator(services, request)
-        return json_response({"data": [account_view(a) for a in book.accounts.values()]})
+        return json_response({"data": [account_view(a) for a in accounts.all()]})
 
     async def get_account(request: Request) -> Response:
         return json_response({"data": account_view(account_of(request))})
@@ -85,16 +86,12 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def list_keys(request: Request) -> Response:
         account = account_of(request)
         now = now_ms()
-        keys = [k for k in book.keys.values() if k.account_id == account.id and not k.deleted]
-        return json_response({"data": [key_view(k, now) for k in keys]})
+        return json_response({"data": [key_view(k, now) for k in accounts.keys_of(account.id)]})
 
     async def ledger(request: Request) -> Response:
         account = account_of(request)
-        rows = await services.store.fetch(
-            "SELECT id, account_id, key_hash, kind, amount_nano, generation_id, note, created_at FROM ledger"
-            " WHERE account_id = ? ORDER BY created_at, id", (account.id,))
-        names = ("id", "account_id", "key_hash", "kind", "amount_nano", "generation_id", "note", "created_at")
-        return json_response({"data": [_entry_view(dict(zip(names, row))) for row in rows]})
+        entries = await ledger_rows.of_account(account.id)
+        return json_response({"data": [_entry_view(entry) for entry in entries]})
 
     return [
         ("POST", "/admin/accounts", create_account),
@@ -107,7 +104,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     ]
 
 
-def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
-    return {"id": entry["id"], "account_id": entry["account_id"], "key_hash": entry.get("key_hash"),
-            "kind": entry["kind"], "amount": nano_to_usd(entry["amount_nano"]), "amount_nano": entry["amount_nano"],
-            "generation_id": entry.get("generation_id"), "note": entry["note"], "created_at": iso(entry["created_at"])}
+def _entry_view(entry: LedgerEntry) -> dict[str, Any]:
+    return {"id": entry.id, "account_id": entry.account_id, "key_hash": entry.key_hash, "kind": entry.kind,
+            "amount": nano_to_usd(entry.amount_nano), "amount_nano": entry.amount_nano,
+            "generation_id": entry.generation_id, "note": entry.note, "created_at": iso(entry.created_at)}

@@ -11,8 +11,8 @@ from routeway.ledger.book import KeyState
 from routeway.ledger.periods import iso
 
 if TYPE_CHECKING:
-    from routeway.app import Services
     from routeway.api.http import Request
+    from routeway.services import Services
 
 _HINT = "Send 'Authorization: Bearer <key>'; an operator creates accounts and keys with `routeway accounts create`."
 

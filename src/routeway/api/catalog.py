@@ -10,7 +10,7 @@ from routeway.api.views import architecture, endpoint_view, model_view
 from routeway.errors import APIError
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
 
 
 def routes(services: Services) -> list[tuple[str, str, Any]]:

@@ -32,7 +32,7 @@ from routeway.transform.usage import CAPPED, MalformedUsage, UsageCounts
 from routeway.wire.chat import ChatRequest, parse_chat_request
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
     from routeway.catalog import Endpoint
 
 def routes(services: Services) -> list[tuple[str, str, Any]]:

@@ -17,7 +17,7 @@ from routeway.ledger.money import UsdAmount, nano_to_usd, usd_to_nano
 from routeway.ledger.periods import parse_iso_ms
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
 
 Reset = Literal["daily", "weekly", "monthly"]
 
@@ -67,7 +67,6 @@ def expiry_ms(text: str | None) -> int | None:
 
 
 def routes(services: Services) -> list[tuple[str, str, Any]]:
-    book = services.book
     accounts = services.accounts
     limit = services.settings.max_body_bytes
 
@@ -75,7 +74,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         """An API key of the caller's account. Management keys (peers and the caller itself) belong to
         the operator, as provisioning keys on OpenRouter manage API keys only: to a management key they
         do not exist, so it can neither read nor re-enable, rename or delete them."""
-        target = book.keys.get(key_hash)
+        target = accounts.key(key_hash)
         if target is None or target.deleted or target.account_id != key.account_id or target.is_management:
             raise APIError(404, f"No key with hash {key_hash} in this account.")
         return target
@@ -85,12 +84,12 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         view = key_view(key, now_ms())
         view.update(is_provisioning_key=key.is_management, organization_id=None,
                     workspace_id=None, allowed_data_regions=["global"], budgets=[], effective_budget=None,
-                    **services.throttle.describe(book.accounts[key.account_id]))
+                    **services.throttle.describe(accounts.of_key(key)))
         return json_response({"data": view})
 
     async def credits(request: Request) -> Response:
         key = authenticate(services, request)
-        account = book.accounts[key.account_id]
+        account = accounts.of_key(key)
         return json_response({"data": {"total_credits": nano_to_usd(account.credits),
                                        "total_usage": nano_to_usd(account.usage)}})
 
@@ -99,16 +98,15 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         include_disabled = request.query.get("include_disabled", "false").lower() == "true"
         offset = request.query_int("offset", 0)
         now = now_ms()
-        keys = [k for k in book.keys.values() if k.account_id == key.account_id and not k.deleted
-                and not k.is_management and (include_disabled or not k.disabled)]
-        keys.sort(key=lambda k: k.created_at)
+        keys = [k for k in accounts.keys_of(key.account_id)  # oldest first
+                if not k.is_management and (include_disabled or not k.disabled)]
         return json_response({"data": [key_view(k, now) for k in keys[offset:offset + 100]]})
 
     async def create_key(request: Request) -> Response:
         key = authenticate(services, request, management=True)
         body = decode(await request.body(limit), KeyCreate)
         secret, created = await accounts.create_key(
-            book.accounts[key.account_id], name=body.name, is_management=False,
+            accounts.of_key(key), name=body.name, is_management=False,
             limit=usd_to_nano(body.limit) if body.limit is not None else None, limit_reset=body.limit_reset,
             include_byok_in_limit=body.include_byok_in_limit, expires_at=expiry_ms(body.expires_at))
         return json_response({"data": key_view(created, now_ms()), "key": secret}, status=201)

@@ -14,7 +14,7 @@ from routeway.api.http import Request, Response
 from routeway.routing.breaker import CLOSED, HALF_OPEN, OPEN
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
 
 _BREAKER_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
@@ -43,7 +43,7 @@ class HealthCollector:
             for quantile, value in (health.percentiles(1, 1800, now) or {}).items():
                 ttft.add_metric([key, quantile], value)
         yield from (outcomes, breaker, uptime, ttft)
-        accounts = self.services.book.accounts.values()
+        accounts = self.services.accounts.all()
         reserved = GaugeMetricFamily("routeway_reserved_usd", "Credit reserved by requests in flight")
         reserved.add_metric([], sum(a.reserved for a in accounts) / 1e9)
         yield reserved

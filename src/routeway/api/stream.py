@@ -27,7 +27,7 @@ from routeway.transform.usage import MalformedUsage, UsageCounts
 from routeway.wire.chat import ChatRequest
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
 
 log = logging.getLogger("routeway.chat")
 

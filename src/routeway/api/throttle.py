@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from limits import RateLimitItem, parse, parse_many
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from routeway.config import LimitSettings
@@ -52,8 +52,10 @@ class LoopStorage(MemoryStorage):
 
 
 class Throttle:
-    def __init__(self, settings: LimitSettings) -> None:
-        self.storage = LoopStorage()
+    def __init__(self, settings: LimitSettings, storage: Storage | None = None) -> None:
+        # any ``limits`` storage counts: this process's memory by default; the library's Redis storage would
+        # share the counts between routeway processes (issue 12) with no other change here
+        self.storage = storage if storage is not None else LoopStorage()
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.per_key = parse_many(settings.key_requests) if settings.key_requests else []
         self.free = parse_many(settings.free_requests) if settings.free_requests else []
@@ -64,9 +66,12 @@ class Throttle:
         self.open_streams: dict[str, int] = {}  # key hash -> streams open now; keys at zero are dropped
 
     async def sweep_forever(self) -> None:
+        storage = self.storage
+        if not isinstance(storage, LoopStorage):
+            return  # other storages expire their counters themselves
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            self.storage.sweep()
+            storage.sweep()
 
     def check_key(self, key: KeyState) -> None:
         if self.per_key:

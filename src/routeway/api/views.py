@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping
 
 from routeway.catalog import Endpoint, ModelInfo
 from routeway.ledger.book import AccountState, KeyState
@@ -89,17 +89,8 @@ def account_view(account: AccountState) -> dict[str, Any]:
     }
 
 
-GENERATION_COLUMNS = (
-    "id", "upstream_id", "total_cost_nano", "created_at", "model", "provider_name", "provider_slug",
-    "http_referer", "app_title", "streamed", "cancelled", "latency_ms", "generation_time_ms", "finish_reason",
-    "native_finish_reason", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
-    "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated", "status",
-    "error", "attempts", "upstream_model", "key_hash", "usage_capped", "usage_rejected",
-)
-
-
-def generation_view(row: tuple[Any, ...]) -> dict[str, Any]:
-    r = dict(zip(GENERATION_COLUMNS, row))
+def generation_view(r: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenRouter's generation fields from a stored record (``store/generations.py``, by column name)."""
     cost = nano_to_usd(r["total_cost_nano"])
     return {
         "id": r["id"], "upstream_id": r["upstream_id"], "total_cost": cost, "usage": cost,

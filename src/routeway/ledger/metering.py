@@ -4,17 +4,21 @@ per request, written together in one group commit, and applied to the book only 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
-from routeway.ledger.ids import new_id
 from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
+from routeway.ledger.ids import new_id
 from routeway.ledger.money import nano_to_usd, token_cost
 from routeway.ledger.pending import PendingSettlements
 from routeway.store.base import Op, Store, StoreUnwritable
+from routeway.store.generations import COLUMNS as GENERATION_COLUMNS
+from routeway.store.generations import GenerationRepository
+from routeway.store.ledger import LedgerEntry, LedgerRepository
 
 
 @dataclass(slots=True)
@@ -57,25 +61,13 @@ class GenerationRecord:
                 + token_cost(self.tokens_completion, self.completion_nano_per_m))
 
     def insert_op(self) -> Op:
-        return (_INSERT, (
-            self.id, self.account_id, self.key_hash, self.model, self.provider_name, self.provider_slug,
-            self.upstream_model, self.upstream_id, self.http_referer, self.app_title, self.tokens_prompt,
-            self.tokens_completion, self.native_tokens_prompt, self.native_tokens_completion,
-            self.native_tokens_reasoning, self.native_tokens_cached, int(self.usage_estimated), self.total_cost_nano,
-            self.latency_ms, self.generation_time_ms, self.finish_reason, self.native_finish_reason,
-            int(self.streamed), int(self.cancelled), self.status, self.error, _encode(self.attempts).decode(), self.created_at,
-            int(self.usage_capped), self.usage_rejected,
-        ))
+        values = _fields(self)  # every column but attempts, which is stored as JSON
+        return GenerationRepository.insert((*values[:_ATTEMPTS], _encode(self.attempts).decode(), *values[_ATTEMPTS:]))
 
 
 _encode = msgspec.json.Encoder().encode
-
-_COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_slug", "upstream_model", "upstream_id",
-            "http_referer", "app_title", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
-            "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated",
-            "total_cost_nano", "latency_ms", "generation_time_ms", "finish_reason", "native_finish_reason", "streamed",
-            "cancelled", "status", "error", "attempts", "created_at", "usage_capped", "usage_rejected")
-_INSERT = f"INSERT INTO generations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_ATTEMPTS = GENERATION_COLUMNS.index("attempts")
+_fields = attrgetter(*(name for name in GENERATION_COLUMNS if name != "attempts"))
 
 
 class Metering:
@@ -112,10 +104,10 @@ class Metering:
         record.total_cost_nano = charged
         ops = [record.insert_op()]
         if charged:
-            ops.append(("INSERT INTO ledger (id, account_id, key_hash, kind, amount_nano, generation_id, note,"
-                        " created_at) VALUES (?, ?, ?, 'charge', ?, ?, ?, ?)",
-                        (new_id("led"), record.account_id, record.key_hash, -charged, record.id,
-                         f"{record.model} via {record.provider_slug}", now)))
+            ops.append(LedgerRepository.insert(LedgerEntry(
+                id=new_id("led"), account_id=record.account_id, key_hash=record.key_hash, kind="charge",
+                amount_nano=-charged, generation_id=record.id, note=f"{record.model} via {record.provider_slug}",
+                created_at=now)))
         try:
             await self.store.write(ops)
         except StoreUnwritable:

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 from routeway.config import RoutingSettings
 from routeway.errors import APIError
+from routeway.interfaces import HealthRegistry
 from routeway.providers import UpstreamError
-from routeway.routing.health import ERROR, RATE_LIMITED, Health
+from routeway.routing.health import ERROR, RATE_LIMITED
 from routeway.routing.plan import Attempt
 
 T = TypeVar("T")
@@ -39,7 +40,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def note_failure(health: Health, attempt: Attempt, error: UpstreamError) -> None:
+def note_failure(health: HealthRegistry, attempt: Attempt, error: UpstreamError) -> None:
     """429 → rate limited (and Retry-After honoured); a client-side fault says nothing about the
     endpoint; anything else counts against its uptime and breaker."""
     endpoint = health.of(attempt.endpoint.key)
@@ -56,7 +57,7 @@ def note_failure(health: Health, attempt: Attempt, error: UpstreamError) -> None
 
 
 async def first_answer(
-    attempts: list[Attempt], health: Health, limits: RoutingSettings,
+    attempts: list[Attempt], health: HealthRegistry, limits: RoutingSettings,
     start: Callable[[Attempt, dict[str, Any]], Awaitable[T]],
     log: list[dict[str, Any]],
 ) -> tuple[Attempt, T]:

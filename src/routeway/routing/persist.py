@@ -6,30 +6,23 @@ import asyncio
 import logging
 import statistics
 
-from routeway.routing.health import MINUTES_KEPT, Health
+from routeway.interfaces import HealthRegistry
+from routeway.routing.health import MINUTES_KEPT
 from routeway.store.base import Op, Store, StoreUnwritable
+from routeway.store.endpoint_minutes import EndpointMinuteRepository, MinuteRow
 
 log = logging.getLogger("routeway.health")
 
-_UPSERT = (
-    "INSERT INTO endpoint_minutes (endpoint, minute, ok, errors, rate_limited, ttft_p50_ms, tps_p50)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, minute) DO UPDATE SET ok = excluded.ok,"
-    " errors = excluded.errors, rate_limited = excluded.rate_limited, ttft_p50_ms = excluded.ttft_p50_ms,"
-    " tps_p50 = excluded.tps_p50"
-)
-
 
 class HealthLog:
-    def __init__(self, store: Store, health: Health) -> None:
+    def __init__(self, store: Store, health: HealthRegistry) -> None:
         self.store = store
+        self.minutes = EndpointMinuteRepository(store)
         self.health = health
 
     def load(self, now: float) -> None:
-        since = int(now // 60) - MINUTES_KEPT
-        for endpoint, minute, ok, errors, limited in self.store.fetch_now(
-            "SELECT endpoint, minute, ok, errors, rate_limited FROM endpoint_minutes WHERE minute > ?"
-            " ORDER BY endpoint, minute", (since,)):
-            self.health.restore(endpoint, minute, ok, errors, limited)
+        for row in self.minutes.since_now(int(now // 60) - MINUTES_KEPT):
+            self.health.restore(row.endpoint, row.minute, row.ok, row.errors, row.rate_limited)
 
     def pending(self) -> list[Op]:
         ops: list[Op] = []
@@ -42,8 +35,8 @@ class HealthLog:
                 in_minute = [s for s in endpoint.samples if int(s[0] // 60) == minute]
                 ttft = statistics.median(s[1] for s in in_minute) if in_minute else None
                 rates = [s[2] for s in in_minute if s[2] is not None]
-                ops.append((_UPSERT, (endpoint.key, minute, ok, errors, limited, ttft,
-                                      statistics.median(rates) if rates else None)))
+                ops.append(self.minutes.upsert(MinuteRow(endpoint.key, minute, ok, errors, limited, ttft,
+                                                         statistics.median(rates) if rates else None)))
             endpoint.dirty.clear()
         return ops
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from routeway.catalog import Catalog, Endpoint, ModelInfo
 from routeway.errors import APIError
-from routeway.routing.health import Health
+from routeway.interfaces import HealthRegistry
 from routeway.transform.raw_hermes import RAW_DIALECTS
 from routeway.transform.structured import supports_structured
 from routeway.wire.chat import ChatRequest, ProviderPreferences, SortConfig
@@ -69,7 +69,7 @@ def sent_parameters(chat: ChatRequest) -> list[str]:
 
 
 class Planner:
-    def __init__(self, catalog: Catalog, health: Health, rng: random.Random | None = None) -> None:
+    def __init__(self, catalog: Catalog, health: HealthRegistry, rng: random.Random | None = None) -> None:
         self.catalog = catalog
         self.health = health
         self.rng = rng or random.Random()

@@ -1,5 +1,7 @@
-"""Persistence behind one interface (``Store``). SQLite is the embedded default; SQL here stays portable
-(``?`` placeholders, BIGINT milliseconds and nano-USD), SQLite-isms stay in ``sqlite.py``."""
+"""Persistence behind one interface (``Store``, ``base.py``). SQLite is the embedded default
+(``sqlite.py``, ``writer.py``: SQLite-isms stay there). All SQL text lives here: in the repositories
+(``accounts.py``, ``ledger.py``, ``generations.py``, ``endpoint_minutes.py``, ``usage.py``) and the
+schema (``migrations.py``), portable between backends (``?`` placeholders, BIGINT ms and nano-USD)."""
 
 from routeway.store.base import Op, Store, StoreUnwritable
 

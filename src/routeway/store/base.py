@@ -1,8 +1,12 @@
-"""The storage interface every backend implements."""
+"""The storage interface every backend implements. SQL text lives only in the repositories beside it
+(``accounts.py``, ``ledger.py``, ``generations.py``, ``endpoint_minutes.py``, ``usage.py``), portable
+between SQLite and PostgreSQL; callers ask them named questions and hand their ops to ``write``."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
+
+from prometheus_client import Histogram
 
 Op = tuple[str, Sequence[Any]]  # one SQL statement with ``?`` placeholders and its parameters
 
@@ -24,6 +28,17 @@ class Store(Protocol):
     @property
     def problem(self) -> str | None:
         """What is wrong while the store is not writable."""
+
+    @property
+    def commit_seconds(self) -> Histogram:
+        """Duration of each group commit (``/metrics``)."""
+
+    @property
+    def commit_batches(self) -> Histogram:
+        """Writes carried by each group commit (``/metrics``)."""
+
+    def claim(self) -> None:
+        """Own the database for this process, or raise an error saying who does (before listening)."""
 
     def open(self) -> None:
         """Create the database if needed and apply every pending migration."""

@@ -53,7 +53,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         if not session.operator:
             raise PageError(403, "Only the operator can switch accounts.")
         wanted = ctx.form.get("account") or None
-        if wanted is not None and wanted not in services.book.accounts:
+        if wanted is not None and services.accounts.get(wanted) is None:
             raise PageError(404, f"No account {wanted}.")
         if session.account_id != wanted and session.playground is not None:
             await forget_key(services, session.playground)

@@ -4,13 +4,14 @@ latest first, and one generation in detail (its attempt chain, tokens, cost, lat
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from routeway.web import queries, series
 from routeway.web.core import PageError
 
 if TYPE_CHECKING:
     from routeway.api.http import Response
+    from routeway.services import Services
     from routeway.web.dashboard import Ctx, Dashboard
 
 RANGES = {"7": "7 days", "30": "30 days", "90": "90 days"}
@@ -33,8 +34,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
                               scale={"spend": 1e-9})
         by_model = await queries.account_by(store, "model", account_id, since)
         by_key = await queries.account_by(store, "key_hash", account_id, since)
-        keys = services.book.keys
-        key_names = {u.name: (keys[u.name].name, keys[u.name].label) if u.name in keys else (u.name[:12], "")
+        key_names = {u.name: (key.name, key.label) if (key := services.accounts.key(u.name)) else (u.name[:12], "")
                      for u in by_key}
         totals = {"spend": sum(u.cost for u in by_model), "tokens": sum(u.tokens for u in by_model),
                   "requests": sum(u.requests for u in by_model)}
@@ -51,26 +51,28 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         model = ctx.query.get("model") or None
         rows = await queries.generations(store, account_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, model)
         return ctx.render("generations.html", rows=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,
-                          model=model, key_names=_key_names(services))
+                          model=model, key_names=_key_names(services, rows))
 
     async def generation_detail(ctx: Ctx) -> Response:
         account_id = ctx.account_scope()
         found = await queries.generation(store, account_id, ctx.params["id"])
         if found is None:
             raise PageError(404, f"No generation {ctx.params['id']} in this account.")
-        return ctx.render("generation.html", g=found, key_names=_key_names(services))
+        return ctx.render("generation.html", g=found, key_names=_key_names(services, [found]))
 
     return [("GET", "/activity", activity), ("GET", "/activity/generations", generation_list),
             ("GET", "/activity/generations/{id}", generation_detail)]
 
 
-def _balance(services: Any, account_id: str | None) -> dict[str, float] | None:
-    account = services.book.accounts.get(account_id or "")
+def _balance(services: Services, account_id: str | None) -> dict[str, float] | None:
+    account = services.accounts.get(account_id or "")
     if account is None:
         return None
     return {"credits": account.credits / 1e9, "usage": account.usage / 1e9,
             "available": max(0, account.available) / 1e9}
 
 
-def _key_names(services: Any) -> dict[str, str]:
-    return {k.hash: k.name for k in services.book.keys.values()}
+def _key_names(services: Services, rows: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The names of the keys (deleted ones too) that made these generations."""
+    keys = (services.accounts.key(row["api_key_hash"]) for row in rows)
+    return {key.hash: key.name for key in keys if key is not None}

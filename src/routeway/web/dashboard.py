@@ -18,7 +18,8 @@ from routeway.web.core import PageError, Redirect, Static, base_url, html, make_
 from routeway.web.sessions import Session, Sessions
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.ledger.book import AccountState
+    from routeway.services import Services
 
 log = logging.getLogger("routeway.web")
 
@@ -68,6 +69,13 @@ class Ctx:
                                  " one account.")
         return account_id
 
+    def account(self) -> AccountState:
+        """The account that keys and the playground act on (``account_required``)."""
+        account = self.services.accounts.get(self.account_required())
+        if account is None:
+            raise PageError(404, "No such account.")
+        return account
+
     def flash(self, kind: str, text: str) -> None:
         if self.session is not None:
             self.session.flashes.append((kind, text))
@@ -87,13 +95,13 @@ class Ctx:
     def _account_name(self) -> str | None:
         if self.session is None or not self.session.signed_in:
             return None
-        account = self.services.book.accounts.get(self.session.account_id or "")
+        account = self.services.accounts.get(self.session.account_id or "")
         return account.name if account is not None else ("all accounts" if self.session.operator else None)
 
     def _accounts(self) -> list[Any]:
         if self.session is None or not self.session.operator:
             return []
-        return sorted(self.services.book.accounts.values(), key=lambda a: a.name)
+        return sorted(self.services.accounts.all(), key=lambda a: a.name)
 
 
 class Dashboard:

@@ -23,12 +23,11 @@ RESETS = ("daily", "weekly", "monthly")
 
 def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
     services = dashboard.services
-    book = services.book
     accounts = services.accounts
 
     def owned(ctx: Ctx) -> KeyState:
         account_id = ctx.account_required()
-        key = book.keys.get(ctx.params["hash"])
+        key = accounts.key(ctx.params["hash"])
         if key is None or key.deleted or key.account_id != account_id or key.is_management:
             raise PageError(404, "No such key in this account.")
         return key
@@ -37,7 +36,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         account_id = ctx.account_scope()
         session = ctx.user()
         keys = [] if account_id is None else sorted(
-            (k for k in book.keys.values() if k.account_id == account_id and not k.deleted and not k.is_management),
+            (k for k in accounts.keys_of(account_id) if not k.is_management),
             key=lambda k: k.created_at, reverse=True)
         secret, session.new_secret = session.new_secret, None
         playground_hash = session.playground[1] if session.playground else None
@@ -45,7 +44,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
                           playground_hash=playground_hash, no_account=account_id is None)
 
     async def create(ctx: Ctx) -> Response:
-        account_id = ctx.account_required()
+        account = ctx.account()
         form = ctx.form
         try:
             body = msgspec.convert({"name": form.get("name", "").strip(), "limit": _usd(form.get("limit")),
@@ -54,7 +53,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         except (msgspec.ValidationError, APIError, ValueError) as exc:
             return _problem(ctx, exc)
         secret, key = await accounts.create_key(
-            book.accounts[account_id], name=body.name, is_management=False,
+            account, name=body.name, is_management=False,
             limit=usd_to_nano(body.limit) if body.limit is not None else None, limit_reset=body.limit_reset,
             expires_at=expires)
         ctx.user().new_secret = (key.name, secret)

@@ -16,7 +16,7 @@ from routeway.ledger.periods import iso
 
 if TYPE_CHECKING:
     from routeway.api.http import Response
-    from routeway.app import Services
+    from routeway.services import Services
     from routeway.web.dashboard import Ctx, Dashboard
 
 KEY_NAME = "playground (dashboard)"
@@ -40,10 +40,10 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         session = ctx.user()
         account_id = ctx.account_required()
         current = session.playground
-        state = services.book.keys.get(current[1]) if current else None
+        state = services.accounts.key(current[1]) if current else None
         if state is None or state.deleted or state.disabled or state.account_id != account_id:
             secret, state = await services.accounts.create_key(
-                services.book.accounts[account_id], name=KEY_NAME, is_management=False,
+                ctx.account(), name=KEY_NAME, is_management=False,
                 expires_at=int(session.expires * 1000))
             session.playground = (secret, state.hash)
         assert session.playground is not None
@@ -57,6 +57,6 @@ async def forget_key(services: Services, playground: tuple[str, str] | None) -> 
     """Delete a session's playground key (at sign-out, or when the operator switches accounts)."""
     if playground is None:
         return
-    key = services.book.keys.get(playground[1])
+    key = services.accounts.key(playground[1])
     if key is not None and not key.deleted:
         await services.accounts.update_key(key, {"deleted": True, "disabled": True})

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from routeway.routing.health import Health
+from routeway.interfaces import HealthRegistry
 
 DAY_S = 86_400
 
@@ -53,7 +53,7 @@ def stacked_days(rows: Iterable[tuple[str, int, int]], names: list[str], days: l
     return chart("line", [d * DAY_S for d in days], series, unit="tokens", daily=True)
 
 
-def endpoint_history(rows: Iterable[tuple[Any, ...]], health: Health, endpoints: Sequence[str],
+def endpoint_history(rows: Iterable[tuple[Any, ...]], health: HealthRegistry, endpoints: Sequence[str],
                      since_minute: int) -> dict[str, dict[int, Minute]]:
     """endpoint → minute → [ok, errors, ttft, tps], the store's rows with live memory laid over them."""
     merged: dict[str, dict[int, Minute]] = {e: {} for e in endpoints}

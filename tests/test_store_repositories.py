@@ -1,0 +1,169 @@
+"""The store's repositories against a real store in a temporary folder. Every test takes ``make_store``, a
+factory parametrized by backend, so a PostgreSQL store (issue 12) runs the same suite by adding itself
+to STORES."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from routeway.store.accounts import AccountRepository, AccountRow, KeyRow
+from routeway.store.base import Store
+from routeway.store.endpoint_minutes import EndpointMinuteRepository, MinuteRow
+from routeway.store.generations import COLUMNS, GenerationRepository
+from routeway.store.ledger import LedgerEntry, LedgerRepository
+from routeway.store.sqlite import SQLiteStore
+from routeway.store.usage import DAY_MS, UsageQueries
+
+
+def sqlite_store(folder: Path) -> Store:
+    return SQLiteStore(folder / "routeway.sqlite3")
+
+
+STORES: dict[str, Callable[[Path], Store]] = {"sqlite": sqlite_store}
+
+
+@pytest.fixture(params=sorted(STORES))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the backend's store on one folder; calling it again after ``close`` reopens the same data."""
+    opened: list[Store] = []
+
+    def make() -> Store:
+        store = STORES[request.param](tmp_path)
+        store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def write(store: Store, *ops: Any) -> None:
+    asyncio.run(store.write(list(ops)))
+
+
+def key_row(key_hash: str, account_id: str, **changes: Any) -> KeyRow:
+    row = KeyRow(hash=key_hash, account_id=account_id, name="ci", label="sk-rw-v1-ab...xyz", is_management=False,
+                 limit=None, limit_reset=None, include_byok_in_limit=False, expires_at=None, disabled=False,
+                 deleted=False, created_at=1_000, updated_at=None)
+    return row._replace(**changes)
+
+
+def entry(id_: str, account_id: str, amount: int, at: int, kind: str = "grant", key_hash: str | None = None,
+          generation_id: str | None = None) -> LedgerEntry:
+    return LedgerEntry(id_, account_id, key_hash, kind, amount, generation_id, "note", at)
+
+
+def generation(id_: str, account_id: str, model: str, at: int, cost: int = 0, tokens: tuple[int, int] = (0, 0),
+               referer: str | None = None, title: str | None = None, key_hash: str = "k1") -> list[Any]:
+    record: dict[str, Any] = {column: None for column in COLUMNS}
+    record.update(id=id_, account_id=account_id, key_hash=key_hash, model=model, provider_name="P",
+                  provider_slug="p", upstream_model="u", http_referer=referer, app_title=title,
+                  tokens_prompt=tokens[0], tokens_completion=tokens[1], usage_estimated=False, usage_capped=True,
+                  total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at)
+    return [record[column] for column in COLUMNS]
+
+
+def test_accounts_and_keys_round_trip_through_a_reopen(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    accounts = AccountRepository(store)
+    write(store, accounts.insert(AccountRow("acct-1", "one", 5)), accounts.insert(AccountRow("acct-2", "two", 6)))
+    limited = key_row("h1", "acct-1", limit=3_000_000_000, limit_reset="daily", is_management=True, expires_at=9)
+    write(store, accounts.insert_key(limited), accounts.insert_key(key_row("h2", "acct-2")))
+    write(store, accounts.update_key("h2", {"disabled": True, "limit": 7, "updated_at": 2_000}))
+    store.close()
+    reopened = AccountRepository(make_store())
+    assert sorted(reopened.all_now()) == [AccountRow("acct-1", "one", 5), AccountRow("acct-2", "two", 6)]
+    keys = {row.hash: row for row in reopened.keys_now()}
+    assert keys["h1"] == limited
+    assert keys["h2"] == key_row("h2", "acct-2", disabled=True, limit=7, updated_at=2_000)
+    assert isinstance(keys["h2"].disabled, bool)
+
+
+def test_a_key_change_names_only_changeable_fields(make_store: Callable[[], Store]) -> None:
+    accounts = AccountRepository(make_store())
+    for changes in ({"hash": "other"}, {"account_id": "acct-2"}, {"limit_nano = 0 --": 1}, {}):
+        with pytest.raises(ValueError):
+            accounts.update_key("h1", changes)
+
+
+def test_balances_and_key_charges_are_sums_of_the_ledger(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    accounts, ledger = AccountRepository(store), LedgerRepository(store)
+    write(store, accounts.insert(AccountRow("a1", "one", 0)), accounts.insert(AccountRow("a2", "two", 0)))
+    write(store, ledger.insert(entry("l1", "a1", 10_000, 1)), ledger.insert(entry("l2", "a1", -3_000, 2, "revoke")),
+          ledger.insert(entry("l3", "a1", -400, 100, "charge", "k1", "g1")),
+          ledger.insert(entry("l4", "a1", -50, 200, "charge", "k1", "g2")),
+          ledger.insert(entry("l5", "a2", 7, 3)))
+    assert ledger.balances_now() == {"a1": (10_000, 3_450), "a2": (7, 0)}
+    assert ledger.balances_now("a2") == {"a2": (7, 0)}
+    charges = ledger.key_charges_now([150, 0])
+    assert charges["k1"].total == 450 and charges["k1"].since == (50, 450)
+    assert ledger.positive_charges_now() == 0
+    rows = asyncio.run(ledger.of_account("a1"))
+    assert [row.id for row in rows] == ["l1", "l2", "l3", "l4"]
+    assert rows[2] == entry("l3", "a1", -400, 100, "charge", "k1", "g1")
+
+
+def test_generations_are_read_back_only_within_their_account(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    generations = GenerationRepository(store)
+    records = (generation("g1", "a1", "m/x", 10), generation("g2", "a1", "m/y", 20), generation("g3", "a2", "m/x", 30))
+    write(store, *(generations.insert(record) for record in records))
+
+    async def read() -> None:
+        found = await generations.get("g1", "a1")
+        assert found is not None and found["model"] == "m/x" and found["usage_capped"] == 1
+        assert await generations.get("g3", "a1") is None  # another account's
+        assert (await generations.get("g3", None) or {}).get("account_id") == "a2"  # the operator sees all
+        assert [g["id"] for g in await generations.page("a1", 10, 0)] == ["g2", "g1"]
+        assert [g["id"] for g in await generations.page(None, 2, 1)] == ["g2", "g1"]
+        assert [g["id"] for g in await generations.page(None, 10, 0, model="m/x")] == ["g3", "g1"]
+
+    asyncio.run(read())
+
+
+def test_endpoint_minutes_are_replaced_as_they_grow(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    minutes = EndpointMinuteRepository(store)
+    write(store, minutes.upsert(MinuteRow("p/m", 100, 1, 0, 0, 50.0, 20.0)),
+          minutes.upsert(MinuteRow("q/m", 101, 2, 1, 1)))
+    write(store, minutes.upsert(MinuteRow("p/m", 100, 5, 1, 2, 40.0, None)))
+    assert minutes.since_now(99) == [MinuteRow("p/m", 100, 5, 1, 2, 40.0, None), MinuteRow("q/m", 101, 2, 1, 1)]
+    assert minutes.since_now(100) == [MinuteRow("q/m", 101, 2, 1, 1)]
+    assert asyncio.run(minutes.of_endpoints(["p/m"], 100)) == [MinuteRow("p/m", 100, 5, 1, 2, 40.0, None)]
+    assert asyncio.run(minutes.of_endpoints([], 0)) == []
+
+
+def test_usage_aggregates_by_model_app_key_and_day(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    generations = GenerationRepository(store)
+    day = DAY_MS
+    write(store, generations.insert(generation("g1", "a1", "m/x", 3 * day + 5, 100, (10, 5), "https://a", "A")),
+          generations.insert(generation("g2", "a1", "m/y", 4 * day, 10, (1, 1), None, "B", key_hash="k2")),
+          generations.insert(generation("g3", "a2", "m/x", 4 * day + 1, 1000, (100, 100), "https://a")))
+    usage = UsageQueries(store)
+
+    async def read() -> None:
+        assert await usage.tokens_by_model(0) == {"m/x": 215, "m/y": 2}
+        assert await usage.model_tokens("m/x", 4 * day) == 200
+        assert [(u.name, u.tokens, u.requests, u.cost_nano) for u in await usage.top_models(0)] == [
+            ("m/x", 215, 2, 1100), ("m/y", 2, 1, 10)]
+        apps = await usage.top_apps(0)
+        assert [(a.name, a.tokens, a.title) for a in apps] == [("https://a", 215, "A"), ("B", 2, "B")]
+        assert [a.name for a in await usage.top_apps(0, model="m/y")] == ["B"]
+        assert await usage.model_days("m/x", 0) == [(3, 15, 1, 100), (4, 200, 1, 1000)]
+        assert await usage.models_days(["m/x"], 0) == [("m/x", 3, 15), ("m/x", 4, 200)]
+        assert await usage.models_days([], 0) == []
+        assert await usage.account_days("a1", 0) == [(3, 15, 1, 100), (4, 2, 1, 10)]
+        assert [u.name for u in await usage.account_by("key_hash", "a1", 0)] == ["k1", "k2"]
+        assert [u.name for u in await usage.account_by("model", None, 0)] == ["m/x", "m/y"]
+        with pytest.raises(ValueError):
+            await usage.account_by("account_id; DROP TABLE generations", "a1", 0)
+
+    asyncio.run(read())
