@@ -23,9 +23,15 @@ class TokenBound:
         """A token is at least one byte, so the request body's byte count bounds the prompt (as does the
         endpoint's context); the output is bounded by ``max_tokens``, sent upstream, or else by the
         endpoint's max output (or its context)."""
-        return cls(prompt=min(body_bytes, endpoint.context_length),
-                   completion=output_limit or endpoint.max_completion)
+        return cls(prompt=min(body_bytes, endpoint.context_length), completion=output_tokens(output_limit, endpoint))
 
     def cost(self, prompt_nano_per_m: int, completion_nano_per_m: int) -> int:
         """Rounded up per part: never below the cost of any counts within the bound."""
         return worst_case_cost(self.prompt, prompt_nano_per_m) + worst_case_cost(self.completion, completion_nano_per_m)
+
+
+def output_tokens(output_limit: int | None, endpoint: Endpoint) -> int:
+    """The most output tokens a request may ask of ``endpoint``: the client's ``max_tokens`` (routing
+    leaves out endpoints whose max output is smaller), else the endpoint's max output or context. It is
+    sent upstream as ``max_tokens`` (transform/request.py), so the engine stops where the bound does."""
+    return min(output_limit, endpoint.max_completion) if output_limit else endpoint.max_completion
