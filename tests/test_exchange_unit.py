@@ -212,3 +212,20 @@ def test_every_attempt_failing_before_the_status_line_is_raised() -> None:
     with pytest.raises(APIError) as raised:
         run(HELLO, Failing([]))
     assert raised.value.status == 502
+
+
+def test_a_client_that_leaves_before_any_attempt_is_cancelled_and_holds_nothing() -> None:
+    class Leaving(FakeClient):
+        async def unless_gone(self, work: Awaitable[T], keepalive: bool) -> tuple[bool, T | None]:
+            work.close()  # type: ignore[attr-defined]
+            return False, None
+
+    chat = parse_chat_request(b'{"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}')
+    metering, e = FakeMetering(), endpoint()
+    services = SimpleNamespace(metering=metering, health=Health(), adapters={}, usage_rejections=Counter(),
+                               settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
+                               store=SimpleNamespace(problem=None))
+    exchange = Exchange(services, chat, SimpleNamespace(account_id="a", hash="h"),  # type: ignore[arg-type]
+                        [Attempt(e.model, e)], 100, {}, Leaving())
+    outcome = asyncio.run(exchange.run(whole.complete))
+    assert outcome.cancelled and outcome.answer is None and metering.released == 1 and not metering.records

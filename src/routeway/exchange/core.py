@@ -63,6 +63,7 @@ class Exchange:
         self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
         self.exclude_reasoning = wish(chat).exclude
         self.splitter: AnswerSplitter | None = None  # the dialect's own text splitting, when it needs one
+        self.client_left = False  # the client went away: nothing more is sent
         self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
 
     async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
@@ -92,7 +93,7 @@ class Exchange:
             attempts=self.attempt_log, answer=result if isinstance(result, Answer) else None,
             failure=result if isinstance(result, APIError) else None,
             held=not recorded, store_problem=self.services.store.problem if not recorded else None,
-            cancelled=self.record is not None and self.record.cancelled)
+            cancelled=self.client_left)
 
     # ---- money ----------------------------------------------------------------------------------
     def bound(self, endpoint: Endpoint) -> TokenBound:

@@ -48,6 +48,7 @@ async def relay(ex: Exchange) -> APIError | None:
             raise failure from None
         finished = True
     if not finished:
+        ex.client_left = True
         if ex.record is not None:
             ex.record.cancelled = True
         return None

@@ -23,6 +23,7 @@ async def complete(ex: Exchange) -> Answer | None:
     finished, answer = await ex.client.unless_gone(ex.first_answer(lambda a, entry: _fetch(ex, a, entry)),
                                                    keepalive=True)
     if not finished:
+        ex.client_left = True
         if ex.record is not None:
             ex.record.cancelled = True
         return None
