@@ -22,7 +22,8 @@ T = TypeVar("T")
 class ChatCompletions:
     """Renders one chat completion request's answer, streamed (SSE) or whole (JSON)."""
 
-    __slots__ = ("request", "stream", "generation_id", "keepalive_seconds", "show_metadata", "committed", "chunk")
+    __slots__ = ("request", "stream", "generation_id", "keepalive_seconds", "show_metadata", "committed", "choices",
+                 "chunk")
 
     def __init__(self, request: Request, stream: bool, generation_id: str, keepalive_seconds: float) -> None:
         self.request = request
@@ -31,7 +32,8 @@ class ChatCompletions:
         self.keepalive_seconds = keepalive_seconds
         self.show_metadata = request.headers.get("x-openrouter-metadata", "").lower() == "enabled"
         self.committed = False
-        self.chunk: dict[str, Any] = {}  # one dict per stream, its choices replaced per chunk
+        self.choices: list[dict[str, Any]] = []  # one list and one chunk dict per stream, refilled per chunk
+        self.chunk: dict[str, Any] = {}
 
     # ---- the client the core writes to ----------------------------------------------------------
     async def commit(self) -> None:
@@ -53,9 +55,14 @@ class ChatCompletions:
 
     def begin(self, model: str, provider: str) -> None:
         self.chunk = {"id": self.generation_id, "object": "chat.completion.chunk", "created": int(time.time()),
-                      "model": model, "provider": provider, "choices": None}
+                      "model": model, "provider": provider, "choices": self.choices}
 
-    async def deltas(self, deltas: list[Delta]) -> None:
+    def deltas(self, deltas: list[Delta]) -> Awaitable[None]:
+        # the chunk dict is reused (encoded at once), and the upstream's choice dicts are written in place:
+        # no allocation per chunk beyond the encoded bytes; a plain function returning the send, so a
+        # chunk costs no extra coroutine
+        choices = self.choices
+        choices.clear()
         for delta in deltas:
             choice = delta.choice
             choice["delta"] = delta.fields
@@ -63,9 +70,8 @@ class ChatCompletions:
             choice["finish_reason"] = delta.finish
             if delta.error is not None:
                 choice["error"] = delta.error
-        chunk = self.chunk
-        chunk["choices"] = [delta.choice for delta in deltas]
-        await self._send(sse.event(chunk))
+            choices.append(choice)
+        return self.request.send({"type": "http.response.body", "body": sse.event(self.chunk), "more_body": True})
 
     async def unless_gone(self, work: Awaitable[T], keepalive: bool) -> tuple[bool, T | None]:
         if keepalive:

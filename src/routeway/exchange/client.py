@@ -23,8 +23,8 @@ class Client(Protocol):
     def begin(self, model: str, provider: str) -> None:
         """The model and provider that answer: streamed chunks name them."""
 
-    async def deltas(self, deltas: list[Delta]) -> None:
-        """Write one streamed step (one delta per choice that moved)."""
+    def deltas(self, deltas: list[Delta]) -> Awaitable[None]:
+        """Write one streamed step (one delta per choice that moved); the core awaits what it returns."""
 
     async def unless_gone(self, work: Awaitable[T], keepalive: bool) -> tuple[bool, T | None]:
         """``(True, result)`` when ``work`` finished, ``(False, None)`` when the client left first (the
