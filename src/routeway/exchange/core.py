@@ -16,7 +16,7 @@ from routeway.exchange.client import Client
 from routeway.exchange.events import Answer, Outcome
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
-from routeway.ledger.bound import TokenBound
+from routeway.ledger.bound import TokenBound, worst_case
 from routeway.ledger.ids import new_generation_id
 from routeway.ledger.metering import GenerationRecord
 from routeway.ledger.money import worst_case_cost
@@ -102,12 +102,7 @@ class Exchange:
     def _reserve(self) -> Reservation:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
-        worst, chosen = 0, self.attempts[0].endpoint
-        for attempt in self.attempts:
-            e = attempt.endpoint
-            cost = self.bound(e).cost(e.prompt_nano_per_m, e.completion_nano_per_m)
-            if cost > worst:
-                worst, chosen = cost, e
+        worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(self.bound(chosen).prompt, chosen.prompt_nano_per_m))
 

@@ -4,6 +4,7 @@ reservation whatever the upstream reports."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,3 +36,17 @@ def output_tokens(output_limit: int | None, endpoint: Endpoint) -> int:
     leaves out endpoints whose max output is smaller), else the endpoint's max output or context. It is
     sent upstream as ``max_tokens`` (transform/request.py), so the engine stops where the bound does."""
     return min(output_limit, endpoint.max_completion) if output_limit else endpoint.max_completion
+
+
+def worst_case(body_bytes: int, output_limit: int | None, endpoints: Iterable[Endpoint]) -> tuple[int, Endpoint]:
+    """The most the request can cost over the endpoints it may be tried on, and the endpoint that costs it
+    (the first of the most expensive): what the request reserves before any upstream call."""
+    worst: tuple[int, Endpoint] | None = None
+    for endpoint in endpoints:
+        cost = TokenBound.of(body_bytes, output_limit, endpoint).cost(endpoint.prompt_nano_per_m,
+                                                                       endpoint.completion_nano_per_m)
+        if worst is None or cost > worst[0]:
+            worst = (cost, endpoint)
+    if worst is None:
+        raise ValueError("a request is reserved for at least one endpoint")
+    return worst
