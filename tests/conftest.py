@@ -20,7 +20,7 @@ from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
               "not-json", "midstream-error", "hang", "slow", "late-stream", "huge-usage", "negative-usage",
-              "garbled-usage", "echo-auth"]
+              "garbled-usage", "echo-auth", "odd-choice"]
 PARAMS = ["max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "frequency_penalty", "presence_penalty",
           "repetition_penalty", "response_format", "tools", "tool_choice", "reasoning", "include_reasoning"]
 ADMIN_KEY = "rw-admin-test-" + "0" * 16

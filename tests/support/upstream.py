@@ -33,6 +33,8 @@ directly. Behaviours:
   echo-auth-encoded  HTTP 500 repeating the Authorization header url-encoded and JSON-escaped (each slash backslash-escaped)
   echo-auth-json  HTTP 200 JSON without choices that repeats the Authorization header
   echo-auth-sse   stream headers, then an event that is not JSON and repeats the Authorization header
+  odd-choice      two tokens, then a chunk whose ``choices`` entry is not an object (routeway's own code
+                  trips over it after the first token: an internal error mid-stream)
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class MockUpstream(LoopbackServer):
             return response
         if behaviour == "truncated-early":
             return response
-        if behaviour in ("truncated", "hang-midstream", "trickle"):
+        if behaviour in ("truncated", "hang-midstream", "trickle", "odd-choice"):
             count = 10 if behaviour == "trickle" else 2
             for i in range(count):
                 await _send(response, {"content": f"t{i} "})
@@ -153,6 +155,9 @@ class MockUpstream(LoopbackServer):
                     await asyncio.sleep(0.15)
             if behaviour == "hang-midstream":
                 await asyncio.sleep(3600)
+            if behaviour == "odd-choice":
+                await response.write(_sse({"id": "up-1", "object": "chat.completion.chunk", "choices": [42]}))
+                await response.write(b"data: [DONE]\n\n")
             if behaviour == "trickle":
                 await _send(response, {}, finish="stop")
                 await response.write(b"data: [DONE]\n\n")

@@ -4,6 +4,7 @@ reservation whatever the upstream reports."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,9 +24,29 @@ class TokenBound:
         """A token is at least one byte, so the request body's byte count bounds the prompt (as does the
         endpoint's context); the output is bounded by ``max_tokens``, sent upstream, or else by the
         endpoint's max output (or its context)."""
-        return cls(prompt=min(body_bytes, endpoint.context_length),
-                   completion=output_limit or endpoint.max_completion)
+        return cls(prompt=min(body_bytes, endpoint.context_length), completion=output_tokens(output_limit, endpoint))
 
     def cost(self, prompt_nano_per_m: int, completion_nano_per_m: int) -> int:
         """Rounded up per part: never below the cost of any counts within the bound."""
         return worst_case_cost(self.prompt, prompt_nano_per_m) + worst_case_cost(self.completion, completion_nano_per_m)
+
+
+def output_tokens(output_limit: int | None, endpoint: Endpoint) -> int:
+    """The most output tokens a request may ask of ``endpoint``: the client's ``max_tokens`` (routing
+    leaves out endpoints whose max output is smaller), else the endpoint's max output or context. It is
+    sent upstream as ``max_tokens`` (transform/request.py), so the engine stops where the bound does."""
+    return min(output_limit, endpoint.max_completion) if output_limit else endpoint.max_completion
+
+
+def worst_case(body_bytes: int, output_limit: int | None, endpoints: Iterable[Endpoint]) -> tuple[int, Endpoint]:
+    """The most the request can cost over the endpoints it may be tried on, and the endpoint that costs it
+    (the first of the most expensive): what the request reserves before any upstream call."""
+    worst: tuple[int, Endpoint] | None = None
+    for endpoint in endpoints:
+        cost = TokenBound.of(body_bytes, output_limit, endpoint).cost(endpoint.prompt_nano_per_m,
+                                                                       endpoint.completion_nano_per_m)
+        if worst is None or cost > worst[0]:
+            worst = (cost, endpoint)
+    if worst is None:
+        raise ValueError("a request is reserved for at least one endpoint")
+    return worst

@@ -1,5 +1,6 @@
 """Trying the planned attempts in order until one starts answering, and what each outcome means for
-the endpoint's health. Knows no dialect: adapters report failures as ``UpstreamError``."""
+the endpoint's health: a failed attempt's here as it fails, the answering endpoint's once the exchange
+ends (``note_answer``). Knows no dialect: adapters report failures as ``UpstreamError``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Any, TypeVar
 
 from routeway.config import RoutingSettings
 from routeway.errors import APIError
-from routeway.interfaces import HealthRegistry
 from routeway.providers import UpstreamError
-from routeway.routing.health import ERROR, RATE_LIMITED
+from routeway.interfaces import HealthRegistry
+from routeway.routing.health import ERROR, OK, RATE_LIMITED
 from routeway.routing.plan import Attempt
 
 T = TypeVar("T")
@@ -54,6 +55,19 @@ def note_failure(health: HealthRegistry, attempt: Attempt, error: UpstreamError)
         endpoint.breaker.release()
     else:
         endpoint.record(ERROR, now)
+
+
+def note_answer(health: HealthRegistry, attempt: Attempt, *, cancelled: bool, ok: bool, ttft_ms: float,
+                tokens_per_s: float | None) -> None:
+    """The answering endpoint's outcome, once its answer ended: a client that left says nothing about
+    the endpoint (its half-open probe, if it held one, is given back)."""
+    endpoint = health.of(attempt.endpoint.key)
+    if cancelled:
+        endpoint.breaker.release()
+    elif not ok:
+        endpoint.record(ERROR, time.time())
+    else:
+        endpoint.record(OK, time.time(), ttft_ms=ttft_ms, tokens_per_s=tokens_per_s)
 
 
 async def first_answer(

@@ -157,3 +157,38 @@ class DeltaSplitter:
             delta["reasoning"] = (delta.get("reasoning") or "") + "".join(reasoning)
         if calls:
             delta["tool_calls"] = calls
+
+
+class HermesAnswer:
+    """One raw Hermes answer, streamed or whole: the splitter the exchange core asks (transform/answers.py)."""
+
+    __slots__ = ("id_prefix", "names", "splitter", "done", "made_calls")
+
+    def __init__(self, id_prefix: str, tools: list[dict[str, Any]] | None) -> None:
+        self.id_prefix, self.names = id_prefix, tool_names(tools)
+        self.splitter: DeltaSplitter | None = None  # made on the first streamed delta
+        self.done = False
+        self.made_calls = False
+
+    def delta(self, fields: dict[str, Any], final: bool) -> None:
+        if self.splitter is None:
+            self.splitter = DeltaSplitter(self.id_prefix, self.names)
+        self.done = final  # the held-back text comes out before the finish reason
+        self.splitter.split(fields, final)
+        if fields.get("tool_calls"):
+            self.made_calls = True
+
+    def finish(self, finish: str | None) -> tuple[str | None, dict[str, Any] | None]:
+        errors = self.splitter.errors if self.splitter is not None else []
+        unclosed = self.splitter.unclosed_think if self.splitter is not None else False
+        return finish_reason_for(finish or "stop", self.made_calls, errors, unclosed), _error(errors)
+
+    def message(self, message: dict[str, Any], finish: str | None) -> tuple[str | None, dict[str, Any] | None]:
+        errors, unclosed = split_message(message, self.id_prefix, self.names)
+        return finish_reason_for(finish, bool(message.get("tool_calls")), errors, unclosed), _error(errors)
+
+
+def _error(errors: list[str]) -> dict[str, Any] | None:
+    if not errors:
+        return None
+    return {"code": 502, "message": "; ".join(errors), "metadata": {"error_type": "invalid_tool_call"}}

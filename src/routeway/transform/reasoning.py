@@ -102,7 +102,7 @@ def apply_reasoning(body: dict[str, Any], chat: ChatRequest, endpoint: Endpoint)
         effort = effort_of(w, chat.output_limit)
         body["think"] = effort if w.enabled and effort in ("low", "medium", "high") else w.enabled
     elif dialect == "anthropic":
-        output = chat.output_limit or endpoint.max_output or 4096
+        output = body.get("max_tokens") or endpoint.max_output or 4096  # as transform/request.py set it
         budget = budget_tokens(w, output, floor=1024)
         if w.enabled and budget is not None and budget < output:
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}

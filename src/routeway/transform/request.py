@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from routeway.catalog import Endpoint
+from routeway.ledger.bound import output_tokens
 from routeway.transform.raw_hermes import RAW_DIALECTS, prepare_request
 from routeway.transform.reasoning import apply_reasoning
 from routeway.transform.structured import apply_response_format, supports_structured, wants_json
@@ -31,14 +32,21 @@ _DIALECT_PARAMETERS = {
                "response_format", "logprobs", "top_logprobs"},
 }
 
+# Anthropic refuses a max_tokens above the model's own output limit, which an endpoint without
+# max_output does not know: it gets this (below the bound the reservation assumed) when the client sets none.
+_UNKNOWN_OUTPUT_LIMIT = {"anthropic": 4096}
+
 
 def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[dict[str, Any], list[str]]:
     body: dict[str, Any] = {**endpoint.extra_body, "model": endpoint.upstream_model, "messages": chat.messages,
                             "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
-    if chat.output_limit is not None:
-        body["max_tokens"] = chat.output_limit  # always sent: it bounds what the request can cost
+    # always sent: the reservation assumed this many output tokens at most (ledger/bound.py)
+    limit = output_tokens(chat.output_limit, endpoint)
+    if chat.output_limit is None and endpoint.max_output is None:
+        limit = min(limit, _UNKNOWN_OUTPUT_LIMIT.get(endpoint.dialect or "", limit))
+    body["max_tokens"] = limit
     supported = set(endpoint.supported_parameters)
     raw = endpoint.dialect in RAW_DIALECTS
     if raw:

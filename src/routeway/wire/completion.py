@@ -1,6 +1,6 @@
 """POST /chat/completions' non-streaming answer as a type for the OpenAPI document.
 
-api/chat.py builds it from the upstream's answer after normalizing it (transform/normalize.py), so
+api/chat_render.py builds it from the exchange core's answer, normalized by transform/normalize.py, so
 messages and choices keep whatever else the engine sent (extra fields are allowed); what routeway
 guarantees is listed here, in OpenRouter's ``ChatResponse`` names.
 """

@@ -1,0 +1,184 @@
+"""One request from reservation to settlement, for any inbound API: reserve the worst case, try the
+planned attempts (routing/attempts.py), turn the answer into normalized events (exchange/stream.py,
+exchange/whole.py) for the client's renderer, then settle: bill the usage within the bound, record the
+generation and the answering endpoint's health, and hand both to the ledger."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from routeway.errors import APIError
+from routeway.exchange.client import Client
+from routeway.exchange.events import Answer, Outcome
+from routeway.ledger.accounts import now_ms
+from routeway.ledger.book import KeyState, Reservation
+from routeway.ledger.bound import TokenBound, worst_case
+from routeway.ledger.ids import new_generation_id
+from routeway.ledger.metering import GenerationRecord
+from routeway.ledger.money import worst_case_cost
+from routeway.routing.attempts import first_answer, note_answer
+from routeway.routing.plan import Attempt
+from routeway.transform import tokens
+from routeway.transform.answers import AnswerSplitter, splitter_for
+from routeway.transform.normalize import finish_reason
+from routeway.transform.reasoning import wish
+from routeway.transform.usage import CAPPED, UsageCounts
+from routeway.wire.chat import ChatRequest
+
+if TYPE_CHECKING:
+    from routeway.services import Services
+    from routeway.catalog import Endpoint
+
+T = TypeVar("T")
+
+
+class Exchange:
+    """The state of one request; the streaming and whole-answer halves are functions over it."""
+
+    def __init__(self, services: Services, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
+                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None) -> None:
+        self.services = services
+        self.chat = chat
+        self.key = key
+        self.attempts = attempts
+        self.body_bytes = body_bytes
+        self.headers = headers
+        self.client = client
+        self.id = generation_id or new_generation_id()
+        self.started = time.monotonic()
+        self.attempt_began = self.started
+        self.first_token: float | None = None
+        self.record: GenerationRecord | None = None
+        self.attempt: Attempt | None = None
+        self.usage: UsageCounts | None = None
+        self.usage_rejected: str | None = None  # why the answering stream's usage was discarded
+        self.produced: list[str] = []  # completion text pieces, for estimating when usage is missing
+        self.content_parts: list[str] = []  # streamed content, for checking JSON answers at the end
+        self.native_finish: str | None = None
+        self.finish: str | None = None  # the normalized finish reason of the first choice, as sent
+        self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
+        self.exclude_reasoning = wish(chat).exclude
+        self.splitter: AnswerSplitter | None = None  # the dialect's own text splitting, when it needs one
+        self.client_left = False  # the client went away: nothing more is sent
+        self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
+
+    async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
+        """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
+        before the status line went out is raised; after it, it is the outcome's ``failure``."""
+        reservation = self._reserve()
+        result: Answer | APIError | None = None
+        try:
+            result = await body(self)
+        except APIError as error:
+            if self.record is not None:
+                self.record.status, self.record.error = error.status, error.message
+            if not self.client.committed:
+                raise
+            result = error
+        finally:
+            if self.record is None:
+                self.services.metering.release(reservation)
+            else:
+                await self._settle(reservation)
+        recorded = self.recorded
+        return Outcome(
+            id=self.id, model=self.attempt.model.id if self.attempt else (self.chat.model or ""),
+            provider=self.attempt.endpoint.provider.label if self.attempt else None,
+            usage=self.usage if self.record is not None else None,
+            cost_nano=self.record.total_cost_nano if self.record is not None else 0,
+            attempts=self.attempt_log, answer=result if isinstance(result, Answer) else None,
+            failure=result if isinstance(result, APIError) else None,
+            held=not recorded, store_problem=self.services.store.problem if not recorded else None,
+            cancelled=self.client_left)
+
+    # ---- money ----------------------------------------------------------------------------------
+    def bound(self, endpoint: Endpoint) -> TokenBound:
+        return TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
+
+    def _reserve(self) -> Reservation:
+        """The worst case over the planned attempts: the same bound later caps what the answering
+        endpoint may claim, so the charge never exceeds this reservation."""
+        worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
+        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
+                                              worst_case_cost(self.bound(chosen).prompt, chosen.prompt_nano_per_m))
+
+    def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
+        self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
+
+    async def _settle(self, reservation: Reservation) -> None:
+        record = self.record
+        assert record is not None
+        if self.usage is None and (self.produced or record.status == 200):
+            prompt = await tokens.count_off_loop(tokens.count_prompt, self.chat.messages)
+            completion = await tokens.count_off_loop(tokens.count_text, "".join(self.produced))
+            self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
+        self._bill_usage(record)
+        record.native_finish_reason = self.native_finish
+        record.finish_reason = (self.finish or finish_reason(self.native_finish)) if record.status == 200 else "error"
+        if self.first_token is not None:
+            record.latency_ms = int((self.first_token - self.started) * 1000)
+            record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
+        if self.attempt is not None and self.first_token is not None:  # failures before were noted per attempt
+            generating = time.monotonic() - (self.first_token if self.chat.stream else self.attempt_began)
+            note_answer(self.services.health, self.attempt, cancelled=record.cancelled, ok=record.status == 200,
+                        ttft_ms=(self.first_token - self.attempt_began) * 1000,
+                        tokens_per_s=(self.usage.completion / generating) if self.usage and generating > 0 else None)
+        self.recorded = await self.services.metering.finish(reservation, record)
+
+    def _bill_usage(self, record: GenerationRecord) -> None:
+        """Bill the upstream's counts (or the estimate) cut to the request's bound at the answering
+        endpoint, so the charge stays within the reservation; the record keeps the claim beside them."""
+        claimed = self.usage or UsageCounts()
+        usage = claimed
+        if self.attempt is not None:
+            bound = self.bound(self.attempt.endpoint)
+            usage = claimed.capped_to(bound.prompt, bound.completion)
+            if usage.capped and not usage.estimated:  # the metric is for upstreams' claims, not our estimate
+                self.note_usage_rejected(self.attempt, CAPPED)
+            if self.usage_rejected is not None:
+                self.note_usage_rejected(self.attempt, self.usage_rejected)
+        if self.usage is not None:
+            self.usage = usage  # the client sees the counts it is billed for
+        record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
+        record.usage_estimated, record.usage_capped = usage.estimated, usage.capped
+        record.usage_rejected = self.usage_rejected
+        if claimed.native is not None:
+            record.native_tokens_prompt, record.native_tokens_completion = claimed.prompt, claimed.completion
+            record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
+
+    # ---- attempts -------------------------------------------------------------------------------
+    async def first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T:
+        """The first attempt that starts answering (routing/attempts.py falls back until then)."""
+        async def begin(attempt: Attempt, entry: dict[str, Any]) -> T:
+            self._on_attempt(attempt)
+            return await start(attempt, entry)
+
+        _, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
+                                       begin, self.attempt_log)
+        assert self.attempt is not None
+        self.splitter = splitter_for(self.attempt.endpoint, f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
+        return result
+
+    def _on_attempt(self, attempt: Attempt) -> None:
+        e = attempt.endpoint
+        if self.record is None:
+            headers = self.headers
+            self.record = GenerationRecord(
+                id=self.id, account_id=self.key.account_id, key_hash=self.key.hash, model=attempt.model.id,
+                provider_name=e.provider.label, provider_slug=e.tag, upstream_model=e.upstream_model,
+                prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
+                streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
+                app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
+            )
+        record = self.record
+        record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
+        record.upstream_model = e.upstream_model
+        record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+        self.attempt, self.attempt_began = attempt, time.monotonic()
+
+    def tools(self) -> list[dict[str, Any]] | None:
+        return [msgspec.to_builtins(t) for t in self.chat.tools] if self.chat.tools else None
