@@ -21,5 +21,10 @@ install-test: $(BIN)/python
 serve: install
 	$(BIN)/routeway serve $(ARGS)
 
+# Coverage counts the routeway server processes the tests start (pyproject.toml [tool.coverage]); the
+# floor (fail_under) applies to a whole run only, not to `make test ARGS=tests/test_x.py`.
 test: install-test
-	$(BIN)/python -m pytest $(ARGS)
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest $(ARGS)
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report $(if $(ARGS),--fail-under=0)

@@ -1,7 +1,13 @@
-"""Shared fixtures: a mock upstream on loopback and routeway itself started as a real server process."""
+"""Shared fixtures: a mock upstream on loopback and routeway itself started as a real server process.
+
+Also the suite's hygiene: tests that start a server process are marked ``e2e`` (``pytest -m "not e2e"``
+runs the unit tests alone), provider keys from the developer's shell never reach a process the tests
+start, and test gateways draw their load-balancing randomness from a fixed seed.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sqlite3
@@ -16,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from routeway.config import ENV_PROVIDERS
+from routeway.routing.plan import SEED_VARIABLE
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
@@ -24,6 +32,47 @@ BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-
 PARAMS = ["max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "frequency_penalty", "presence_penalty",
           "repetition_penalty", "response_format", "tools", "tool_choice", "reasoning", "include_reasoning"]
 ADMIN_KEY = "rw-admin-test-" + "0" * 16
+# Every variable whose presence makes routeway add a real upstream (config.py's environment providers).
+PROVIDER_KEY_VARIABLES = tuple(variable for variable, _ in ENV_PROVIDERS)
+ROUTING_SEED = "routeway-tests"  # test gateways route the same way on every run
+# Source text that means a test (or a fixture it uses) starts a server process.
+SERVER_STARTERS = ("start_gateway(", "start_llama_server(", "llama_server(", "sync_playwright(", "subprocess.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: starts a server process (routeway, llama.cpp or a browser); "
+                                       "deselect with -m 'not e2e' to run the unit tests alone")
+    for variable in PROVIDER_KEY_VARIABLES:  # also covers `routeway serve` run directly and in-process config
+        os.environ.pop(variable, None)
+
+
+def _starts_a_server(function: Any) -> bool:
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return any(starter in source for starter in SERVER_STARTERS)
+
+
+_running: list[pytest.Item] = []  # the test being set up or run, for start_gateway's marker check
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark e2e every test whose own code or any fixture it uses (transitively) starts a server process."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        fixtures = [d.func for defs in (info.name2fixturedefs.values() if info else []) for d in defs]
+        if any(_starts_a_server(f) for f in [getattr(item, "function", None), *fixtures]):
+            item.add_marker(pytest.mark.e2e)
 
 
 def free_port() -> int:
@@ -127,11 +176,12 @@ class Account:
 
 
 def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None) -> Gateway:
+    if _running and _running[-1].get_closest_marker("e2e") is None:  # keeps `-m "not e2e"` honest
+        raise RuntimeError(f"{_running[-1].nodeid} starts a gateway but is not marked e2e (see SERVER_STARTERS)")
     port = free_port()
-    env = {**os.environ, "ROUTEWAY_ADMIN_KEY": ADMIN_KEY, **(env_extra or {})}
-    env.pop("ROUTEWAY_CONFIG", None)
-    for variable in ("OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY"):
-        env.pop(variable, None)
+    env = {key: value for key, value in os.environ.items()
+           if key not in PROVIDER_KEY_VARIABLES and key != "ROUTEWAY_CONFIG"}  # never a real provider
+    env.update({"ROUTEWAY_ADMIN_KEY": ADMIN_KEY, SEED_VARIABLE: ROUTING_SEED, **(env_extra or {})})
     log = open(data_dir.parent / f"routeway-{port}.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "routeway", "serve", *(["--config", str(config)] if config else []),

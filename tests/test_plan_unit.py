@@ -1,4 +1,5 @@
-"""The planner on its own: sorts by measured latency and throughput, soft preferences, partitions."""
+"""The planner on its own: sorts by measured latency and throughput, soft preferences, partitions, the
+seeded draw and outage avoidance on an explicit clock."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import msgspec
 
 from routeway.catalog import Catalog
 from routeway.config import load_settings
-from routeway.routing.health import OK, Health
-from routeway.routing.plan import Demand, Planner
+from routeway.routing.health import ERROR, OK, Health
+from routeway.routing.plan import SEED_VARIABLE, Demand, Planner, seeded_random
 from routeway.wire.chat import ChatRequest
 
 TOML = """
@@ -86,3 +87,25 @@ def test_partition_none_sorts_across_models(tmp_path: Path) -> None:
     assert grouped == ["t/a@slow", "t/a@fast", "t/b@fast"]
     mixed = order(p, chat(model="t/a", models=["t/b"], provider={"sort": {"by": "price", "partition": "none"}}))
     assert mixed == ["t/b@fast", "t/a@slow", "t/a@fast"]
+
+
+def test_a_seed_makes_the_draw_reproducible(tmp_path: Path) -> None:
+    def draws(rng: random.Random) -> list[str]:
+        p = Planner(planner(tmp_path)[0].catalog, Health(), rng)
+        return [order(p, chat(model="t/a"))[0] for _ in range(500)]
+
+    seeded = draws(seeded_random({SEED_VARIABLE: "42"}))
+    assert seeded == draws(seeded_random({SEED_VARIABLE: "42"}))
+    assert set(seeded) == {"t/a@slow", "t/a@fast"}  # still a draw: the dearer endpoint first ~1 time in 100
+    assert draws(seeded_random({SEED_VARIABLE: "43"})) != seeded
+    assert seeded_random({}).random() != seeded_random({}).random()  # unseeded: the OS's entropy
+
+
+def test_an_endpoint_in_outage_is_never_drawn_first_until_the_window_passes(tmp_path: Path) -> None:
+    p, health = planner(tmp_path)
+    for _ in range(3):  # three errors, every outcome in the window: an outage
+        health.of("slow/a").record(ERROR, 1000.0)
+    during = [order(p, chat(model="t/a"), now=1001.0) for _ in range(50)]
+    assert all(o == ["t/a@fast", "t/a@slow"] for o in during)  # the cheap one is tried last, not skipped
+    after = {order(p, chat(model="t/a"), now=1031.0)[0] for _ in range(50)}
+    assert "t/a@slow" in after  # 30 s later it is drawn again (99 times in 100 for its price)

@@ -1,6 +1,9 @@
 """Resource limits against a real routeway process: slow or silent clients, huge headers, a connection
 flood, concurrent streams per key and oversized or deeply nested bodies cannot hold the server, and a
-probe request keeps answering during each attack (liveness within 5 s, not a benchmark).
+probe request is answered while each attack is still in place. Deadlines are checked as orders of
+events (cut off before the client's next byte, still open when the probe answered) and by the refusal
+counters in /metrics, never as elapsed-time bounds; socket timeouts only keep a broken server from
+hanging the test.
 
 Each test prints the probe's latency and routeway's RSS during its attack (``pytest -s`` shows them).
 """
@@ -8,6 +11,7 @@ Each test prints the probe's latency and routeway's RSS during its attack (``pyt
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -26,7 +30,7 @@ SEND_TIMEOUT = 2
 MAX_HEADER_BYTES = 16384
 MAX_CONNECTIONS = 250
 STREAMS_PER_KEY = 3
-PROBE_BOUND = 5.0  # seconds: the server is alive, not fast
+HANG_GUARD = 30.0  # seconds: turns a server that never answers into a failure instead of a hung test
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +56,19 @@ def rss_mb(gateway: Gateway) -> float:
     raise AssertionError("no VmRSS")
 
 
-def probe(gateway: Gateway, label: str) -> float:
-    """GET /models on a new connection must answer 200 within the bound; prints latency and RSS."""
+def probe(gateway: Gateway, label: str, attack: list[socket.socket] | None = None) -> None:
+    """GET /models on a new connection answers 200 and, when the attack's sockets are given, before the
+    server has cut off any of those still open when the probe was sent: the server answered during the
+    attack, not after it. Prints the latency and RSS (information, not an assertion)."""
+    attack = [sock for sock in attack if sock not in cut_off(attack)] if attack is not None else None
+    assert attack is None or attack, "the attack was over before the probe was sent"
     started = time.monotonic()
-    response = httpx.get(gateway.api + "/models", timeout=PROBE_BOUND)
+    response = httpx.get(gateway.api + "/models", timeout=HANG_GUARD)
     latency = time.monotonic() - started
     assert response.status_code == 200, response.text
-    assert latency < PROBE_BOUND
+    already = cut_off(attack or [])
+    assert not already, f"{len(already)} attacking connections were already cut off when the probe answered"
     print(f"\n[{label}] probe {latency * 1000:.1f} ms, routeway RSS {rss_mb(gateway):.1f} MB")
-    return latency
 
 
 def refusals(gateway: Gateway) -> dict[str, float]:
@@ -77,8 +85,8 @@ def connect(gateway: Gateway) -> socket.socket:
     return sock
 
 
-def read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and when it closed (monotonic)."""
+def read_until_closed(sock: socket.socket, limit: float) -> bytes:
+    """Everything the server sends until it closes the connection (``limit``: a hang guard per read)."""
     sock.settimeout(limit)
     data = b""
     try:
@@ -86,7 +94,7 @@ def read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
             data += chunk
     except ConnectionResetError:
         pass
-    return data, time.monotonic()
+    return data
 
 
 def read_response(sock: socket.socket) -> bytes:
@@ -110,6 +118,15 @@ def envelope(raw: bytes, status: int) -> dict:
     return error
 
 
+def cut_off(socks: list[socket.socket]) -> list[socket.socket]:
+    """The sockets the server has written to (its 408) or closed, all seen at one instant (poll)."""
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(0)}
+    return [sock for sock in socks if sock.fileno() in ready]
+
+
 def answered_or_closed(sock: socket.socket) -> bool:
     """Whether the server has written (its 408) or closed the connection; does not wait."""
     sock.settimeout(0.01)
@@ -126,26 +143,27 @@ def test_slow_header_clients_are_disconnected(gw: Gateway) -> None:
     """200 sockets each sending one byte of a request head every second are cut off with a 408 after the
     header deadline, while a probe still answers."""
     request = b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+    timed_out = refusals(gw)["header_timeout"]
     socks = [connect(gw) for _ in range(200)]
-    started = time.monotonic()
     open_socks = set(range(len(socks)))
     sent = 0
-    while open_socks and time.monotonic() - started < HEADER_TIMEOUT + 4:
+    # the clients' own clock: one byte a second, and they stop after HEADER_TIMEOUT + 4 bytes
+    while open_socks and sent < HEADER_TIMEOUT + 4:
         for i in list(open_socks):
             try:
                 socks[i].sendall(request[sent:sent + 1])
             except (BrokenPipeError, ConnectionResetError):
                 open_socks.discard(i)
         sent += 1
-        if sent == 2:  # a second into the attack, every socket mid-head
-            probe(gw, "200 slow-header clients")
+        if sent == 1:  # every socket mid-head
+            probe(gw, "200 slow-header clients", [socks[i] for i in open_socks])
         time.sleep(1)
-        open_socks = {i for i in open_socks if not answered_or_closed(socks[i])}
-    elapsed = time.monotonic() - started
+        gone = set(cut_off([socks[i] for i in open_socks]))
+        open_socks = {i for i in open_socks if socks[i] not in gone}
     try:
-        assert not open_socks, f"{len(open_socks)} slow-header connections still open after {elapsed:.1f} s"
-        assert elapsed < HEADER_TIMEOUT + 3
-        raw, _ = read_until_closed(connect_and_trickle(gw, request[:10]), HEADER_TIMEOUT + 3)
+        assert not open_socks, f"{len(open_socks)} slow-header connections still open after {sent} bytes"
+        assert refusals(gw)["header_timeout"] == timed_out + len(socks)  # cut by the header deadline
+        raw = read_until_closed(connect_and_trickle(gw, request[:10]), HANG_GUARD)
         assert envelope(raw, 408)["metadata"]["error_type"] == "timeout"
     finally:
         for sock in socks:
@@ -160,13 +178,14 @@ def connect_and_trickle(gw: Gateway, prefix: bytes) -> socket.socket:
 
 def test_silent_connections_are_closed(gw: Gateway) -> None:
     """Connections that never send a byte are closed at the header deadline, without an answer."""
+    timed_out = refusals(gw)["header_timeout"]
     silent = [connect(gw) for _ in range(10)]
-    opened = time.monotonic()
-    probe(gw, "10 silent connections")
+    probe(gw, "10 silent connections", silent)
     try:
         for sock in silent:
-            data, closed_at = read_until_closed(sock, HEADER_TIMEOUT + 3)
-            assert data == b"" and closed_at - opened < HEADER_TIMEOUT + 1.5
+            data = read_until_closed(sock, HANG_GUARD)
+            assert data == b""
+        assert refusals(gw)["header_timeout"] == timed_out + len(silent)  # closed by the header deadline
     finally:
         for sock in silent:
             sock.close()
@@ -176,11 +195,11 @@ def test_idle_keepalive_connection_is_closed(gw: Gateway) -> None:
     kept = connect(gw)
     kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     assert read_response(kept).startswith(b"HTTP/1.1 200 ")
-    answered = time.monotonic()
-    probe(gw, "an idle keep-alive connection")
+    probe(gw, "an idle keep-alive connection", [kept])  # still open while the deadline runs
     try:
-        data, closed_at = read_until_closed(kept, IDLE_TIMEOUT + 5)
-        assert data == b"" and closed_at - answered < IDLE_TIMEOUT + 1.5, closed_at - answered
+        # closed without a byte; the guard is far below the 20 s default, so this is the configured deadline
+        data = read_until_closed(kept, IDLE_TIMEOUT * 5)
+        assert data == b""
     finally:
         kept.close()
 
@@ -191,16 +210,17 @@ def test_slow_head_on_a_kept_alive_connection_gets_408(gw: Gateway) -> None:
     try:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200 ")
-        started = time.monotonic()
+        timed_out = refusals(gw)["header_timeout"]
         for byte in b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\n"[:HEADER_TIMEOUT * 2 + 3]:
             try:
                 sock.sendall(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):
                 break
             time.sleep(0.5)
-        raw, closed_at = read_until_closed(sock, HEADER_TIMEOUT + 3)
+        # the second head never completes: only a deadline for it can answer
+        raw = read_until_closed(sock, HANG_GUARD)
         assert envelope(raw, 408)["metadata"]["error_type"] == "timeout"
-        assert closed_at - started < HEADER_TIMEOUT + 2
+        assert refusals(gw)["header_timeout"] == timed_out + 1
     finally:
         sock.close()
 
@@ -208,23 +228,23 @@ def test_slow_head_on_a_kept_alive_connection_gets_408(gw: Gateway) -> None:
 def test_slow_body_gets_408(gw: Gateway, upstream: MockUpstream) -> None:
     account = gw.account()
     body = json.dumps({"model": "test/echo", "messages": [{"role": "user", "content": "x" * 200}]}).encode()
+    timed_out = refusals(gw)["body_timeout"]
     sock = connect(gw)
     sock.sendall(b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  b"Authorization: Bearer " + account.api_key.encode() + b"\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
-    started = time.monotonic()
     try:
+        probe(gw, "a slow body", [sock])
+        # a byte every half second, stopping far short of the body: only the body deadline can answer
         for i in range(10, 10 + HEADER_TIMEOUT + BODY_TIMEOUT + 2):
             time.sleep(0.5)
             try:
                 sock.sendall(body[i:i + 1])
             except (BrokenPipeError, ConnectionResetError):
                 break
-            if i == 12:
-                probe(gw, "a slow body")
-        raw, closed_at = read_until_closed(sock, BODY_TIMEOUT + 3)
+        raw = read_until_closed(sock, HANG_GUARD)
         assert envelope(raw, 408)["metadata"]["error_type"] == "timeout"
-        assert closed_at - started < BODY_TIMEOUT + 2
+        assert refusals(gw)["body_timeout"] == timed_out + 1
     finally:
         sock.close()
     assert account.generations() == []  # nothing was reserved or recorded
@@ -240,7 +260,7 @@ def test_client_that_never_reads_is_cut_off(gw: Gateway) -> None:
         sock.sendall(b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\n\r\n" * count)
         time.sleep(SEND_TIMEOUT + 1.5)
         probe(gw, f"a client not reading {count} pipelined answers")
-        answers, _ = read_until_closed(sock, 5)  # what the buffers held, then the end
+        answers = read_until_closed(sock, 5)  # what the buffers held, then the end
         assert answers.count(b"HTTP/1.1 200 ") < count
     finally:
         sock.close()
@@ -256,7 +276,7 @@ def test_huge_header_gets_431_without_memory_growth(gw: Gateway) -> None:
                 sock.sendall(b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # refused before the client finished sending
-            raw, _ = read_until_closed(sock, 5)
+            raw = read_until_closed(sock, 5)
             assert envelope(raw, 431)["metadata"]["error_type"] == "payload_too_large"
         finally:
             sock.close()
@@ -273,7 +293,7 @@ def test_bytes_that_are_not_http_get_a_400_envelope(gw: Gateway) -> None:
     sock = connect(gw)
     try:
         sock.sendall(b"HELLO\x00 /api/v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
-        raw, _ = read_until_closed(sock, 5)
+        raw = read_until_closed(sock, 5)
         assert envelope(raw, 400)["metadata"]["error_type"] == "invalid_request"
     finally:
         sock.close()

@@ -7,7 +7,8 @@ directly. Behaviours:
   no-usage        as echo, but never reports usage
   reasoning       sends ``reasoning_content`` (or the field named after ``#``) then content; its 3 reasoning
                   tokens are counted within completion_tokens
-  slow-stream     200 chunks "tok " 20 ms apart; notes when the client closed the connection
+  slow-stream     200 chunks "tok " 20 ms apart; notes in ``closed_early`` how many it had written when the
+                  client closed the connection (the stream's own clock, for event-order assertions)
   fail-500        HTTP 500
   rate-limited    HTTP 429 with Retry-After: 7
   bad-request     HTTP 400 with an OpenAI error body
@@ -55,7 +56,7 @@ class MockUpstream(LoopbackServer):
         super().__init__()
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
-        self.closed_early: list[float] = []  # monotonic time when a client cut a slow stream
+        self.closed_early: list[int] = []  # chunks a slow stream had written when its client cut it
         self.completed_streams = 0
         self.toggle_failing = False
 
@@ -183,15 +184,17 @@ class MockUpstream(LoopbackServer):
         return response
 
     async def _slow_stream(self, response: web.StreamResponse) -> web.StreamResponse:
+        written = 0
         try:
             for _ in range(200):
                 await _send(response, {"content": "tok "})
+                written += 1
                 await asyncio.sleep(0.02)
             await _send(response, {}, finish="length")
             await response.write(b"data: [DONE]\n\n")
             self.completed_streams += 1
         except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
-            self.closed_early.append(time.monotonic())
+            self.closed_early.append(written)
             raise
         return response
 

@@ -6,11 +6,16 @@ capabilities, context, the ``provider`` preferences — in the order routing wan
 balancing: skip endpoints with an outage in the last 30 s, pick among the rest at random weighted by
 the inverse square of price, then the others as fallbacks by price, the unstable ones last.
 Variants: ``:nitro`` sorts by throughput, ``:floor`` by price, ``:free`` keeps zero-price endpoints.
+
+The random draw comes from the Planner's own ``random.Random``: a caller (a unit test) injects one, or
+``ROUTEWAY_ROUTING_SEED`` seeds it so a test gateway routes the same way on every run.
 """
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +27,7 @@ from routeway.transform.structured import supports_structured
 from routeway.wire.chat import ChatRequest, ProviderPreferences, SortConfig
 
 VARIANTS = ("nitro", "floor", "free")
+SEED_VARIABLE = "ROUTEWAY_ROUTING_SEED"
 _TTFT, _TPS = 1, 2  # sample fields in EndpointHealth.samples
 
 
@@ -68,11 +74,18 @@ def sent_parameters(chat: ChatRequest) -> list[str]:
     return sent
 
 
+def seeded_random(env: Mapping[str, str] = os.environ) -> random.Random:
+    """The load balancer's random source: seeded from ROUTEWAY_ROUTING_SEED when set (tests), else from
+    the operating system, as ``random.Random()`` is."""
+    seed = env.get(SEED_VARIABLE)
+    return random.Random(seed) if seed else random.Random()  # any text is a valid, reproducible seed
+
+
 class Planner:
     def __init__(self, catalog: Catalog, health: HealthRegistry, rng: random.Random | None = None) -> None:
         self.catalog = catalog
         self.health = health
-        self.rng = rng or random.Random()
+        self.rng = rng or seeded_random()
 
     def plan(self, chat: ChatRequest, demand: Demand, now: float) -> list[Attempt]:
         prefs = chat.provider or ProviderPreferences()
