@@ -16,6 +16,7 @@ from typing import Any, Mapping
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+MIB = 1024 * 1024
 
 
 # How an endpoint's engine speaks reasoning, tools and structured output (see transform/reasoning.py)
@@ -45,6 +46,8 @@ class ProviderConfig:
     data_collection: str = "deny"  # "allow": the provider may store or train on prompts
     zdr: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    max_answer_bytes: int = 32 * MIB  # a whole (non-streamed) answer's body; more is a 502
+    max_stream_bytes: int = 256 * MIB  # everything one streamed answer may send; more ends it with an error chunk
     # Which catalog models this provider serves without an explicit endpoint ("*" = all); used by the
     # providers picked up from the environment.
     serves_catalog: tuple[str, ...] = ()
@@ -214,8 +217,15 @@ def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
     for header, value in dict(table.get("headers", {})).items():
         if any(c in f"{header}{value}" for c in "\r\n\0"):
             raise ConfigError(f"{where}: header {header!r} contains a line break, which would split the request")
+    caps = {}
+    for cap in ("max_answer_bytes", "max_stream_bytes"):
+        if cap in table:
+            value = table[cap]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise ConfigError(f"{where}: {cap} must be a whole number of bytes, at least 1024, not {value!r}")
+            caps[cap] = value
     return ProviderConfig(
-        name=name, kind=kind, base_url=base_url,
+        name=name, kind=kind, base_url=base_url, **caps,
         display_name=table.get("display_name", ""), api_key_env=table.get("api_key_env"), timeouts=timeouts,
         data_collection=policy, zdr=bool(table.get("zdr", False)), headers=dict(table.get("headers", {})),
         serves_catalog=tuple(table.get("serves_catalog", ())),
