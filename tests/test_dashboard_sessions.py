@@ -4,6 +4,7 @@ instead of refusing, and sign-in attempts are rate limited per client address an
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,12 +59,20 @@ def test_a_keys_newest_sign_in_ends_its_oldest_session_and_others_sign_in_as_usu
     clients = []
     try:
         started, before = time.monotonic(), rss_mb(unlimited)
-        for _ in range(PER_KEY + 5):
+        for i in range(PER_KEY + 5):
             answer, client = _sign_in(unlimited, tenant.management_key)
             assert answer.status_code == 303, answer.text
             clients.append(client)
+            if i == 0:  # the first session opens the playground, which mints it an API key
+                csrf = re.search(r'data-csrf="([^"]+)"', client.get("/keys").text).group(1)  # type: ignore[union-attr]
+                playground_key = client.post("/playground/key", headers={"x-csrf-token": csrf}).json()["key"]
+                assert tenant.chat({"model": "test/echo", "messages": [{"role": "user", "content": "hi"}],
+                                    "max_tokens": 5}, key=playground_key).status_code == 200
         alive = [_still_signed_in(client) for client in clients]
         assert alive == [False] * 5 + [True] * PER_KEY  # the oldest five were pushed out, in order
+        # the pushed-out session's playground key went with it
+        assert tenant.chat({"model": "test/echo", "messages": [{"role": "user", "content": "hi"}],
+                            "max_tokens": 5}, key=playground_key).status_code == 401
         probe_started = time.monotonic()
         for key in (other.management_key, ADMIN_KEY):
             answer, client = _sign_in(unlimited, key)
