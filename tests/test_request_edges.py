@@ -1,5 +1,6 @@
 """Smaller edges of issue 18: integral floats in integer fields, what a client that leaves before any
-byte pays, and a 405 from the dashboard naming the allowed methods."""
+byte pays, a 405 from the dashboard naming the allowed methods, and no traceback when the HTTP parser
+refuses a body whose route had already started."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.conftest import Account, Gateway
 from tests.support.upstream import MockUpstream
+from tests.test_hostile_input import raw_request
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -69,3 +71,18 @@ def test_dashboard_405_names_the_allowed_methods(account: Account) -> None:
     answer = httpx.request("PUT", account.gateway.url + "/signin", timeout=10)
     assert answer.status_code == 405 and answer.headers["allow"] == "GET, POST"
     assert "text/html" in answer.headers["content-type"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/chat/completions", "/api/v1/keys"])
+def test_a_body_the_parser_refuses_leaves_no_traceback(gateway: Gateway, path: str) -> None:
+    """The head was fine, so the route had started (and answers 401); the body's framing is not: the
+    client gets the parser's 400, and the route's late answer is dropped, not a traceback in the log."""
+    log = gateway.data_dir.parent / f"routeway-{gateway.url.rsplit(':', 1)[1]}.log"
+    seen = log.stat().st_size
+    status_line, _, _ = raw_request(gateway, b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                             b"ffffffffffffffffff\r\n" % path.encode())
+    assert status_line.startswith("HTTP/1.1 400"), status_line
+    time.sleep(0.3)
+    with log.open("rb") as written:
+        written.seek(seen)
+        assert b"Traceback" not in written.read()
