@@ -137,3 +137,19 @@ def test_a_stream_past_the_cap_ends_with_an_error_chunk_and_bills_what_was_relay
     usage = chunks[-1]["usage"]
     assert 0 < usage["completion_tokens"] <= 1000 and usage["cost"] > 0  # billed for what was relayed, within its bound
     assert account.state()["total_usage"] == pytest.approx(usage["cost"])
+
+
+def test_caps_and_sign_in_limits_are_checked_when_the_config_loads(tmp_path) -> None:
+    from routeway.config import ConfigError, load_settings
+
+    provider = '[[providers]]\nname = "p"\nkind = "openai"\nbase_url = "http://127.0.0.1:9"\n'
+    for bad in ("max_answer_bytes = 0", "max_stream_bytes = 1.5", 'max_answer_bytes = "32MiB"', "max_stream_bytes = true"):
+        (tmp_path / "bad.toml").write_text(provider + bad + "\n")
+        with pytest.raises(ConfigError, match="must be a whole number of bytes"):
+            load_settings(tmp_path / "bad.toml", env={})
+    (tmp_path / "ok.toml").write_text(provider + "max_answer_bytes = 2048\n")
+    [loaded] = load_settings(tmp_path / "ok.toml", env={}).providers
+    assert loaded.max_answer_bytes == 2048 and loaded.max_stream_bytes == 256 * MIB
+    (tmp_path / "limits.toml").write_text('[limits]\nsignin_per_key = "lots"\n')
+    with pytest.raises(ConfigError, match="signin_per_key"):
+        load_settings(tmp_path / "limits.toml", env={})
