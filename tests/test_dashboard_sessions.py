@@ -1,6 +1,6 @@
 """Dashboard sessions cannot be exhausted by one tenant: a key's newest sign-in ends its oldest session
 past the per-key cap (20), everyone else keeps signing in, the whole store sheds its oldest sessions
-instead of refusing, and sign-in attempts are rate limited per client address and per key (a 429 page)."""
+instead of refusing, and sign-in attempts are rate limited per key and, counting failures, per client address (a 429 page)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ def _gateway(upstream: MockUpstream, root: Path, limits: str) -> Gateway:
 
 @pytest.fixture()
 def unlimited(upstream: MockUpstream, tmp_path: Path) -> Iterator[Gateway]:
-    gw = _gateway(upstream, tmp_path, 'signin_per_address = ""\nsignin_per_key = ""')
+    gw = _gateway(upstream, tmp_path, 'signin_failures_per_address = ""\nsignin_per_key = ""')
     yield gw
     stop_gateway(gw)
 
 
 @pytest.fixture()
 def limited(upstream: MockUpstream, tmp_path: Path) -> Iterator[Gateway]:
-    gw = _gateway(upstream, tmp_path, 'signin_per_address = "8/minute"\nsignin_per_key = "5/minute"')
+    gw = _gateway(upstream, tmp_path, 'signin_failures_per_address = "8/minute"\nsignin_per_key = "5/minute"')
     yield gw
     stop_gateway(gw)
 
@@ -98,10 +98,11 @@ def test_sign_in_attempts_are_rate_limited_per_key_and_per_address(limited: Gate
         assert answer.status_code == 429 and "text/html" in answer.headers["content-type"]
         assert "Rate limit exceeded for sign-ins with this key" in answer.text
         assert int(answer.headers["retry-after"]) >= 1
-        # another key from another address is not affected
-        answer, client = _sign_in(limited, other.management_key, "127.0.0.4")
-        clients.append(client)
-        assert answer.status_code == 303, answer.text
+        # another key, from the same address too, is not affected: good sign-ins do not use up the address
+        for address in ("127.0.0.4", "127.0.0.2"):
+            answer, client = _sign_in(limited, other.management_key, address)
+            clients.append(client)
+            assert answer.status_code == 303, answer.text
         # one address guessing keys: its window (8 a minute) closes, for a valid key too, and only for it
         for attempt in range(8):
             answer, client = _sign_in(limited, f"sk-rw-v1-guess-{attempt}", "127.0.0.5")
@@ -109,7 +110,7 @@ def test_sign_in_attempts_are_rate_limited_per_key_and_per_address(limited: Gate
             assert answer.status_code == 401, answer.text
         answer, client = _sign_in(limited, other.management_key, "127.0.0.5")
         clients.append(client)
-        assert answer.status_code == 429 and "sign-ins from this address" in answer.text
+        assert answer.status_code == 429 and "failed sign-ins from this address" in answer.text
         answer, client = _sign_in(limited, ADMIN_KEY, "127.0.0.6")
         clients.append(client)
         assert answer.status_code == 303, answer.text

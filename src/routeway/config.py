@@ -107,8 +107,8 @@ class LimitSettings:
     free_daily: int = 50  # per account per day (sliding 24 h) on `:free` variants, while granted < $10 in all
     free_daily_with_credits: int = 1000  # ... once it was granted $10 or more
     key_concurrent_streams: int = 0  # streams open at once per API key; 0 = no limit
-    signin_per_address: str = "60/minute;600/hour"  # dashboard sign-in attempts per client address
-    signin_per_key: str = "60/minute;300/hour"  # ... per key tried (management key, operator key, or any text)
+    signin_per_key: str = "60/minute;300/hour"  # dashboard sign-in attempts per key tried (any text counts)
+    signin_failures_per_address: str = "30/minute;300/hour"  # failed sign-ins per client address
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,7 @@ def _limits(table: Mapping[str, Any]) -> LimitSettings:
     if unknown:
         raise ConfigError(f"[limits]: unknown settings {sorted(unknown)}")
     settings = LimitSettings(**table)
-    for name in ("key_requests", "free_requests", "signin_per_address", "signin_per_key"):
+    for name in ("key_requests", "free_requests", "signin_per_key", "signin_failures_per_address"):
         text = getattr(settings, name)
         if not isinstance(text, str):
             raise ConfigError(f"[limits] {name} must be a string such as \"600/minute\"")

@@ -31,8 +31,8 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         secret = ctx.form.get("key", "").strip()
         target = safe_next(ctx.form.get("next"))
         client = ctx.request.scope.get("client")
-        services.throttle.check_signin(client[0] if client else "unknown",
-                                       hashlib.sha256(secret.encode()).hexdigest())
+        address = client[0] if client else "unknown"
+        services.throttle.check_signin(address, hashlib.sha256(secret.encode()).hexdigest())
         operator_key = services.settings.admin_key
         if operator_key and secret and hmac.compare_digest(secret.encode(), operator_key.encode()):
             session = sessions.start(operator=True)
@@ -40,6 +40,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
             key = services.accounts.find_key(secret) if secret else None
             problem = _refusal(key)
             if problem:
+                services.throttle.signin_failed(address)
                 return ctx.render("signin.html", status=401, next=target, error=problem)
             assert key is not None
             session = sessions.start(key_hash=key.hash, account_id=key.account_id)
