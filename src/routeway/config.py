@@ -16,6 +16,7 @@ from typing import Any, Mapping
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+MIB = 1024 * 1024
 
 
 # How an endpoint's engine speaks reasoning, tools and structured output (see transform/reasoning.py)
@@ -45,6 +46,8 @@ class ProviderConfig:
     data_collection: str = "deny"  # "allow": the provider may store or train on prompts
     zdr: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    max_answer_bytes: int = 32 * MIB  # a whole (non-streamed) answer's body; more is a 502
+    max_stream_bytes: int = 256 * MIB  # everything one streamed answer may send; more ends it with an error chunk
     # Which catalog models this provider serves without an explicit endpoint ("*" = all); used by the
     # providers picked up from the environment.
     serves_catalog: tuple[str, ...] = ()
@@ -104,6 +107,8 @@ class LimitSettings:
     free_daily: int = 50  # per account per day (sliding 24 h) on `:free` variants, while granted < $10 in all
     free_daily_with_credits: int = 1000  # ... once it was granted $10 or more
     key_concurrent_streams: int = 0  # streams open at once per API key; 0 = no limit
+    signin_per_key: str = "60/minute;300/hour"  # dashboard sign-in attempts per key tried (any text counts)
+    signin_failures_per_address: str = "30/minute;300/hour"  # failed sign-ins per client address
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +170,7 @@ def _limits(table: Mapping[str, Any]) -> LimitSettings:
     if unknown:
         raise ConfigError(f"[limits]: unknown settings {sorted(unknown)}")
     settings = LimitSettings(**table)
-    for name in ("key_requests", "free_requests"):
+    for name in ("key_requests", "free_requests", "signin_per_key", "signin_failures_per_address"):
         text = getattr(settings, name)
         if not isinstance(text, str):
             raise ConfigError(f"[limits] {name} must be a string such as \"600/minute\"")
@@ -214,8 +219,15 @@ def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
     for header, value in dict(table.get("headers", {})).items():
         if any(c in f"{header}{value}" for c in "\r\n\0"):
             raise ConfigError(f"{where}: header {header!r} contains a line break, which would split the request")
+    caps = {}
+    for cap in ("max_answer_bytes", "max_stream_bytes"):
+        if cap in table:
+            value = table[cap]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise ConfigError(f"{where}: {cap} must be a whole number of bytes, at least 1024, not {value!r}")
+            caps[cap] = value
     return ProviderConfig(
-        name=name, kind=kind, base_url=base_url,
+        name=name, kind=kind, base_url=base_url, **caps,
         display_name=table.get("display_name", ""), api_key_env=table.get("api_key_env"), timeouts=timeouts,
         data_collection=policy, zdr=bool(table.get("zdr", False)), headers=dict(table.get("headers", {})),
         serves_catalog=tuple(table.get("serves_catalog", ())),

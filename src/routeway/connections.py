@@ -223,6 +223,11 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
             self.transport.close()  # a pipelined request's refusal cannot cut into the answer being written
             return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # its route is running (the head was fine, the body is not): it sees a disconnect, and what it
+            # still sends is dropped instead of written after the refusal (a traceback in the log)
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
         body = _encoder.encode(error.body())
         head = [STATUS_LINE[error.status], b"content-type: application/json\r\n",
                 b"content-length: %d\r\n" % len(body), b"connection: close\r\n"]

@@ -36,6 +36,9 @@ directly. Behaviours:
   echo-auth-sse   stream headers, then an event that is not JSON and repeats the Authorization header
   odd-choice      two tokens, then a chunk whose ``choices`` entry is not an object (routeway's own code
                   trips over it after the first token: an internal error mid-stream)
+  flood           a stream of 64 KiB content events, 256 MiB in all, as fast as the reader takes them
+                  (then [DONE]); ``flood_sent`` holds the bytes each flood could write so far
+  huge-answer     HTTP 200 JSON of 64 MiB (one long content string)
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class MockUpstream(LoopbackServer):
         self.closed_early: list[int] = []  # chunks a slow stream had written when its client cut it
         self.completed_streams = 0
         self.toggle_failing = False
+        self.flood_sent: list[int] = []  # per flood stream: bytes written to the socket so far
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -101,6 +105,12 @@ class MockUpstream(LoopbackServer):
             await response.prepare(request)
             await response.write(f"data: proxy error, credentials {request.headers.get('Authorization')}\n\n".encode())
             return response
+        if behaviour == "huge-answer":
+            content = b"x" * HUGE_ANSWER_BYTES
+            return web.Response(body=b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "'
+                                + content + b'"}, "finish_reason": "stop"}]}', content_type="application/json")
+        if behaviour == "flood" and stream:
+            return await self._flood(request)
         if behaviour == "not-json":
             return web.Response(text="<html>oops</html>", content_type="application/json")
         if behaviour == "hang":
@@ -183,6 +193,20 @@ class MockUpstream(LoopbackServer):
         self.completed_streams += 1
         return response
 
+    async def _flood(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        slot = len(self.flood_sent)
+        self.flood_sent.append(0)
+        try:
+            while self.flood_sent[slot] < FLOOD_BYTES:
+                await response.write(_FLOOD_EVENT)  # waits while the reader's socket is full
+                self.flood_sent[slot] += len(_FLOOD_EVENT)
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return response
+
     async def _slow_stream(self, response: web.StreamResponse) -> web.StreamResponse:
         written = 0
         try:
@@ -198,6 +222,11 @@ class MockUpstream(LoopbackServer):
             raise
         return response
 
+
+HUGE_ANSWER_BYTES = 64 * 1024 * 1024
+FLOOD_BYTES = 256 * 1024 * 1024
+_FLOOD_EVENT = b'data: {"id": "up-1", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [' \
+               b'{"index": 0, "delta": {"content": "' + b"x" * (64 * 1024) + b'"}, "finish_reason": null}]}\n\n'
 
 _LIES: dict[str, dict[str, Any]] = {
     "huge-usage": {"prompt_tokens": 10_000_000, "completion_tokens": 10_000_000, "total_tokens": 20_000_000},

@@ -1,6 +1,7 @@
 """Request-rate limits: per API key (the operator's choice, off by default), and OpenRouter's limits on
 ``:free`` variants per account (20 a minute; 50 a day, or 1,000 once the account was granted $10).
-Also the streams open at once per API key (``key_concurrent_streams``, off by default): a plain count
+Dashboard sign-in attempts are limited per key tried (``signin_per_key``) and, counting failures
+only, per client address (``signin_failures_per_address``). Also the streams open at once per API key (``key_concurrent_streams``, off by default): a plain count
 per key, taken before the reservation and given back when the stream ends, however it ends.
 
 Counting uses the ``limits`` library's sliding-window counters in this process's memory: O(1) per check,
@@ -63,6 +64,9 @@ class Throttle:
         self.free_daily_with_credits = (parse(f"{settings.free_daily_with_credits}/day")
                                         if settings.free_daily_with_credits else None)
         self.max_streams = settings.key_concurrent_streams
+        self.signin_key = parse_many(settings.signin_per_key) if settings.signin_per_key else []
+        failures = settings.signin_failures_per_address
+        self.signin_failures = parse_many(failures) if failures else []
         self.open_streams: dict[str, int] = {}  # key hash -> streams open now; keys at zero are dropped
 
     async def sweep_forever(self) -> None:
@@ -94,6 +98,21 @@ class Throttle:
             self.open_streams[key.hash] = left
         else:
             self.open_streams.pop(key.hash, None)
+
+    def check_signin(self, address: str, key_id: str) -> None:
+        """One dashboard sign-in attempt from ``address`` with the key whose digest is ``key_id``, before
+        the key is looked at: refused (429) when the key has used its window or the address its window of
+        failures. Only the key's window counts it; ``signin_failed`` counts a failure against the address,
+        so a tenant signing in again and again uses up its own key's window, not its address's (which
+        behind a reverse proxy is everyone's)."""
+        for item in self.signin_failures:
+            if not self.limiter.test(item, "signin-failures", address):
+                self._refuse(item, "signin-failures", address, "failed sign-ins from this address")
+        self._take(self.signin_key, "signin-key", key_id, "sign-ins with this key")
+
+    def signin_failed(self, address: str) -> None:
+        for item in self.signin_failures:
+            self.limiter.hit(item, "signin-failures", address)
 
     def _daily(self, account: AccountState) -> RateLimitItem | None:
         return self.free_daily_with_credits if self.free_tier_over(account) else self.free_daily

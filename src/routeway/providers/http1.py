@@ -11,6 +11,12 @@ What it does: keep-alive connections pooled per origin (closed after ``IDLE_SECO
 that closes before any answer byte is retried once on a new one), TLS with the system's certificates,
 chunked, length-delimited and close-delimited bodies, gzip/deflate bodies (it asks for identity and
 decodes these anyway), and timeouts for connecting, for the response head, between body reads, and in total.
+
+Bounded: an answer's body is capped (``body_limit``, counted after decompression, so a gzip bomb stops
+at the cap too; past it the read fails with ``BodyTooLarge`` and the socket is closed), and at most
+``HIGH_WATER`` bytes wait in a response for its reader: above that the socket stops being read
+(``transport.pause_reading``) until the reader takes them. So a client that reads slowly slows its own
+upstream (the relay awaits the client's send) and never makes routeway hold more than a window of it.
 What it leaves out: proxies, cookies (an upstream's cookies must never ride along on another user's
 request), redirects, HTTP/2.
 """
@@ -29,6 +35,8 @@ from urllib.parse import urlsplit
 import httptools
 
 IDLE_SECONDS = 4.0
+HIGH_WATER = 256 * 1024  # body bytes a response holds for its reader before the socket is paused
+BODY_LIMIT = 32 * 1024 * 1024  # an answer's body, unless the caller says otherwise
 
 
 class ClientError(Exception):
@@ -41,6 +49,12 @@ class ConnectFailed(ClientError):
 
 class Disconnected(ClientError):
     pass
+
+
+class BodyTooLarge(ClientError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upstream answer is larger than {limit:,} bytes")
+        self.limit = limit
 
 
 class ReadTimeout(ClientError):
@@ -88,9 +102,11 @@ class Response:
     """One upstream answer: status and head now, body as it arrives."""
 
     __slots__ = ("status", "headers", "_conn", "_chunks", "_waiter", "_complete", "_error", "_inflate",
-                 "_deadline", "_loop", "_idle", "_arrived", "_watchdog")
+                 "_deadline", "_loop", "_idle", "_arrived", "_watchdog", "limit", "_received", "_buffered",
+                 "_paused", "_window")
 
-    def __init__(self, conn: _Connection, status: int, headers: dict[str, str], deadline: float) -> None:
+    def __init__(self, conn: _Connection, status: int, headers: dict[str, str], deadline: float,
+                 limit: int) -> None:
         self.status = status
         self.headers = headers
         self._conn: _Connection | None = conn
@@ -103,6 +119,11 @@ class Response:
         self._idle: float | None = None  # the longest silence the current reader accepts
         self._arrived = conn.loop.time()  # when bytes last came in
         self._watchdog: asyncio.TimerHandle | None = None
+        self.limit = limit  # body bytes this answer may have in all (the caller may lower it, e.g. for errors)
+        self._received = 0  # body bytes so far, decompressed
+        self._buffered = 0  # body bytes waiting for the reader
+        self._paused = False  # the socket is not being read until the reader catches up
+        self._window = HIGH_WATER  # buffered bytes that pause the socket
         encoding = headers.get("content-encoding", "").strip().lower()
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS) \
             if encoding in ("gzip", "deflate") else None
@@ -111,14 +132,24 @@ class Response:
     def _feed(self, data: bytes) -> None:
         if self._complete:
             return  # bytes past the end of this answer belong to no one (the socket is being closed)
+        room = self.limit - self._received
         if self._inflate is not None:
-            try:
-                data = self._inflate.decompress(data)
+            try:  # never inflate more than the cap allows (plus one byte, to see it is over)
+                data = self._inflate.decompress(data, max(room, 0) + 1)
             except zlib.error as exc:
                 self._fail(ClientError(f"upstream sent a body that does not decompress: {exc}"))
                 return
+        if len(data) > room:
+            self._fail(BodyTooLarge(self.limit))
+            if self._conn is not None:
+                self._conn.abort()  # the rest of this answer is not wanted, and the socket cannot be reused
+            return
+        self._received += len(data)
+        self._buffered += len(data)
         self._chunks.append(data)
         self._arrived = self._loop.time()
+        if self._buffered >= self._window and not self._paused and self._conn is not None:
+            self._paused = self._conn.pause()
         self._wake()
 
     def _finish(self) -> None:
@@ -143,6 +174,9 @@ class Response:
             if self._chunks:
                 chunks = self._chunks
                 self._chunks = []
+                self._buffered = 0
+                if self._paused:
+                    self._resume()
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if self._error is not None:
                 raise self._error
@@ -152,6 +186,9 @@ class Response:
 
     async def read(self) -> bytes:
         """The whole body (bounded by the call's total deadline)."""
+        self._window = self.limit + 1  # a whole answer is read in one piece: its bound is the cap
+        if self._paused:
+            self._resume()
         while not self._complete:
             if self._error is not None:
                 raise self._error
@@ -161,6 +198,12 @@ class Response:
         chunks, self._chunks = self._chunks, []
         self.close()
         return b"".join(chunks)
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._arrived = self._loop.time()  # the upstream was not silent while paused: we were not reading
+        if self._conn is not None:
+            self._conn.resume()
 
     async def _wait(self, idle: float | None) -> None:
         if self._deadline <= self._loop.time():
@@ -219,6 +262,8 @@ class _Connection(asyncio.Protocol):
         self.head: asyncio.Future[Response] | None = None
         self.response: Response | None = None
         self.deadline = 0.0
+        self.body_limit = 0
+        self.paused = False
         self._headers: list[tuple[bytes, bytes]] = []
         self._close_delimited = True
         self._keep = True  # the server has not asked to close after this answer
@@ -269,7 +314,7 @@ class _Connection(asyncio.Protocol):
             self._broken(ClientError("upstream sent an answer nobody asked for"))
             return
         self._close_delimited = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
-        self.response = Response(self, status, headers, self.deadline)
+        self.response = Response(self, status, headers, self.deadline, self.body_limit)
         head, self.head = self.head, None
         if head is not None and not head.done():
             head.set_result(self.response)
@@ -287,21 +332,35 @@ class _Connection(asyncio.Protocol):
                 self._keep = False
 
     # ---- the pool's side ----
-    def send(self, data: bytes, deadline: float) -> asyncio.Future[Response]:
+    def send(self, data: bytes, deadline: float, body_limit: int) -> asyncio.Future[Response]:
         self.head = self.loop.create_future()
         self.response = None
         self.received = False
         self.deadline = deadline
+        self.body_limit = body_limit
         self._keep = True
         assert self.transport is not None
         self.transport.write(data)
         return self.head
+
+    def pause(self) -> bool:
+        if self.closed or self.transport is None:
+            return False
+        self.transport.pause_reading()
+        self.paused = True
+        return True
+
+    def resume(self) -> None:
+        if self.paused and not self.closed and self.transport is not None:
+            self.transport.resume_reading()
+        self.paused = False
 
     def done_with(self, response: Response, reusable: bool) -> None:
         if response is not self.response:
             return
         self.response = None
         if reusable and self._keep and not self.closed and self.head is None:
+            self.resume()  # the answer's last bytes may have paused it
             self.pool.release(self)
         else:
             self.abort()
@@ -331,8 +390,9 @@ class Pool:
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def post(self, target: Target, headers: bytes, body: bytes, *, connect_timeout: float,
-                   head_timeout: float, total_timeout: float) -> Response:
-        """Send ``body`` and wait for the answer's status and headers."""
+                   head_timeout: float, total_timeout: float, body_limit: int = BODY_LIMIT) -> Response:
+        """Send ``body`` and wait for the answer's status and headers; its body may have ``body_limit``
+        bytes at most."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + total_timeout
         # identity: without an Accept-Encoding a server may pick any coding (RFC 9110 12.5.3), and a
@@ -342,17 +402,17 @@ class Pool:
         conn = self._reuse(target)
         if conn is not None:
             try:
-                return await self._exchange(conn, request, deadline, head_timeout, loop)
+                return await self._exchange(conn, request, deadline, head_timeout, body_limit, loop)
             except Disconnected:
                 if conn.received:
                     raise
                 # the server closed an idle socket as we reused it: nothing was answered, try a new one
         conn = await self._connect(target, connect_timeout, loop)
-        return await self._exchange(conn, request, deadline, head_timeout, loop)
+        return await self._exchange(conn, request, deadline, head_timeout, body_limit, loop)
 
     async def _exchange(self, conn: _Connection, request: bytes, deadline: float, head_timeout: float,
-                        loop: asyncio.AbstractEventLoop) -> Response:
-        head = conn.send(request, deadline)
+                        body_limit: int, loop: asyncio.AbstractEventLoop) -> Response:
+        head = conn.send(request, deadline, body_limit)
         limit = min(loop.time() + head_timeout, deadline)
         timer = loop.call_at(limit, _expire_head, head)
         try:

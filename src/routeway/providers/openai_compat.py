@@ -12,7 +12,8 @@ import msgspec
 from routeway.catalog import Endpoint
 from routeway.config import ConfigError, ProviderConfig
 from routeway.providers.base import RAW_SCAN, UpstreamError
-from routeway.providers.http1 import ClientError, ConnectFailed, Pool, ReadTimeout, Response, Target, header_block
+from routeway.providers.http1 import (BodyTooLarge, ClientError, ConnectFailed, Pool, ReadTimeout, Response, Target,
+                                      header_block)
 from routeway.providers.redact import Redactor, provider_secrets
 
 _decode = msgspec.json.decode
@@ -21,6 +22,8 @@ try:
     USER_AGENT = f"routeway/{version('routeway')}"
 except PackageNotFoundError:  # running from a source tree that was never installed
     USER_AGENT = "routeway"
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # one SSE line; engines send lines of a few hundred bytes
+ERROR_BODY_LIMIT = 64 * 1024  # an error answer's body: only its first RAW_SCAN characters are ever looked at
 
 
 def map_status(upstream: int) -> int:
@@ -60,6 +63,8 @@ class OpenAICall:
             raw = await self.response.read()
         except ReadTimeout as exc:
             raise UpstreamError(408, f"upstream did not finish its answer in time: {exc}") from None
+        except BodyTooLarge as exc:  # the tokens are spent upstream: another endpoint would spend them again
+            raise UpstreamError(502, f"{exc} (the provider's max_answer_bytes)", retryable=False) from None
         except ClientError as exc:
             raise UpstreamError(502, f"upstream connection failed while reading the answer: {exc}") from None
         finally:
@@ -80,20 +85,32 @@ class OpenAICall:
     async def _sse(self) -> AsyncIterator[dict[str, Any]]:
         """The ``data:`` events of an SSE stream, decoded; ends at ``[DONE]``."""
         response, idle = self.response, self.idle
-        pending = b""  # a line split across reads
+        pending: list[bytes] = []  # a line split across reads, in pieces (joined once, when it ends)
+        pending_bytes = 0
         while True:
             try:
                 chunk = await response.read_some(idle)
             except ReadTimeout as exc:
                 raise UpstreamError(408, f"upstream sent nothing for {idle:g} s mid-stream"
                                     if not exc.total else f"upstream stream ran out of time: {exc}") from None
+            except BodyTooLarge as exc:
+                raise UpstreamError(502, f"{exc} (the provider's max_stream_bytes)") from None
             except ClientError as exc:
                 raise UpstreamError(502, f"upstream connection failed mid-stream: {exc}") from None
             if not chunk:
-                lines, pending = [pending], b""
+                lines, pending = [b"".join(pending)], []
+            elif b"\n" not in chunk:
+                pending.append(chunk)  # no line ends here: no re-join of a long line on every read
+                pending_bytes += len(chunk)
+                if pending_bytes > MAX_EVENT_BYTES:
+                    raise UpstreamError(502, f"upstream sent a stream line longer than {MAX_EVENT_BYTES:,} bytes")
+                continue
             else:
-                lines = (pending + chunk if pending else chunk).split(b"\n")
-                pending = lines.pop()
+                lines = chunk.split(b"\n")
+                if pending:
+                    lines[0] = b"".join(pending) + lines[0]
+                pending = [lines.pop()]
+                pending_bytes = len(pending[0])
             for line in lines:
                 if not line.startswith(b"data:"):
                     continue  # blank separators, SSE comments (": OPENROUTER PROCESSING"), event: lines
@@ -147,8 +164,10 @@ class OpenAICompatible:
         t = self.provider.timeouts
         payload = _encoder.encode(self.translate(endpoint, body))
         try:
-            response = await self.client.post(self.target, self.headers, payload, connect_timeout=t.connect,
-                                              head_timeout=t.first_byte, total_timeout=t.total)
+            response = await self.client.post(
+                self.target, self.headers, payload, connect_timeout=t.connect, head_timeout=t.first_byte,
+                total_timeout=t.total,
+                body_limit=self.provider.max_stream_bytes if stream else self.provider.max_answer_bytes)
         except ReadTimeout:
             raise UpstreamError(408, f"upstream did not answer within {t.first_byte:g} s") from None
         except ConnectFailed as exc:
@@ -156,6 +175,7 @@ class OpenAICompatible:
         except ClientError as exc:
             raise UpstreamError(502, f"upstream request failed: {exc}") from None
         if response.status != 200:
+            response.limit = min(response.limit, ERROR_BODY_LIMIT)
             try:
                 raw = (await response.read())[:RAW_SCAN].decode("utf-8", "replace")
             except ClientError:

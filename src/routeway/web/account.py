@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
     async def signin(ctx: Ctx) -> Response:
         secret = ctx.form.get("key", "").strip()
         target = safe_next(ctx.form.get("next"))
+        client = ctx.request.scope.get("client")
+        address = client[0] if client else "unknown"
+        services.throttle.check_signin(address, hashlib.sha256(secret.encode()).hexdigest())
         operator_key = services.settings.admin_key
         if operator_key and secret and hmac.compare_digest(secret.encode(), operator_key.encode()):
             session = sessions.start(operator=True)
@@ -36,11 +40,14 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
             key = services.accounts.find_key(secret) if secret else None
             problem = _refusal(key)
             if problem:
+                services.throttle.signin_failed(address)
                 return ctx.render("signin.html", status=401, next=target, error=problem)
             assert key is not None
             session = sessions.start(key_hash=key.hash, account_id=key.account_id)
         if ctx.session is not None:
             sessions.end(ctx.session)
+        for playground in sessions.take_evicted_playgrounds():  # the key's oldest sessions, pushed out
+            await forget_key(services, playground)
         return redirect(target, [sessions.cookie(session, ctx.request)])
 
     async def signout(ctx: Ctx) -> Response:

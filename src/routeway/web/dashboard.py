@@ -127,8 +127,12 @@ class Dashboard:
             response = redirect(moved.location)
         except PageError as error:
             response = self.error_page(request, error.status, error.message)
-        except APIError as error:  # validation shared with the API (e.g. expires_at) or no such route
+        except APIError as error:  # validation shared with the API (e.g. expires_at), a rate limit, no such route
             response = self.error_page(request, error.status, error.message)
+            # a rate-limited sign-in says when to come back (Retry-After), a 405 which methods to use (Allow)
+            response.headers = [*response.headers, *((name.lower().encode(), value.encode())
+                                                     for name, value in error.headers.items()
+                                                     if name.lower() in ("retry-after", "allow"))]
         except Exception:
             log.exception("dashboard error on %s %s", request.method, request.scope["path"])
             response = self.error_page(request, 500, "Internal error; the server log has details.")
@@ -147,6 +151,8 @@ class Dashboard:
         try:
             handler, request.path_params = self.router.resolve(method, path.rstrip("/") or "/")
         except APIError as error:
+            if error.status == 405:
+                raise  # its Allow header goes with it
             raise PageError(error.status, "There is no such page." if error.status == 404 else error.message) from None
         ctx = Ctx(self, request, self.sessions.current(request))
         if method == "POST":

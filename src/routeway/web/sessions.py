@@ -8,7 +8,7 @@ only open the sign-in form get a short-lived anonymous session, so that form car
 Every POST must carry the session's CSRF token, as the form field ``csrf`` or the ``X-CSRF-Token``
 header (the playground's fetch); a request whose ``Origin`` names another site is refused as well.
 Sessions end on sign-out, after ``SESSION_SECONDS``, or as soon as their management key is disabled,
-deleted or expires.
+deleted or expires, or when newer sessions push them out of the store (web/session_store.py).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 from routeway.api.http import Request
 from routeway.ledger.accounts import now_ms
 from routeway.web.core import PageError
+from routeway.web.session_store import MemorySessionStore, SessionStore
 
 if TYPE_CHECKING:
-    from routeway.app import Services
+    from routeway.services import Services
 
 COOKIE = "rw_session"
 SESSION_SECONDS = 12 * 3600
 ANONYMOUS_SECONDS = 3600
-MAX_SESSIONS = 20_000
 
 
 @dataclass(slots=True)
@@ -51,14 +51,15 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, store: SessionStore | None = None) -> None:
         self.services = services
-        self.by_id: dict[str, Session] = {}
+        self.store: SessionStore = store or MemorySessionStore()
+        self.evicted_playgrounds: list[tuple[str, str]] = []  # keys of pushed-out sessions, for the caller to delete
 
     # ---- lookup ---------------------------------------------------------------------------------
     def current(self, request: Request) -> Session | None:
         sid = cookie_value(request, COOKIE)
-        session = self.by_id.get(sid) if sid else None
+        session = self.store.get(sid) if sid else None
         if session is None:
             return None
         if session.expires <= time.time() or not self._key_valid(session):
@@ -69,36 +70,30 @@ class Sessions:
     def _key_valid(self, session: Session) -> bool:
         if session.operator or session.key_hash is None:
             return True
-        key = self.services.book.keys.get(session.key_hash)
+        key = self.services.accounts.key(session.key_hash)
         return (key is not None and not key.deleted and not key.disabled
                 and (key.expires_at is None or key.expires_at > now_ms()))
 
     # ---- life cycle -----------------------------------------------------------------------------
     def start(self, *, key_hash: str | None = None, operator: bool = False, account_id: str | None = None) -> Session:
         """A new session with a new id and CSRF token (a sign-in never keeps the anonymous id)."""
-        self._sweep()
         signed_in = operator or key_hash is not None
         session = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
                           expires=time.time() + (SESSION_SECONDS if signed_in else ANONYMOUS_SECONDS),
                           key_hash=key_hash, operator=operator, account_id=account_id)
-        self.by_id[session.id] = session
+        for evicted in self.store.add(session):
+            if evicted.playground is not None:
+                self.evicted_playgrounds.append(evicted.playground)
         return session
 
     def end(self, session: Session) -> tuple[str, str] | None:
         """Forget the session; returns its playground key (secret, hash) for the caller to delete."""
-        self.by_id.pop(session.id, None)
+        self.store.remove(session.id)
         return session.playground
 
-    def _sweep(self) -> None:
-        now = time.time()
-        for sid in [s for s, session in self.by_id.items() if session.expires <= now]:
-            del self.by_id[sid]  # their playground keys expire by themselves (expires_at = session end)
-        if len(self.by_id) >= MAX_SESSIONS:  # shed anonymous sessions first, oldest first
-            anonymous = sorted((s for s in self.by_id.values() if not s.signed_in), key=lambda s: s.expires)
-            for session in anonymous[: max(1, len(anonymous) // 2)]:
-                del self.by_id[session.id]
-            if len(self.by_id) >= MAX_SESSIONS:
-                raise PageError(503, "Too many dashboard sessions are open; try again later.")
+    def take_evicted_playgrounds(self) -> list[tuple[str, str]]:
+        taken, self.evicted_playgrounds = self.evicted_playgrounds, []
+        return taken
 
     # ---- cookies and CSRF -----------------------------------------------------------------------
     @staticmethod

@@ -3,6 +3,10 @@
 Field names, ranges and defaults follow OpenRouter's parameter docs. Unknown fields are ignored
 (lenient input); a wrong type or range is a 400 naming the field (msgspec's ``at `$.field```).
 
+Integer fields take integral floats (``top_logprobs: 0.0``, ``max_tokens: 1e3``), as JSON Schema's
+``integer`` and OpenRouter do; ``0.5`` stays a 400. Only a body the strict decode refuses for that
+reason is decoded a second time, so requests with plain integers pay nothing for it.
+
 Sizes are bounded beyond the body's byte cap: at most ``MAX_MESSAGES`` messages and ``MAX_TOOLS`` tools,
 and JSON nested at most ``MAX_DEPTH`` levels (free-form values such as message content and schemas
 travel on to code that recurses: encoders, JSON Schema, token counting).
@@ -144,11 +148,19 @@ class ChatRequest(Struct, omit_defaults=True):
 
 
 _decoder = msgspec.json.Decoder(ChatRequest)
+INTEGER_FIELDS = (("max_tokens",), ("max_completion_tokens",), ("top_k",), ("seed",), ("top_logprobs",),
+                  ("reasoning", "max_tokens"))
+_FLOAT_FOR_INT = ("Expected `int | null`, got `float`", "Expected `int`, got `float`")
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     try:
-        chat = _decoder.decode(body)
+        try:
+            chat = _decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            if not str(exc).startswith(_FLOAT_FOR_INT):
+                raise
+            chat = _decoder.decode(_integral_floats_as_ints(body))  # still refuses 0.5, naming the field
     except msgspec.ValidationError as exc:
         field = str(exc).rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in str(exc) else None
         raise APIError(400, f"Invalid request: {exc}", metadata={"param": field} if field else None) from None
@@ -168,6 +180,20 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise APIError(400, "Invalid request: `reasoning_effort` conflicts with `reasoning.effort`",
                        metadata={"param": "reasoning_effort"})
     return chat
+
+
+def _integral_floats_as_ints(body: bytes) -> bytes:
+    """The body with each integer field that holds a whole float (``2.0``) holding the integer instead."""
+    raw = msgspec.json.decode(body)
+    for path in INTEGER_FIELDS:
+        parent = raw
+        for name in path[:-1]:
+            parent = parent.get(name) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            value = parent.get(path[-1])
+            if isinstance(value, float) and value.is_integer():
+                parent[path[-1]] = int(value)
+    return msgspec.json.encode(raw)
 
 
 def _check_messages(chat: ChatRequest) -> None:
