@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: serve test install install-test
+.PHONY: serve test check install install-test
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,12 @@ install-test: $(BIN)/python
 
 serve: install
 	$(BIN)/routeway serve $(ARGS)
+
+# Lint (ruff, no formatting) and strict typing (mypy); both configured in pyproject.toml. .ci/run runs it
+# before `make test`.
+check: install-test
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 # Coverage counts the routeway server processes the tests start (pyproject.toml [tool.coverage]); the
 # floor (fail_under) applies to a whole run only, not to `make test ARGS=tests/test_x.py`.

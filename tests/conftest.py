@@ -24,6 +24,7 @@ import pytest
 
 from routeway.config import ENV_PROVIDERS
 from routeway.routing.plan import SEED_VARIABLE
+
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
@@ -182,7 +183,7 @@ def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str]
     env = {key: value for key, value in os.environ.items()
            if key not in PROVIDER_KEY_VARIABLES and key != "ROUTEWAY_CONFIG"}  # never a real provider
     env.update({"ROUTEWAY_ADMIN_KEY": ADMIN_KEY, SEED_VARIABLE: ROUTING_SEED, **(env_extra or {})})
-    log = open(data_dir.parent / f"routeway-{port}.log", "wb")
+    log = open(data_dir.parent / f"routeway-{port}.log", "wb")  # noqa: SIM115 - open as long as the server runs
     process = subprocess.Popen(
         [sys.executable, "-m", "routeway", "serve", *(["--config", str(config)] if config else []),
          "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"],

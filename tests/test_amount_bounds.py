@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from routeway.ledger.money import MAX_ACCOUNT_CREDITS_USD, MAX_USD
+
 from tests.conftest import Account, Gateway
 
 HUGE = [1e12, -1e12, "1e400", "-1e400"]  # strings go into the JSON body as they are: 1e400 decodes to inf

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import Account, Gateway, start_gateway, stop_gateway
+from tests.conftest import Gateway, start_gateway, stop_gateway
 from tests.support.anthropic_upstream import MockAnthropic
 
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",

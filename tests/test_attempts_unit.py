@@ -36,7 +36,7 @@ def run(attempts: list[Attempt], outcomes: dict[str, object], limits: RoutingSet
         return a.endpoint.tag
 
     async def main() -> str:
-        chosen, result = await first_answer(attempts, health, limits, start, log)
+        _chosen, result = await first_answer(attempts, health, limits, start, log)
         return result
 
     return asyncio.run(main()), log

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -94,7 +94,7 @@ def test_disabled_and_expired_keys(account: Account) -> None:
     created = httpx.post(api + "/keys", json={"name": "soon"}, headers=management).json()
     httpx.patch(api + f"/keys/{created['data']['hash']}", json={"disabled": True}, headers=management)
     assert_error(account.chat(GOOD, key=created["key"]), 401, "disabled")
-    soon = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     expiring = httpx.post(api + "/keys", json={"name": "brief", "expires_at": soon}, headers=management).json()
     import time
     time.sleep(1.2)

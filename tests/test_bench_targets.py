@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import targets_check  # noqa: E402
+import targets_check
 
 ROW = "generation records durable by group commit (writes per commit at saturation ≥ 2)"
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from routeway.web.session_store import PER_KEY, MemorySessionStore
+from routeway.web.sessions import Session
+
 from tests.conftest import ADMIN_KEY, Gateway, start_gateway, stop_gateway, write_config
 from tests.support.dashboard_client import csrf_token
 from tests.support.upstream import MockUpstream
 from tests.test_resource_limits import rss_mb
-
-from routeway.web.session_store import PER_KEY, MemorySessionStore
-from routeway.web.sessions import Session
 
 
 def _gateway(upstream: MockUpstream, root: Path, limits: str) -> Gateway:

@@ -314,7 +314,7 @@ def test_https_upstream_is_verified_against_the_system_trust_store(tmp_path, mon
         pool = Pool()
         try:
             if not trusted:
-                with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+                with pytest.raises(ConnectFailed, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
                     await post(pool, target)
                 return
             for _ in range(2):

@@ -104,7 +104,7 @@ def test_client_disconnect_mid_stream_closes_upstream_and_bills_what_was_sent(
     deadline = time.monotonic() + 5
     while not account.generations() and time.monotonic() < deadline:
         time.sleep(0.02)
-    [(gid, status, cost, cancelled)] = account.generations()
+    [(gid, _status, _cost, cancelled)] = account.generations()
     assert gid == generation_id and cancelled == 1
     [(completion, estimated)] = account.gateway.rows(
         "SELECT tokens_completion, usage_estimated FROM generations WHERE id = ?", (gid,))
@@ -118,7 +118,7 @@ def test_failed_upstream_is_recorded_but_not_charged(account: Account) -> None:
     response = account.chat({"model": "test/fail-500", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5})
     assert response.status_code == 502
     assert "engine exploded" in response.json()["error"]["message"]
-    [(gid, status, cost, cancelled)] = account.generations()
+    [(_gid, status, cost, _cancelled)] = account.generations()
     assert status == 502 and cost == 0
     state = check_books(account)
     assert state["total_usage"] == 0
@@ -182,7 +182,7 @@ def test_client_leaving_a_non_streaming_request_cancels_it(account: Account) -> 
     deadline = time.monotonic() + 5
     while not account.generations() and time.monotonic() < deadline:
         time.sleep(0.02)
-    [(gid, status, cost, cancelled)] = account.generations()
+    [(gid, _status, _cost, cancelled)] = account.generations()
     assert cancelled == 1
     [(completion, estimated)] = account.gateway.rows(
         "SELECT tokens_completion, usage_estimated FROM generations WHERE id = ?", (gid,))

@@ -8,6 +8,7 @@ import schemathesis
 
 from routeway.api.openapi import build_document
 from routeway.api.operations import OPERATIONS
+
 from tests.conftest import Gateway
 from tests.support.openapi_doc import routeway_app, routeway_document
 
@@ -21,7 +22,7 @@ def test_every_registered_route_is_in_the_document() -> None:
 
 
 def test_a_route_without_a_description_stops_the_build_naming_it() -> None:
-    table = routeway_app().router.table + [("POST", "/brand-new")]
+    table = [*routeway_app().router.table, ("POST", "/brand-new")]
     with pytest.raises(RuntimeError, match="POST /brand-new"):
         build_document(table)
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from routeway.config import ENV_PROVIDERS
+
 from tests.conftest import PROVIDER_KEY_VARIABLES, start_gateway, stop_gateway, write_config
 from tests.support.upstream import MockUpstream
 

@@ -88,7 +88,7 @@ def test_unclosed_think_is_reasoning_with_length(account: Account) -> None:
                 "max_tokens": 300, "stream": stream}
         response = account.chat(body)
         if stream:
-            events = [json.loads(l[6:]) for l in response.text.splitlines() if l.startswith("data: {")]
+            events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
             reasoning = "".join(c["delta"].get("reasoning") or "" for e in events for c in e["choices"])
             finish = [c["finish_reason"] for e in events for c in e["choices"] if c["finish_reason"]]
         else:

@@ -13,6 +13,7 @@ from routeway.config import ProviderConfig
 from routeway.transform.reasoning import budget_tokens, wish
 from routeway.transform.request import upstream_body
 from routeway.wire.chat import ChatRequest
+
 from tests.conftest import Account
 
 MODEL = ModelInfo("a/m", "M", 0, "", 8192, None, Decimal(1), Decimal(1), "Other", None, ("text",), ("text",),

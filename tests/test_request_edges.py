@@ -54,12 +54,12 @@ def test_a_client_that_leaves_before_any_byte_pays_for_its_prompt_only(account: 
     routeway since no usage ever comes; no output reached the client, so none is billed."""
     model = "test/late-stream" if stream else "test/slow"  # first token after 1.2 s / answer after 300 ms
     before = {row[0] for row in account.generations()}
-    with pytest.raises(httpx.ReadTimeout):
-        with httpx.stream("POST", account.gateway.api + "/chat/completions", timeout=httpx.Timeout(30, read=0.15),
-                          json={"model": model, "messages": HI, "max_tokens": 100, "stream": stream},
-                          headers={"authorization": f"Bearer {account.api_key}"}) as response:
-            for line in response.iter_lines():
-                assert not line.startswith("data: {"), "a token arrived before the client left"
+    with (pytest.raises(httpx.ReadTimeout),
+          httpx.stream("POST", account.gateway.api + "/chat/completions", timeout=httpx.Timeout(30, read=0.15),
+                       json={"model": model, "messages": HI, "max_tokens": 100, "stream": stream},
+                       headers={"authorization": f"Bearer {account.api_key}"}) as response):
+        for line in response.iter_lines():
+            assert not line.startswith("data: {"), "a token arrived before the client left"
     deadline = time.monotonic() + 5
     while not {row[0] for row in account.generations()} - before and time.monotonic() < deadline:
         time.sleep(0.02)

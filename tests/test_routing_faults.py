@@ -30,7 +30,7 @@ def config(upstream_url: str) -> str:
         f'[[providers]]\nname = "logger"\ndisplay_name = "Logger"\nkind = "openai"\nbase_url = "{upstream_url}"\n'
         'data_collection = "allow"\n',
     ]
-    for n, price in ((1, "0.5"), (2, "1.0"), (3, "1.5")):
+    for n, _price in ((1, "0.5"), (2, "1.0"), (3, "1.5")):
         parts.append(f'[[providers]]\nname = "lb-{n}"\ndisplay_name = "LB {n}"\nkind = "openai"\nbase_url = "{upstream_url}"\n')
     model = ('[[models]]\nid = "{id}"\nname = "{id}"\ncontext_length = {ctx}\nprompt_price = "1"\ncompletion_price = "1"\n'
              'supported_parameters = {params}\n')

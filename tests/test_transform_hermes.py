@@ -3,16 +3,23 @@ any chunking of a stream folds to the non-streaming parse, which matches what th
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from routeway.transform.hermes import (
-    ContentDelta, HermesStreamParser, Parsed, ReasoningDelta, ToolCall, ToolCallArguments, ToolCallError,
-    ToolCallStart, parse_text,
+    ContentDelta,
+    HermesStreamParser,
+    Parsed,
+    ReasoningDelta,
+    ToolCall,
+    ToolCallArguments,
+    ToolCallError,
+    ToolCallStart,
+    parse_text,
 )
 
 PREFIX = "call_"
@@ -57,7 +64,7 @@ def fold(events: list, unclosed: bool) -> Parsed:
 
 def split(text: str, cuts) -> list[str]:
     points = [0, *sorted(set(cuts)), len(text)]
-    return [text[a:b] for a, b in zip(points, points[1:]) if b > a]
+    return [text[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
 def parse(text: str, **kw) -> Parsed:
@@ -392,7 +399,7 @@ PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[Heal
 @PROPERTY
 @given(documents(), st.data())
 def test_any_chunking_gives_the_non_streaming_result(doc, data):
-    text, think_open, tool_names, expected = doc
+    text, think_open, tool_names, _expected = doc
     kw = {"think_open": think_open, "tool_names": tool_names}
     result = parse_text(text, id_prefix=PREFIX, **kw)
     cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=60))
@@ -409,7 +416,7 @@ def test_parse_matches_what_the_text_was_built_from(doc):
     assert (result.content, result.reasoning) == (content, reasoning)
     assert (len(result.errors), result.unclosed_think) == (errors, unclosed)
     assert [(c.name, c.arguments) for c in result.tool_calls] == [(c.name, c.arguments) for c in calls]
-    for got, want in zip(result.tool_calls, calls):
+    for got, want in zip(result.tool_calls, calls, strict=True):
         assert json.loads(got.arguments) == want.value  # fragments concatenated parse to the original
     indexes = [int(c.id.removeprefix(PREFIX)) for c in result.tool_calls]
     assert indexes == sorted(set(indexes))

@@ -60,7 +60,7 @@ def test_error_after_the_first_byte_arrives_as_an_error_chunk(account: Account) 
     assert errors[0]["error"]["code"] == 502
     assert lines[-1] == "data: [DONE]"
     assert events[-1]["usage"]["completion_tokens"] > 0  # billed for what was relayed
-    [(gid, status, cost, cancelled)] = account.generations()
+    [(_gid, status, cost, cancelled)] = account.generations()
     assert status == 502 and cost > 0 and cancelled == 0
 
 

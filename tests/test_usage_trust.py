@@ -174,7 +174,7 @@ def liar_first(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory)
 def test_malformed_usage_falls_back_to_the_next_endpoint(liar_first: Gateway) -> None:
     account = liar_first.account(credits=10)
     response, body_bytes = ask(account, "test/liar-first", False, provider={"order": ["mock", "mock-b"]})
-    generation_id, usage, content = answer_of(response, False)
+    generation_id, _usage, content = answer_of(response, False)
     assert response.json()["provider"] == "Mock Engine B" and content.startswith("echo:")
     record = generation(account, generation_id)
     assert [(a["provider"], a["status"]) for a in record["provider_responses"]] == [("mock", 502), ("mock-b", 200)]

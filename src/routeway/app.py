@@ -9,8 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from routeway.api import admin, catalog as catalog_api, chat, generation, keys, openapi
-from routeway.api.http import (ClientDisconnected, Receive, Request, Response, Router, Scope, Send, error_response,
-                               json_response)
+from routeway.api.http import (
+    ClientDisconnected,
+    Handler,
+    Receive,
+    Request,
+    Response,
+    Router,
+    Scope,
+    Send,
+    error_response,
+    json_response,
+)
 from routeway.api.metrics import metrics_handler
 from routeway.config import Settings
 from routeway.errors import APIError
@@ -40,7 +50,7 @@ def ensure_admin_key(settings: Settings) -> Settings:
 class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
-        self.router = Router()
+        self.router: Router[Handler] = Router()
         for module in (chat, catalog_api, keys, generation, admin):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
@@ -90,12 +100,12 @@ class App:
                 await error_response(error)(send)
         except Exception as exc:
             if _too_deep(exc):
-                error = APIError(400, "Request body is not usable JSON: arrays and objects are nested too deeply.")
+                problem = APIError(400, "Request body is not usable JSON: arrays and objects are nested too deeply.")
             else:
                 log.exception("unhandled error on %s %s", scope["method"], path)
-                error = APIError(500, "Internal error; the server log has details.")
+                problem = APIError(500, "Internal error; the server log has details.")
             if not started:
-                await error_response(error)(send)
+                await error_response(problem)(send)
 
     def _health(self) -> Response:
         """200 while the store can write; 503 saying what is wrong when it cannot (paid work is refused)."""

@@ -24,8 +24,9 @@ import asyncio
 import logging
 import resource
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric

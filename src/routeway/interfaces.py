@@ -6,7 +6,8 @@ interface is ``store/base.py``'s ``Store``, with the SQL in the repositories bes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from routeway.ledger.book import AccountState, KeyState
@@ -70,6 +71,12 @@ class RateLimits(Protocol):
     def open_stream(self, key: KeyState) -> None: ...
 
     def close_stream(self, key: KeyState) -> None: ...
+
+    def check_signin(self, address: str, key_id: str) -> None:
+        """A dashboard sign-in attempt from ``address`` with the key whose digest is ``key_id``."""
+
+    def signin_failed(self, address: str) -> None:
+        """Counts a refused sign-in against ``address``."""
 
     def describe(self, account: AccountState) -> dict[str, Any]:
         """The account's ``:free`` limits, as ``GET /key`` shows them."""

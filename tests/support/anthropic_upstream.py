@@ -10,7 +10,6 @@ and their headers are kept in ``requests`` / ``headers``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 

@@ -66,7 +66,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 # --------------------------------------------------------------------------- #
 # Model
@@ -131,7 +131,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
 
 
 def _vocab() -> tuple[list[str], list[int]]:
@@ -192,7 +192,7 @@ def write_tiny_gguf(path: pathlib.Path, seed: int = 0) -> pathlib.Path:
     w.add_add_eos_token(False)
     w.add_chat_template(CHAT_TEMPLATE)
 
-    def rand(*shape: int) -> "np.ndarray":
+    def rand(*shape: int) -> np.ndarray:
         # numpy shape is (rows=out_features, cols=in_features); gguf reverses it.
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
@@ -263,7 +263,7 @@ def start_llama_server(
         "--n_ctx", str(n_ctx),
         *extra_args,
     ]
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # noqa: SIM115 - open as long as the server runs
     try:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

@@ -118,7 +118,7 @@ class MockUpstream(LoopbackServer):
         if behaviour == "slow":
             await asyncio.sleep(0.3)
         text = _last_user_text(body["messages"])
-        words = ["echo:"] + text.split()
+        words = ["echo:", *text.split()]
         if behaviour == "say":
             words = [text[i:i + 3] for i in range(0, len(text), 3)]
         content = "".join(words) if behaviour == "say" else " ".join(words)

@@ -49,7 +49,8 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         require_operator(services, request)
         account = accounts.get(request.path_params["account"])
         if account is None:
-            raise APIError(404, f"No account {request.path_params['account']}; list them with GET /api/v1/admin/accounts.")
+            raise APIError(404, f"No account {request.path_params['account']};"
+                                " list them with GET /api/v1/admin/accounts.")
         return account
 
     async def create_account(request: Request) -> Response:

@@ -48,7 +48,8 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
 
 async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
     """Bytes bound tokens from above; count (off the loop) only when that bound might not fit a context."""
-    contexts = [e.context_length for m in requested_models(chat) for e in services.catalog.endpoints_for(m.partition(":")[0])]
+    contexts = [e.context_length for m in requested_models(chat)
+                for e in services.catalog.endpoints_for(m.partition(":")[0])]
     if not contexts or body_bytes + (chat.output_limit or 0) <= min(contexts):
         return min(body_bytes, tokens.PER_MESSAGE_OVERHEAD * len(chat.messages or ()) + body_bytes // 4)
     return await tokens.count_off_loop(tokens.count_prompt, chat.messages)

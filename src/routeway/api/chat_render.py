@@ -40,7 +40,7 @@ class ChatCompletions:
         self.committed = True
         content_type = sse.HEADERS if self.stream else [(b"content-type", b"application/json")]
         await self.request.send({"type": "http.response.start", "status": 200,
-                                 "headers": content_type + [(b"x-generation-id", self.generation_id.encode())]})
+                                 "headers": [*content_type, (b"x-generation-id", self.generation_id.encode())]})
         if self.stream:
             await self._send(sse.PROCESSING)
 

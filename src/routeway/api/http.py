@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -43,7 +43,8 @@ class Request:
 
     @property
     def method(self) -> str:
-        return self.scope["method"]
+        method: str = self.scope["method"]
+        return method
 
     @property
     def headers(self) -> dict[str, str]:
@@ -107,7 +108,7 @@ class Response:
     async def __call__(self, send: Send) -> None:
         # Content-Length instead of chunked framing: the server then writes the body as it is, and
         # clients read it in one piece.
-        headers = self.headers + [(b"content-length", b"%d" % self.length)]
+        headers = [*self.headers, (b"content-length", b"%d" % self.length)]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
@@ -124,17 +125,19 @@ def error_response(error: APIError) -> Response:
 
 
 Handler = Callable[[Request], Awaitable[Response | None]]
+# The API routes Handlers; the dashboard routes its own page handlers (web/dashboard.py ``Page``).
+H = TypeVar("H")
 
 
-class Router:
+class Router(Generic[H]):
     """Exact paths in a dict; paths with ``{name}`` segments as compiled patterns."""
 
     def __init__(self) -> None:
-        self._exact: dict[str, dict[str, Handler]] = {}
-        self._patterns: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self._exact: dict[str, dict[str, H]] = {}
+        self._patterns: list[tuple[re.Pattern[str], dict[str, H]]] = []
         self.table: list[tuple[str, str]] = []  # (method, path) in registration order: what the OpenAPI document covers
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
+    def add(self, method: str, path: str, handler: H) -> None:
         self.table.append((method, path))
         if "{" not in path:
             self._exact.setdefault(path, {})[method] = handler
@@ -146,7 +149,7 @@ class Router:
                 return
         self._patterns.append((regex, {method: handler}))
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    def resolve(self, method: str, path: str) -> tuple[H, dict[str, str]]:
         methods = self._exact.get(path)
         params: dict[str, str] = {}
         if methods is None:

@@ -33,8 +33,8 @@ class KeyCreate(Struct, forbid_unknown_fields=False):
 class KeyPatch(Struct, forbid_unknown_fields=False):
     name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     disabled: bool | None = None
-    limit: UsdAmount | None | msgspec.UnsetType = msgspec.UNSET
-    limit_reset: Reset | None | msgspec.UnsetType = msgspec.UNSET
+    limit: UsdAmount | msgspec.UnsetType | None = msgspec.UNSET
+    limit_reset: Reset | msgspec.UnsetType | None = msgspec.UNSET
     include_byok_in_limit: bool | None = None
 
 
@@ -60,7 +60,8 @@ def expiry_ms(text: str | None) -> int | None:
     try:
         value = parse_iso_ms(text)
     except ValueError:
-        raise APIError(400, f"Invalid request: expires_at {text!r} is not an ISO 8601 time", metadata={"param": "expires_at"}) from None
+        raise APIError(400, f"Invalid request: expires_at {text!r} is not an ISO 8601 time",
+                       metadata={"param": "expires_at"}) from None
     if value <= now_ms():
         raise APIError(400, "Invalid request: expires_at must be in the future", metadata={"param": "expires_at"})
     return value

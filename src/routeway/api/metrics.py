@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,7 +30,8 @@ class HealthCollector:
                                        labels=["endpoint", "outcome"])
         breaker = GaugeMetricFamily("routeway_endpoint_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
                                     labels=["endpoint"])
-        uptime = GaugeMetricFamily("routeway_endpoint_uptime_30m", "Uptime percent over 30 minutes", labels=["endpoint"])
+        uptime = GaugeMetricFamily("routeway_endpoint_uptime_30m", "Uptime percent over 30 minutes",
+                                   labels=["endpoint"])
         ttft = GaugeMetricFamily("routeway_endpoint_ttft_ms", "Time to first token over 30 minutes",
                                  labels=["endpoint", "quantile"])
         for key, health in self.services.health.endpoints.items():
@@ -40,8 +42,8 @@ class HealthCollector:
             up = health.uptime(1800, now)
             if up is not None:
                 uptime.add_metric([key], up)
-            for quantile, value in (health.percentiles(1, 1800, now) or {}).items():
-                ttft.add_metric([key, quantile], value)
+            for quantile, ms in (health.percentiles(1, 1800, now) or {}).items():
+                ttft.add_metric([key, quantile], ms)
         yield from (outcomes, breaker, uptime, ttft)
         accounts = self.services.accounts.all()
         reserved = GaugeMetricFamily("routeway_reserved_usd", "Credit reserved by requests in flight")
@@ -77,8 +79,8 @@ class LoopLag:
 
 def metrics_handler(services: Services) -> Any:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HealthCollector(services))  # type: ignore[arg-type]
-    registry.register(services.connection_stats)  # type: ignore[arg-type]
+    registry.register(HealthCollector(services))
+    registry.register(services.connection_stats)
     for histogram in (services.store.commit_seconds, services.store.commit_batches, services.loop_lag.histogram):
         registry.register(histogram)
 

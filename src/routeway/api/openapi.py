@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from routeway import __version__
-from routeway.api.http import Request, Response, Router
+from routeway.api.http import Handler, Request, Response, Router
 from routeway.api.operations import ANY_KEY, API, MANAGEMENT, OPERATIONS, OPERATOR, Operation
 from routeway.wire.errors import ErrorResponse
 
@@ -28,7 +28,7 @@ SECURITY_SCHEMES = {
     "operatorKey": {"type": "http", "scheme": "bearer",
                     "description": "The operator key, ROUTEWAY_ADMIN_KEY: the /admin API over every account."},
 }
-SECURITY = {API: [{"apiKey": []}], MANAGEMENT: [{"managementKey": []}],
+SECURITY: dict[str | None, list[dict[str, list[str]]]] = {API: [{"apiKey": []}], MANAGEMENT: [{"managementKey": []}],
             ANY_KEY: [{"apiKey": []}, {"managementKey": []}], OPERATOR: [{"operatorKey": []}], None: []}
 
 
@@ -64,7 +64,7 @@ ERROR_HEADERS = {  # sent where they apply, so none is required
 SUCCESS_HEADERS = {"X-Generation-Id": {"description": "The `id` of the generation, for GET /generation", **TEXT}}
 
 
-def install(router: Router) -> None:
+def install(router: Router[Handler]) -> None:
     """Register GET /openapi.json, then build the document of every route the router has (itself too)."""
     document = b""
 
@@ -83,7 +83,7 @@ def build_document(table: list[tuple[str, str]]) -> dict[str, Any]:
     wire_types = (t for _, _, op in operations for t in (op.answer, op.body, op.stream_chunk) if t is not None)
     types = list(dict.fromkeys([ErrorResponse, *wire_types]))
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
-    refs = dict(zip(types, schemas))
+    refs = dict(zip(types, schemas, strict=True))  # one schema per type
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op in operations:
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, refs)

@@ -12,7 +12,7 @@ from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
 from routeway.api.keys import KeyCreate, KeyPatch
 from routeway.wire import admin, catalog, completion, generation, keys
 from routeway.wire.chat import ChatRequest
-from routeway.wire.errors import Deleted, ErrorResponse
+from routeway.wire.errors import Deleted
 
 # Security kinds (bearer tokens all): an API key calls inference, a management key manages an account's
 # keys, the operator key (ROUTEWAY_ADMIN_KEY) runs /admin. "any" is either kind of account key.

@@ -1,8 +1,9 @@
 """Request-rate limits: per API key (the operator's choice, off by default), and OpenRouter's limits on
 ``:free`` variants per account (20 a minute; 50 a day, or 1,000 once the account was granted $10).
 Dashboard sign-in attempts are limited per key tried (``signin_per_key``) and, counting failures
-only, per client address (``signin_failures_per_address``). Also the streams open at once per API key (``key_concurrent_streams``, off by default): a plain count
-per key, taken before the reservation and given back when the stream ends, however it ends.
+only, per client address (``signin_failures_per_address``). Also the streams open at once per API key
+(``key_concurrent_streams``, off by default): a plain count per key, taken before the reservation and
+given back when the stream ends, however it ends.
 
 Counting uses the ``limits`` library's sliding-window counters in this process's memory: O(1) per check,
 no store round trip. A refused request is answered 429 before its body is read, so it costs neither a

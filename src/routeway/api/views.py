@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from routeway.catalog import Endpoint, ModelInfo
 from routeway.ledger.book import AccountState, KeyState

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from routeway.config import ConfigError, ProviderConfig, Settings
 from routeway.ledger.money import nano_per_million
@@ -91,7 +92,8 @@ def _default_dialect(provider: ProviderConfig) -> str | None:
 
 def builtin_entries() -> list[dict[str, Any]]:
     text = resources.files("routeway.catalog").joinpath("data/models.json").read_text()
-    return json.loads(text)["models"]
+    models: list[dict[str, Any]] = json.loads(text)["models"]
+    return models
 
 
 class Catalog:
@@ -113,8 +115,8 @@ class Catalog:
     def build(cls, settings: Settings) -> Catalog:
         models = {m.id: m for m in map(_model, builtin_entries())}
         for entry in settings.models:
-            model = _model(entry)
-            models[model.id] = model
+            added = _model(entry)
+            models[added.id] = added
         providers = {p.name: p for p in settings.providers}
         endpoints: dict[str, list[Endpoint]] = {}
         for index, declared in enumerate(settings.endpoints):

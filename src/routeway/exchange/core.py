@@ -30,8 +30,8 @@ from routeway.transform.usage import CAPPED, UsageCounts
 from routeway.wire.chat import ChatRequest
 
 if TYPE_CHECKING:
-    from routeway.services import Services
     from routeway.catalog import Endpoint
+    from routeway.services import Services
 
 T = TypeVar("T")
 

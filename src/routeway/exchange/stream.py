@@ -114,6 +114,7 @@ async def _next_with_keepalive(ex: Exchange, events: AsyncIterator[dict[str, Any
     loop = asyncio.get_running_loop()
     interval = ex.services.settings.keepalive_seconds
     comments: list[asyncio.Task[None]] = []
+    timer: asyncio.TimerHandle  # set below, before comment() can run
 
     def comment() -> None:
         nonlocal timer

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from routeway.errors import store_unavailable
 from routeway.ledger.book import AccountState, Book, KeyState
@@ -54,7 +55,7 @@ class Accounts:
             key = book.keys.get(key_hash)
             if key is not None:
                 key.usage = charges.total
-                for reset, start, amount in zip(RESETS, starts, charges.since):
+                for reset, start, amount in zip(RESETS, starts, charges.since, strict=True):
                     key.windows[reset] = [start, amount]
 
     # ---- lookups (interfaces.AccountsBook) --------------------------------------------------------

@@ -16,8 +16,7 @@ from routeway.ledger.ids import new_id
 from routeway.ledger.money import nano_to_usd, token_cost
 from routeway.ledger.pending import PendingSettlements
 from routeway.store.base import Op, Store, StoreUnwritable
-from routeway.store.generations import COLUMNS as GENERATION_COLUMNS
-from routeway.store.generations import GenerationRepository
+from routeway.store.generations import COLUMNS as GENERATION_COLUMNS, GenerationRepository
 from routeway.store.ledger import LedgerEntry, LedgerRepository
 
 

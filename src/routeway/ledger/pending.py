@@ -48,7 +48,7 @@ class PendingSettlements:
             return
         batch, self.waiting = self.waiting, []
         results = await asyncio.gather(*(self.store.write(p.ops) for p in batch), return_exceptions=True)
-        for pending, result in zip(batch, results):
+        for pending, result in zip(batch, results, strict=True):
             if isinstance(result, StoreUnwritable):
                 self.waiting.append(pending)
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 RESETS = ("daily", "weekly", "monthly")
 
@@ -24,7 +24,7 @@ def period_start_ms(reset: str, now_ms: int) -> int:
 
 
 def _compute(reset: str, now_ms: int) -> int:
-    now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if reset == "daily":
         start = day
@@ -40,11 +40,11 @@ def _compute(reset: str, now_ms: int) -> int:
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_iso_ms(text: str) -> int:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)

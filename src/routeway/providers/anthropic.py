@@ -6,9 +6,8 @@ streaming event sequence."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any, Mapping
-
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from routeway.catalog import Endpoint
 from routeway.config import ProviderConfig
@@ -179,7 +178,8 @@ class AnthropicCall(OpenAICall):
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         tools: dict[int, int] = {}  # content block index -> tool call index
-        message_id, usage = None, {}
+        message_id: str | None = None
+        usage: dict[str, Any] = {}
         async for event in self._sse():
             kind = event.get("type")
             if kind == "message_start":
@@ -191,10 +191,12 @@ class AnthropicCall(OpenAICall):
                     tools[event["index"]] = len(tools)
                     yield _chunk(message_id, {"tool_calls": [{"index": tools[event["index"]], "id": block.get("id"),
                                                               "type": "function",
-                                                              "function": {"name": block.get("name"), "arguments": ""}}]})
+                                                              "function": {"name": block.get("name"),
+                                                                           "arguments": ""}}]})
                 elif block.get("type") == "redacted_thinking":
                     yield _chunk(message_id, {"reasoning_details": [{"type": "reasoning.encrypted", "format": FORMAT,
-                                                                     "data": block.get("data", ""), "index": event["index"]}]})
+                                                                     "data": block.get("data", ""),
+                                                                     "index": event["index"]}]})
             elif kind == "content_block_delta":
                 delta = event.get("delta") or {}
                 dtype, index = delta.get("type"), event.get("index", 0)
@@ -209,8 +211,9 @@ class AnthropicCall(OpenAICall):
                         {"type": "reasoning.text", "text": "", "signature": delta.get("signature"), "format": FORMAT,
                          "index": index}]})
                 elif dtype == "input_json_delta" and index in tools:
+                    arguments = delta.get("partial_json", "")
                     yield _chunk(message_id, {"tool_calls": [{"index": tools[index],
-                                                              "function": {"arguments": delta.get("partial_json", "")}}]})
+                                                              "function": {"arguments": arguments}}]})
             elif kind == "message_delta":
                 usage = _merged(usage, event.get("usage"))
                 stop = (event.get("delta") or {}).get("stop_reason")

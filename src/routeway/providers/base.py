@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 from routeway.catalog import Endpoint
 
-
 RAW_LIMIT = 2000  # characters of an upstream's own words kept in ``raw`` (and a message taken from them)
 RAW_SCAN = 16384  # characters of an error body ever looked at: bounds an error path's work (redaction ≤ ~5 ms)
 

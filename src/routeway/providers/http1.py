@@ -313,7 +313,8 @@ class _Connection(asyncio.Protocol):
         if self.head is None:  # a second answer to one request: nothing on this socket can be trusted now
             self._broken(ClientError("upstream sent an answer nobody asked for"))
             return
-        self._close_delimited = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
+        self._close_delimited = ("content-length" not in headers
+                                 and "chunked" not in headers.get("transfer-encoding", ""))
         self.response = Response(self, status, headers, self.deadline, self.body_limit)
         head, self.head = self.head, None
         if head is not None and not head.done():

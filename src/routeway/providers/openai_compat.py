@@ -3,17 +3,25 @@ OpenAI, Together, OpenRouter itself)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Mapping
+from typing import Any
 
 import msgspec
 
 from routeway.catalog import Endpoint
 from routeway.config import ConfigError, ProviderConfig
 from routeway.providers.base import RAW_SCAN, UpstreamError
-from routeway.providers.http1 import (BodyTooLarge, ClientError, ConnectFailed, Pool, ReadTimeout, Response, Target,
-                                      header_block)
+from routeway.providers.http1 import (
+    BodyTooLarge,
+    ClientError,
+    ConnectFailed,
+    Pool,
+    ReadTimeout,
+    Response,
+    Target,
+    header_block,
+)
 from routeway.providers.redact import Redactor, provider_secrets
 
 _decode = msgspec.json.decode

@@ -95,5 +95,5 @@ _SHAPE_PATTERN = re.compile("|".join(_SHAPES), re.I)
 
 def _replace(match: re.Match[str]) -> str:
     groups = match.groupdict()
-    kept = groups["field"] and groups["field"] + groups["sep"] or groups["scheme"] or groups["param"] or ""
+    kept = (groups["field"] and groups["field"] + groups["sep"]) or groups["scheme"] or groups["param"] or ""
     return kept + MARKER

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from routeway.config import RoutingSettings
 from routeway.errors import APIError
-from routeway.providers import UpstreamError
 from routeway.interfaces import HealthRegistry
+from routeway.providers import UpstreamError
 from routeway.routing.health import ERROR, OK, RATE_LIMITED
 from routeway.routing.plan import Attempt
 

@@ -98,7 +98,7 @@ class EndpointHealth:
         return round(100.0 * ok / (ok + errors), 2) if ok + errors else None
 
     def percentiles(self, which: int, seconds: int, now: float) -> dict[str, float] | None:
-        values = sorted(s[which] for s in self.samples if now - s[0] <= seconds and s[which] is not None)
+        values = sorted(v for s in self.samples if now - s[0] <= seconds and (v := s[which]) is not None)
         if not values:
             return None
         last = len(values) - 1

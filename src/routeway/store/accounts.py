@@ -4,7 +4,8 @@ caller can commit several changes together (an account with its first credits)."
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from routeway.store.base import Op, Store
 
@@ -70,7 +71,7 @@ class AccountRepository:
 
 
 def _key_row(row: tuple[Any, ...]) -> KeyRow:
-    values = dict(zip(KeyRow._fields, row))
+    values = dict(zip(KeyRow._fields, row, strict=True))
     for name in _BOOLEANS:
         values[name] = bool(values[name])
     return KeyRow(**values)

@@ -4,7 +4,8 @@ between SQLite and PostgreSQL; callers ask them named questions and hand their o
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from prometheus_client import Histogram
 

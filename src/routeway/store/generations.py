@@ -4,7 +4,8 @@ except for the operator's view of everything)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from routeway.store.base import Op, Store
 
@@ -37,7 +38,7 @@ class GenerationRepository:
     async def get(self, generation_id: str, account_id: str | None) -> dict[str, Any] | None:
         where, params = _scope(account_id)
         rows = await self.store.fetch(f"{_SELECT} WHERE {where}id = ?", (*params, generation_id))
-        return dict(zip(COLUMNS, rows[0])) if rows else None
+        return dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
 
     async def page(self, account_id: str | None, limit: int, offset: int,
                    model: str | None = None) -> list[dict[str, Any]]:
@@ -47,4 +48,4 @@ class GenerationRepository:
             where, params = where + "model = ? AND ", (*params, model)
         rows = await self.store.fetch(f"{_SELECT} WHERE {where}1 = 1 ORDER BY created_at DESC, id DESC"
                                       " LIMIT ? OFFSET ?", (*params, limit, offset))
-        return [dict(zip(COLUMNS, row)) for row in rows]
+        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]

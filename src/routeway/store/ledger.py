@@ -3,7 +3,8 @@ take-back negative). Balances are sums over it; nothing here updates or deletes 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from routeway.store.base import Op, Store
 

@@ -4,8 +4,9 @@ and day. Portable SQL run off the event loop; times are ms (``created_at``), a d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from routeway.store.base import Store
 

@@ -13,12 +13,14 @@ thread stops anyway (a bug), every waiter and every later write gets ``StoreUnwr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import Histogram
 
@@ -195,17 +197,15 @@ class Writer:
 def _rollback(conn: sqlite3.Connection) -> None:
     """SQLite may already have rolled back by itself (SQLITE_FULL does): then there is nothing to undo."""
     if conn.in_transaction:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
 
 def _wake_all(batch: list[Any], outcomes: Sequence[BaseException | None]) -> None:
     """One hand-off per event loop for the whole group commit, not one per waiter: the writer thread
     holds the GIL for less time while the loop is serving requests."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
-    for (_, waiter, loop), outcome in zip(batch, outcomes):
+    for (_, waiter, loop), outcome in zip(batch, outcomes, strict=True):
         if loop is None:  # a blocking caller (write_now)
             done, errors = waiter
             if outcome is not None:
@@ -214,10 +214,8 @@ def _wake_all(batch: list[Any], outcomes: Sequence[BaseException | None]) -> Non
         else:
             by_loop.setdefault(loop, []).append((waiter, outcome))
     for loop, waiters in by_loop.items():
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
             loop.call_soon_threadsafe(_resolve, waiters)
-        except RuntimeError:  # the loop has closed: nobody is waiting any more
-            pass
 
 
 def _resolve(waiters: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:

@@ -4,7 +4,8 @@ latest first, and one generation in detail (its attempt chain, tokens, cost, lat
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from routeway.web import queries, series
 from routeway.web.core import PageError

@@ -4,7 +4,7 @@ form bodies, static files and the page errors handlers raise."""
 from __future__ import annotations
 
 import mimetypes
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -148,7 +148,7 @@ def per_million(nano_per_m: int | None) -> str:
 def when(ms: int | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     if ms is None:
         return "—"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime(fmt)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime(fmt)
 
 
 def pct(value: float | None) -> str:

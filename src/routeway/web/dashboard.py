@@ -112,7 +112,7 @@ class Dashboard:
         self.env = make_env()
         self.sessions = Sessions(services)
         self.static = Static()
-        self.router = Router()
+        self.router: Router[Page] = Router()
         for module in (models, rankings, activity, keys, playground, account):
             for method, path, handler in module.routes(self):
                 self.router.add(method, path, handler)

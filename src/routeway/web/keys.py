@@ -67,7 +67,8 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
                                      **({"name": form["name"].strip()} if form.get("name") else {})}, KeyPatch)
         except (msgspec.ValidationError, ValueError) as exc:
             return _problem(ctx, exc)
-        changes: dict[str, Any] = {"limit": usd_to_nano(patch.limit) if patch.limit is not None else None,
+        limit = None if patch.limit is None or patch.limit is msgspec.UNSET else usd_to_nano(patch.limit)
+        changes: dict[str, Any] = {"limit": limit,
                                    "limit_reset": patch.limit_reset}
         if patch.name is not None:
             changes["name"] = patch.name

@@ -92,7 +92,8 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
 def _labels(endpoints: list[Endpoint]) -> dict[str, str]:
     """Health key → provider name; the upstream model is added when one provider serves it twice."""
     names = [e.provider.label for e in endpoints]
-    return {e.key: e.provider.label if names.count(e.provider.label) == 1 else f"{e.provider.label} ({e.upstream_model})"
+    return {e.key: (e.provider.label if names.count(e.provider.label) == 1
+                   else f"{e.provider.label} ({e.upstream_model})")
             for e in endpoints}
 
 

@@ -4,7 +4,8 @@ adds the views: the API's generation view with the raw ms time and nano-USD cost
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from routeway.api.views import generation_view
 from routeway.store.base import Store

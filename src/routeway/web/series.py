@@ -92,7 +92,8 @@ def performance(history: dict[str, dict[int, Minute]], labels: dict[str, str]) -
     return out
 
 
-def uptime(history: dict[str, dict[int, Minute]], labels: dict[str, str], now_s: float, hours: int = 72) -> dict[str, Any]:
+def uptime(history: dict[str, dict[int, Minute]], labels: dict[str, str], now_s: float,
+           hours: int = 72) -> dict[str, Any]:
     """Share of successful requests per hour and provider (429s excluded), None for hours without traffic."""
     last = int(now_s // 3600)
     span = list(range(last - hours + 1, last + 1))

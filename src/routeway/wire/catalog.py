@@ -12,7 +12,6 @@ from typing import Any, Literal
 from msgspec import Struct
 
 
-
 class PublicPricing(Struct):
     """USD per token (per request for ``request``), as decimal strings."""
     prompt: str

@@ -175,8 +175,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise APIError(400, "Invalid request: `model` is required (e.g. \"nousresearch/hermes-4-70b\")",
                        metadata={"param": "model"})
     if chat.top_logprobs is not None and not chat.logprobs:
-        raise APIError(400, "Invalid request: `top_logprobs` requires `logprobs: true`", metadata={"param": "top_logprobs"})
-    if chat.reasoning and chat.reasoning_effort and chat.reasoning.effort and chat.reasoning.effort != chat.reasoning_effort:
+        raise APIError(400, "Invalid request: `top_logprobs` requires `logprobs: true`",
+                       metadata={"param": "top_logprobs"})
+    if (chat.reasoning and chat.reasoning_effort and chat.reasoning.effort
+            and chat.reasoning.effort != chat.reasoning_effort):
         raise APIError(400, "Invalid request: `reasoning_effort` conflicts with `reasoning.effort`",
                        metadata={"param": "reasoning_effort"})
     return chat
@@ -199,22 +201,25 @@ def _integral_floats_as_ints(body: bytes) -> bytes:
 def _check_messages(chat: ChatRequest) -> None:
     if chat.messages is None:
         if chat.prompt is None:
-            raise APIError(400, "Invalid request: `messages` is required (a non-empty array)", metadata={"param": "messages"})
+            raise APIError(400, "Invalid request: `messages` is required (a non-empty array)",
+                           metadata={"param": "messages"})
         chat.messages = [{"role": "user", "content": chat.prompt}]
         return
     if not chat.messages:
-        raise APIError(400, "Invalid request: `messages` must contain at least one message", metadata={"param": "messages"})
+        raise APIError(400, "Invalid request: `messages` must contain at least one message",
+                       metadata={"param": "messages"})
     for i, message in enumerate(chat.messages):
         where = f"messages[{i}]"
         role = message.get("role")
         if role not in ROLES:
-            raise APIError(400, f"Invalid request: `{where}.role` must be one of {', '.join(sorted(ROLES))}, not {role!r}",
-                           metadata={"param": f"{where}.role"})
+            raise APIError(400, f"Invalid request: `{where}.role` must be one of"
+                                f" {', '.join(sorted(ROLES))}, not {role!r}", metadata={"param": f"{where}.role"})
         content = message.get("content")
         if content is None:
             if role == "assistant" and (message.get("tool_calls") or "content" in message):
                 continue
-            raise APIError(400, f"Invalid request: `{where}.content` is required", metadata={"param": f"{where}.content"})
+            raise APIError(400, f"Invalid request: `{where}.content` is required",
+                           metadata={"param": f"{where}.content"})
         if isinstance(content, list):
             for j, part in enumerate(content):
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):

@@ -55,7 +55,8 @@ class CurrentKey(ApiKey):
     """``GET /key``: the calling key, with the account's rate limits."""
     is_provisioning_key: bool
     organization_id: str | None
-    workspace_id: str | None
+    # OpenRouter's GET /key gives a null workspace_id where its key list gives a string; a Struct redeclares it
+    workspace_id: str | None  # type: ignore[assignment]
     allowed_data_regions: list[str]
     budgets: list[dict[str, Any]]
     effective_budget: dict[str, Any] | None
