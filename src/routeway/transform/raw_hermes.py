@@ -1,6 +1,6 @@
-"""Raw-text Hermes endpoints (dialects ``hermes`` and ``hermes-prompt``): engines served without
-reasoning or tool parsers, so routeway writes the model's own conventions into the request and splits
-its text back into OpenAI's shape.
+"""Raw-text Hermes endpoints (dialects ``hermes`` and ``hermes-prompt``, routeway/dialects/hermes.py):
+engines served without reasoning or tool parsers, so routeway writes the model's own conventions into the
+request and splits its text back into OpenAI's shape.
 
 Request: tools become the Hermes function-calling system prompt (``<tools>`` JSON), earlier assistant
 tool calls become ``<tool_call>`` text, tool results become ``<tool_response>`` blocks, and earlier
@@ -16,8 +16,6 @@ from typing import Any
 from routeway.transform.hermes import (
     ContentDelta, Event, HermesStreamParser, ReasoningDelta, ToolCallArguments, ToolCallError, ToolCallStart, parse_text,
 )
-
-RAW_DIALECTS = ("hermes", "hermes-prompt")
 
 TOOLS_PROMPT = (
     "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML tags."
