@@ -48,7 +48,8 @@ def to_anthropic(body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
         _append(messages, "assistant" if role == "assistant" else "user", blocks)
     out: dict[str, Any] = {
         "model": body["model"], "messages": messages,
-        "max_tokens": body.get("max_tokens") or endpoint.max_output or DEFAULT_MAX_TOKENS, "stream": body.get("stream", False),
+        "max_tokens": body.get("max_tokens") or endpoint.max_output or DEFAULT_MAX_TOKENS,
+        "stream": body.get("stream", False),
     }
     if system:
         out["system"] = "\n\n".join(system)
