@@ -179,7 +179,7 @@ class HermesAnswer:
     def finish(self, finish: str | None) -> tuple[str | None, dict[str, Any] | None]:
         errors = self.splitter.errors if self.splitter is not None else []
         unclosed = self.splitter.unclosed_think if self.splitter is not None else False
-        return finish_reason_for(finish or "stop", self.made_calls, errors, unclosed), _error(errors)
+        return finish_reason_for(finish, self.made_calls, errors, unclosed), _error(errors)
 
     def message(self, message: dict[str, Any], finish: str | None) -> tuple[str | None, dict[str, Any] | None]:
         errors, unclosed = split_message(message, self.id_prefix, self.names)
