@@ -58,6 +58,7 @@ class Dialect(ABC):
 
     def render(self, body: dict[str, Any]) -> None:
         """The last rewrite of the finished body into the engine's own conventions (none by default)."""
+        return None
 
     def splitter(self, id_prefix: str, tools: list[dict[str, Any]] | None) -> AnswerSplitter | None:
         """A per-request splitter for engines whose answers are raw text; None: the engine's parsers
