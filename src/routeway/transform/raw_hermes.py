@@ -10,11 +10,19 @@ Answer: ``<think>`` → ``reasoning``, ``<tool_call>`` → ``tool_calls`` (parse
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from routeway.transform.hermes import (
-    ContentDelta, Event, HermesStreamParser, ReasoningDelta, ToolCallArguments, ToolCallError, ToolCallStart, parse_text,
+    ContentDelta,
+    Event,
+    HermesStreamParser,
+    ReasoningDelta,
+    ToolCallArguments,
+    ToolCallError,
+    ToolCallStart,
+    parse_text,
 )
 
 TOOLS_PROMPT = (
@@ -62,10 +70,8 @@ def _render(message: dict[str, Any]) -> dict[str, Any]:
             for call in calls:
                 function = call.get("function") or {}
                 arguments = function.get("arguments") or "{}"
-                try:
+                with contextlib.suppress(ValueError):  # the client's own malformed history: passed on as written
                     arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-                except ValueError:
-                    pass  # the client's own malformed history: pass it on as written
                 blocks.append("<tool_call>\n" + json.dumps({"name": function.get("name"), "arguments": arguments})
                               + "\n</tool_call>")
             rendered["content"] = (text + "\n" if text else "") + "\n".join(blocks)
@@ -95,8 +101,9 @@ def split_message(message: dict[str, Any], id_prefix: str, names: frozenset[str]
     if parsed.reasoning:
         message["reasoning"] = (message.get("reasoning") or "") + parsed.reasoning
     if parsed.tool_calls:
-        message["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                                 for c in parsed.tool_calls]
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in parsed.tool_calls]
     return parsed.errors, parsed.unclosed_think
 
 
