@@ -13,14 +13,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
+from routeway.dialects.registry import check_pair
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 MIB = 1024 * 1024
-
-
-# How an endpoint's engine speaks reasoning, tools and structured output (see transform/reasoning.py)
-DIALECTS = ("openai", "openrouter", "hermes", "hermes-prompt", "qwen3", "deepseek", "llamacpp", "ollama", "anthropic")
 
 
 class ConfigError(Exception):
@@ -244,16 +242,9 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
         completion_price=_price(table.get("completion_price"), where),
         context_length=table.get("context_length"), max_output=table.get("max_output"),
         quantization=table.get("quantization", "unknown"),
-        supported_parameters=tuple(params) if params is not None else None, dialect=_dialect(table, where),
+        supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
         extra_body=dict(table.get("extra_body", {})),
     )
-
-
-def _dialect(table: Mapping[str, Any], where: str) -> str | None:
-    dialect = table.get("dialect")
-    if dialect is not None and dialect not in DIALECTS:
-        raise ConfigError(f"{where}: unknown dialect {dialect!r}; valid dialects: {', '.join(DIALECTS)}")
-    return dialect
 
 
 def load_settings(
@@ -276,11 +267,14 @@ def load_settings(
     for variable, auto in ENV_PROVIDERS:
         if env.get(variable) and auto.name not in names:
             providers.append(auto)
-    known = {p.name for p in providers}
+    known = {p.name: p for p in providers}
     endpoints = [_endpoint(t, i) for i, t in enumerate(raw.get("endpoints", []))]
     for i, endpoint in enumerate(endpoints):
         if endpoint.provider not in known:
             raise ConfigError(f"endpoints[{i}]: provider '{endpoint.provider}' is not declared in [[providers]]")
+        wrong_dialect = check_pair(known[endpoint.provider].kind, endpoint.dialect)  # routeway/dialects/registry.py
+        if wrong_dialect is not None:
+            raise ConfigError(f"endpoints[{i}]: {wrong_dialect}")
     values: dict[str, Any] = {
         "host": server.get("host", DEFAULT_HOST),
         "port": int(server.get("port", DEFAULT_PORT)),

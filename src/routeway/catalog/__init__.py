@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from routeway.config import ConfigError, ProviderConfig, Settings
+from routeway.dialects import default_for, get as dialect_named
 from routeway.ledger.money import nano_per_million
 
 
@@ -47,7 +48,7 @@ class Endpoint:
     max_output: int | None
     quantization: str
     supported_parameters: tuple[str, ...]
-    dialect: str | None
+    dialect: str | None  # a name in routeway.dialects' registry; None: the default (openai)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,6 +69,17 @@ class Endpoint:
     def max_completion(self) -> int:
         return self.max_output or self.context_length
 
+    @property
+    def takes_tools(self) -> bool:
+        """Tools can be sent: the endpoint lists them, or its dialect writes them into the prompt."""
+        return dialect_named(self.dialect).takes_tools(self.supported_parameters)
+
+    @property
+    def takes_structured_output(self) -> bool:
+        """JSON mode can be asked: the endpoint lists ``response_format`` or ``structured_outputs``, or its
+        dialect asks for JSON in the prompt."""
+        return dialect_named(self.dialect).takes_structured_output(self.supported_parameters)
+
 
 def _model(entry: Mapping[str, Any]) -> ModelInfo:
     try:
@@ -84,10 +96,6 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
         )
     except KeyError as exc:
         raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
-
-
-def _default_dialect(provider: ProviderConfig) -> str | None:
-    return {"anthropic": "anthropic"}.get(provider.kind, "openrouter" if provider.name == "openrouter" else None)
 
 
 def builtin_entries() -> list[dict[str, Any]]:
@@ -135,7 +143,7 @@ class Catalog:
                 context_length=declared.context_length or model.context_length,
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
-                dialect=declared.dialect or _default_dialect(providers[declared.provider]),
+                dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
                 extra_body=declared.extra_body,
             ))
         for provider in settings.providers:
@@ -160,5 +168,5 @@ class Catalog:
                 prompt_nano_per_m=nano_per_million(model.prompt_price),
                 completion_nano_per_m=nano_per_million(model.completion_price),
                 context_length=model.context_length, max_output=model.max_output, quantization="unknown",
-                supported_parameters=model.supported_parameters, dialect=_default_dialect(provider),
+                supported_parameters=model.supported_parameters, dialect=default_for(provider.kind, provider.name),
             ))

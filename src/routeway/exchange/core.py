@@ -23,7 +23,7 @@ from routeway.ledger.money import worst_case_cost
 from routeway.routing.attempts import first_answer, note_answer
 from routeway.routing.plan import Attempt
 from routeway.transform import tokens
-from routeway.transform.answers import AnswerSplitter, splitter_for
+from routeway.transform.answers import AnswerSplitter, reading_for
 from routeway.transform.normalize import finish_reason
 from routeway.transform.reasoning import wish
 from routeway.transform.usage import CAPPED, UsageCounts
@@ -62,7 +62,8 @@ class Exchange:
         self.finish: str | None = None  # the normalized finish reason of the first choice, as sent
         self.attempt_log: list[dict[str, Any]] = []  # one entry per upstream attempt, kept in the record
         self.exclude_reasoning = wish(chat).exclude
-        self.splitter: AnswerSplitter | None = None  # the dialect's own text splitting, when it needs one
+        self.splitter: AnswerSplitter | None = None  # the answering engine's own text splitting, when it needs one
+        self.finish_reason = finish_reason  # the answering engine's finish reasons, normalized
         self.client_left = False  # the client went away: nothing more is sent
         self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
 
@@ -118,7 +119,8 @@ class Exchange:
             self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
         self._bill_usage(record)
         record.native_finish_reason = self.native_finish
-        record.finish_reason = (self.finish or finish_reason(self.native_finish)) if record.status == 200 else "error"
+        finish = self.finish or self.finish_reason(self.native_finish)
+        record.finish_reason = finish if record.status == 200 else "error"
         if self.first_token is not None:
             record.latency_ms = int((self.first_token - self.started) * 1000)
             record.generation_time_ms = int((time.monotonic() - self.first_token) * 1000)
@@ -160,7 +162,9 @@ class Exchange:
         _, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
                                        begin, self.attempt_log)
         assert self.attempt is not None
-        self.splitter = splitter_for(self.attempt.endpoint, f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
+        reading = reading_for(self.attempt.endpoint)
+        self.finish_reason = reading.finish_reason
+        self.splitter = reading.splitter(f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
         return result
 
     def _on_attempt(self, attempt: Attempt) -> None:

@@ -16,7 +16,7 @@ from routeway.exchange.events import Delta
 from routeway.providers import UpstreamCall, UpstreamError
 from routeway.routing.plan import Attempt
 from routeway.transform import structured
-from routeway.transform.normalize import finish_reason, normalize_message
+from routeway.transform.normalize import normalize_message
 from routeway.transform.reasoning import finish_reasoning
 from routeway.transform.request import upstream_body
 from routeway.transform.usage import MalformedUsage, UsageCounts
@@ -164,7 +164,7 @@ async def _relay_event(ex: Exchange, upstream: dict[str, Any], final: bool = Fal
         finish_reasoning(fields, ex.exclude_reasoning)
         if native is not None:
             ex.native_finish = native
-        finish, error = finish_reason(native), None
+        finish, error = ex.finish_reason(native), None
         if split and splitter.done:  # type: ignore[union-attr]
             finish, error = splitter.finish(finish)  # type: ignore[union-attr]
         if finish is not None and index == 0:

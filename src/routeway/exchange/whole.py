@@ -12,7 +12,7 @@ from routeway.exchange.events import Answer, Choice
 from routeway.providers import UpstreamError
 from routeway.routing.plan import Attempt
 from routeway.transform import structured
-from routeway.transform.normalize import finish_reason, normalize_message
+from routeway.transform.normalize import normalize_message
 from routeway.transform.reasoning import finish_reasoning
 from routeway.transform.request import upstream_body
 from routeway.transform.usage import MalformedUsage, UsageCounts
@@ -35,7 +35,7 @@ async def complete(ex: Exchange) -> Answer | None:
         message = choice.get("message") or {}
         normalize_message(message)
         native = choice.get("finish_reason")
-        finish, error = finish_reason(native), None
+        finish, error = ex.finish_reason(native), None
         if ex.splitter is not None:
             finish, error = ex.splitter.message(message, finish)
         ex.native_finish = ex.native_finish or native

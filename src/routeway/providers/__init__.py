@@ -1,4 +1,5 @@
-"""Upstream adapters, one module per dialect, registered under the ``kind`` name operators type."""
+"""Upstream adapters, one module per provider ``kind``, registered under the name operators type. Which
+dialects each kind can carry is in routeway/dialects/registry.py."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from routeway.catalog import Endpoint
 from routeway.config import ProviderConfig
+from routeway.dialects.anthropic import DEFAULT_MAX_TOKENS
 from routeway.providers.base import RAW_SCAN, UpstreamError
 from routeway.providers.openai_compat import USER_AGENT, OpenAICall, OpenAICompatible
 
@@ -46,7 +47,8 @@ def to_anthropic(body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
         _append(messages, "assistant" if role == "assistant" else "user", blocks)
     out: dict[str, Any] = {
         "model": body["model"], "messages": messages,
-        "max_tokens": body.get("max_tokens") or endpoint.max_output or 4096, "stream": body.get("stream", False),
+        "max_tokens": body.get("max_tokens") or endpoint.max_output or DEFAULT_MAX_TOKENS,
+        "stream": body.get("stream", False),
     }
     if system:
         out["system"] = "\n\n".join(system)

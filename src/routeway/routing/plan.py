@@ -22,8 +22,6 @@ from typing import Any
 from routeway.catalog import Catalog, Endpoint, ModelInfo
 from routeway.errors import APIError
 from routeway.interfaces import HealthRegistry
-from routeway.transform.raw_hermes import RAW_DIALECTS
-from routeway.transform.structured import supports_structured
 from routeway.wire.chat import ChatRequest, ProviderPreferences, SortConfig
 
 VARIANTS = ("nitro", "floor", "free")
@@ -148,9 +146,9 @@ class Planner:
                 return f"completion price ${completion:g}/M above max_price ${prefs.max_price.completion:g}/M", True
         if variant == "free" and e.price != 0:
             return "not free (:free)", True
-        if chat.tools and "tools" not in supported and e.dialect not in RAW_DIALECTS:
+        if chat.tools and not e.takes_tools:
             return "no tool use support", False
-        if chat.response_format is not None and chat.response_format.type != "text" and not supports_structured(e):
+        if chat.response_format is not None and chat.response_format.type != "text" and not e.takes_structured_output:
             return "no response_format support", False
         if prefs.require_parameters:
             missing = [p for p in demand.parameters if p not in supported]

@@ -1,14 +1,13 @@
-"""The one question the exchange core asks about a dialect's answers: does routeway split the answer's
-text itself? ``splitter_for`` gives the splitter for an endpoint whose engine sends raw text (today the
-raw Hermes dialects), or None when the engine's parsers already give OpenAI's shape. The core holds the
-object per request and never looks at the dialect's name."""
+"""What the exchange core asks of the answering endpoint's dialect, without ever seeing its name: does
+routeway split the answer's text itself (a splitter, made per request: today the raw Hermes dialects'),
+and how does the upstream's finish reason read in OpenRouter's vocabulary."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
 from routeway.catalog import Endpoint
-from routeway.transform.raw_hermes import RAW_DIALECTS, HermesAnswer
+from routeway.dialects import dialect_of
 
 
 class AnswerSplitter(Protocol):
@@ -24,7 +23,13 @@ class AnswerSplitter(Protocol):
         """The streamed answer's finish reason and choice error, once ``done``."""
 
 
-def splitter_for(endpoint: Endpoint, id_prefix: str, tools: list[dict[str, Any]] | None) -> AnswerSplitter | None:
-    if endpoint.dialect in RAW_DIALECTS:
-        return HermesAnswer(id_prefix, tools)
-    return None
+class AnswerReading(Protocol):
+    def splitter(self, id_prefix: str, tools: list[dict[str, Any]] | None) -> AnswerSplitter | None:
+        """A splitter for this request's answer, or None when the engine already gives OpenAI's shape."""
+
+    def finish_reason(self, native: str | None) -> str | None:
+        """stop, length, tool_calls, content_filter or error (None while the choice goes on)."""
+
+
+def reading_for(endpoint: Endpoint) -> AnswerReading:
+    return dialect_of(endpoint)

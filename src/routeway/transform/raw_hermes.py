@@ -1,6 +1,6 @@
-"""Raw-text Hermes endpoints (dialects ``hermes`` and ``hermes-prompt``): engines served without
-reasoning or tool parsers, so routeway writes the model's own conventions into the request and splits
-its text back into OpenAI's shape.
+"""Raw-text Hermes endpoints (dialects ``hermes`` and ``hermes-prompt``, routeway/dialects/hermes.py):
+engines served without reasoning or tool parsers, so routeway writes the model's own conventions into the
+request and splits its text back into OpenAI's shape.
 
 Request: tools become the Hermes function-calling system prompt (``<tools>`` JSON), earlier assistant
 tool calls become ``<tool_call>`` text, tool results become ``<tool_response>`` blocks, and earlier
@@ -10,14 +10,20 @@ Answer: ``<think>`` → ``reasoning``, ``<tool_call>`` → ``tool_calls`` (parse
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from routeway.transform.hermes import (
-    ContentDelta, Event, HermesStreamParser, ReasoningDelta, ToolCallArguments, ToolCallError, ToolCallStart, parse_text,
+    ContentDelta,
+    Event,
+    HermesStreamParser,
+    ReasoningDelta,
+    ToolCallArguments,
+    ToolCallError,
+    ToolCallStart,
+    parse_text,
 )
-
-RAW_DIALECTS = ("hermes", "hermes-prompt")
 
 TOOLS_PROMPT = (
     "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML tags."
@@ -64,10 +70,8 @@ def _render(message: dict[str, Any]) -> dict[str, Any]:
             for call in calls:
                 function = call.get("function") or {}
                 arguments = function.get("arguments") or "{}"
-                try:
+                with contextlib.suppress(ValueError):  # the client's own malformed history: passed on as written
                     arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-                except ValueError:
-                    pass  # the client's own malformed history: pass it on as written
                 blocks.append("<tool_call>\n" + json.dumps({"name": function.get("name"), "arguments": arguments})
                               + "\n</tool_call>")
             rendered["content"] = (text + "\n" if text else "") + "\n".join(blocks)
@@ -97,8 +101,9 @@ def split_message(message: dict[str, Any], id_prefix: str, names: frozenset[str]
     if parsed.reasoning:
         message["reasoning"] = (message.get("reasoning") or "") + parsed.reasoning
     if parsed.tool_calls:
-        message["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                                 for c in parsed.tool_calls]
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in parsed.tool_calls]
     return parsed.errors, parsed.unclosed_think
 
 
@@ -181,7 +186,7 @@ class HermesAnswer:
     def finish(self, finish: str | None) -> tuple[str | None, dict[str, Any] | None]:
         errors = self.splitter.errors if self.splitter is not None else []
         unclosed = self.splitter.unclosed_think if self.splitter is not None else False
-        return finish_reason_for(finish or "stop", self.made_calls, errors, unclosed), _error(errors)
+        return finish_reason_for(finish, self.made_calls, errors, unclosed), _error(errors)
 
     def message(self, message: dict[str, Any], finish: str | None) -> tuple[str | None, dict[str, Any] | None]:
         errors, unclosed = split_message(message, self.id_prefix, self.names)

@@ -1,18 +1,6 @@
-"""OpenRouter's unified ``reasoning`` request, translated per endpoint dialect, and the reasoning
-fields of answers (``reasoning`` plus ``reasoning_details``), with ``exclude`` applied.
-
-Dialects (the endpoint's ``dialect`` in the config):
-  openai        ``reasoning_effort`` (OpenAI, vLLM/SGLang for gpt-oss, Grok); a budget becomes an effort
-  openrouter    the ``reasoning`` object as is
-  hermes        ``chat_template_kwargs.thinking`` (Hermes 4 on vLLM / SGLang)
-  hermes-prompt the Hermes deep-thinking system prompt (engines without template kwargs)
-  qwen3         ``chat_template_kwargs.enable_thinking``
-  deepseek      ``chat_template_kwargs.thinking`` (DeepSeek V3.1 hybrid on vLLM / SGLang)
-  llamacpp      ``chat_template_kwargs.enable_thinking`` and ``reasoning_format: "deepseek"``
-  ollama        ``think``: true/false, or the effort name for low/medium/high
-  anthropic     ``thinking: {type: enabled, budget_tokens}``: the client's budget, or its effort's share of
-                max_tokens, at least 1024 and below max_tokens (dropped when that cannot hold)
-"""
+"""OpenRouter's unified ``reasoning`` request read as the client's wish, written into the upstream request by
+the endpoint's dialect (routeway/dialects/, one module each), and the reasoning fields of answers
+(``reasoning`` plus ``reasoning_details``), with ``exclude`` applied."""
 
 from __future__ import annotations
 
@@ -20,16 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from routeway.catalog import Endpoint
+from routeway.dialects import dialect_of
 from routeway.wire.chat import ChatRequest
 
 # share of max_tokens a budget-style upstream may think with, per effort (OpenRouter's mapping)
 RATIOS = {"max": 0.95, "xhigh": 0.95, "high": 0.8, "medium": 0.5, "low": 0.2, "minimal": 0.1}
-HERMES_THINKING_PROMPT = (
-    "You are a deep thinking AI, you may use extremely long chains of thought to deeply consider the problem and "
-    "deliberate with yourself via systematic reasoning processes to help come to a correct solution prior to "
-    "answering. You should enclose your thoughts and internal monologue inside <think> </think> tags, and then "
-    "provide your solution or response to the problem."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,46 +61,13 @@ def effort_of(w: Wish, max_tokens: int | None) -> str:
 
 
 def apply_reasoning(body: dict[str, Any], chat: ChatRequest, endpoint: Endpoint) -> list[str]:
-    """Put the reasoning switch into ``body``; returns the parameters dropped."""
+    """Put the reasoning switch into ``body`` in the endpoint's dialect; returns the parameters dropped."""
     w = wish(chat)
     if w.enabled is None:
         return []
     if "reasoning" not in endpoint.supported_parameters and "include_reasoning" not in endpoint.supported_parameters:
         return ["reasoning"]
-    dialect = endpoint.dialect or "openai"
-    kwargs = body.setdefault("chat_template_kwargs", {}) if dialect in ("hermes", "qwen3", "deepseek", "llamacpp") else {}
-    if dialect == "openrouter":
-        body["reasoning"] = {k: v for k, v in {"enabled": w.enabled, "effort": w.effort, "max_tokens": w.budget,
-                                               "exclude": w.exclude or None}.items() if v is not None}
-    elif dialect in ("hermes", "deepseek"):
-        kwargs["thinking"] = w.enabled
-    elif dialect in ("qwen3", "llamacpp"):
-        kwargs["enable_thinking"] = w.enabled
-        if dialect == "llamacpp":
-            body["reasoning_format"] = "deepseek"
-    elif dialect == "hermes-prompt":
-        if w.enabled:
-            body["messages"] = _with_system_prompt(body["messages"], HERMES_THINKING_PROMPT)
-    elif dialect == "ollama":
-        effort = effort_of(w, chat.output_limit)
-        body["think"] = effort if w.enabled and effort in ("low", "medium", "high") else w.enabled
-    elif dialect == "anthropic":
-        output = body.get("max_tokens") or endpoint.max_output or 4096  # as transform/request.py set it
-        budget = budget_tokens(w, output, floor=1024)
-        if w.enabled and budget is not None and budget < output:
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-            body["max_tokens"] = output
-        elif w.enabled:
-            return ["reasoning"]  # Anthropic needs 1024 <= budget < max_tokens
-    elif dialect == "openai":
-        body["reasoning_effort"] = effort_of(w, chat.output_limit) if w.enabled else "none"
-    return []
-
-
-def _with_system_prompt(messages: list[dict[str, Any]], prompt: str) -> list[dict[str, Any]]:
-    if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
-        return [{**messages[0], "content": prompt + "\n\n" + messages[0]["content"]}, *messages[1:]]
-    return [{"role": "system", "content": prompt}, *messages]
+    return [] if dialect_of(endpoint).reasoning(body, w, chat, endpoint) else ["reasoning"]
 
 
 def detail(text: str, signature: str | None = None, fmt: str = "unknown") -> dict[str, Any]:

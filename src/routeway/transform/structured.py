@@ -1,6 +1,6 @@
-"""Structured output: ``response_format`` per endpoint (native, llama.cpp's form, or the Hermes
-JSON-mode prompt), checking answers against the schema (jsonschema), and OpenRouter's
-``response-healing`` repairs for non-streaming answers."""
+"""Structured output: the client's ``response_format`` checked before any upstream call, answers checked
+against the schema (jsonschema), and OpenRouter's ``response-healing`` repairs for non-streaming answers.
+Each dialect writes ``response_format`` in its engine's form (routeway/dialects/)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-import msgspec
 
-from routeway.catalog import Endpoint
 from routeway.errors import APIError
 from routeway.wire.chat import ChatRequest, ResponseFormat
-
-PROMPTED_DIALECTS = ("hermes", "hermes-prompt")  # raw-text Hermes engines: routeway writes the prompt
-JSON_MODE_PROMPT = "You are a helpful assistant that answers in JSON. Here's the json schema you must adhere to:\n<schema>\n{schema}\n</schema>"
-JSON_ONLY_PROMPT = "You are a helpful assistant that answers in JSON."
 
 
 def wants_json(response_format: ResponseFormat | None) -> bool:
@@ -49,32 +43,6 @@ def check_request(chat: ChatRequest) -> None:
         except jsonschema.SchemaError as exc:
             raise APIError(400, f"Invalid request: `response_format.json_schema.schema` is not a valid JSON Schema:"
                            f" {exc.message}", metadata={"param": "response_format.json_schema.schema"}) from None
-
-
-def supports_structured(endpoint: Endpoint) -> bool:
-    return bool({"response_format", "structured_outputs"} & set(endpoint.supported_parameters)) or \
-        endpoint.dialect in PROMPTED_DIALECTS
-
-
-def apply_response_format(body: dict[str, Any], chat: ChatRequest, endpoint: Endpoint) -> None:
-    """Native pass-through for most engines; llama.cpp takes json_object + schema; raw Hermes engines get
-    the JSON-mode system prompt instead."""
-    fmt = chat.response_format
-    if not wants_json(fmt):
-        return
-    schema = schema_of(fmt)
-    if endpoint.dialect in PROMPTED_DIALECTS:
-        body.pop("response_format", None)
-        prompt = JSON_MODE_PROMPT.format(schema=json.dumps(schema)) if schema is not None else JSON_ONLY_PROMPT
-        messages = body["messages"]
-        if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
-            body["messages"] = [{**messages[0], "content": messages[0]["content"] + "\n\n" + prompt}, *messages[1:]]
-        else:
-            body["messages"] = [{"role": "system", "content": prompt}, *messages]
-    elif endpoint.dialect == "llamacpp":
-        body["response_format"] = {"type": "json_object", **({"schema": schema} if schema is not None else {})}
-    elif "response_format" not in body and supports_structured(endpoint):
-        body["response_format"] = msgspec.to_builtins(fmt)
 
 
 @dataclass(frozen=True, slots=True)
