@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from routeway.ledger.book import AccountState, KeyState
-    from routeway.routing.health import EndpointHealth
+    from routeway.routing.health import EndpointHealth, HealthSettings
     from routeway.store.ledger import LedgerEntry
 
 
@@ -50,6 +50,10 @@ class AccountsBook(Protocol):
 
 class HealthRegistry(Protocol):
     """Endpoint health measured from traffic: read by routing, the endpoints API, /metrics and the dashboard."""
+
+    @property
+    def settings(self) -> HealthSettings:
+        """Breaker threshold and cool-down: routing says how long a refused endpoint stays out."""
 
     @property
     def endpoints(self) -> Mapping[str, EndpointHealth]: ...

@@ -198,7 +198,7 @@ class Planner:
         if by == "throughput":  # unknown throughput last
             return sorted(attempts, key=lambda a: -(p50(a, _TPS) or -1.0))
         if by == "latency":
-            return sorted(attempts, key=lambda a: p50(a, _TTFT) if p50(a, _TTFT) is not None else float("inf"))
+            return sorted(attempts, key=lambda a: ttft if (ttft := p50(a, _TTFT)) is not None else float("inf"))
         return attempts  # "exacto" (tool-call quality) needs signals routeway does not collect yet
 
     def _preferred(self, endpoints: list[Endpoint], prefs: ProviderPreferences, now: float) -> list[Endpoint]:
@@ -240,7 +240,8 @@ class Planner:
             wait = max(1, int(min(retry_after) + 0.999))
             unavailable = all("rate limited" in x.reason for x in capable)
             return APIError(429 if unavailable else 503,
-                            f"Every endpoint of {', '.join(requested)} is unavailable right now ({details}); retry in {wait} s.",
+                            f"Every endpoint of {', '.join(requested)} is unavailable right now ({details});"
+                            f" retry in {wait} s.",
                             headers={"retry-after": str(wait)},
                             metadata={"availability": {"code": "temporarily_unavailable", "retry_after": wait,
                                                        "excluded_by": excluded_by}})

@@ -109,7 +109,9 @@ class _Call:
         self.depth = 0
         # where the top-level parser is: open, key, keystr, colon, value, in_value, after, done, broken
         self.expect = "open"
-        self.key = self.role = self.kind = None  # current key; its role ("name"/"args"); value kind
+        self.key: str | None = None  # the current key
+        self.role: str | None = None  # its value's role: "name" or "args"
+        self.kind: str | None = None  # its value's kind: str, box or scalar
         self.capture: list[str] | None = None  # the key, name or string-arguments token being read
         self.streaming = False  # inside an object "arguments" value: characters go to `args`
         self.args: list[str] = []  # argument text not yet emitted (all of it while the name is unknown)
@@ -167,7 +169,8 @@ class HermesStreamParser:
     # -- the state machine --------------------------------------------------------------------------
 
     def _run(self, out: list[Event], final: bool) -> None:
-        buf, i = self._buf, 0
+        buf = self._buf
+        i: int | None = 0
         while i is not None and i < len(buf):
             step = self._tool_step if self._mode == _TOOL else self._text_step
             i = step(buf, i, out, final)  # the index where the next mode starts, or None: hold back
@@ -332,7 +335,7 @@ class HermesStreamParser:
                 call.fail("tool call has no name")
             elif self._tools is not None and name not in self._tools:
                 call.fail(f'unknown tool "{name}"')
-            if call.error is None:
+            if call.error is None and name:  # (no name has failed the call already)
                 call.index, self._next_index = self._next_index, self._next_index + 1
                 out.append(ToolCallStart(call.index, f"{self._prefix}{call.index}", name))
         elif role == "args" and token is not None:
@@ -366,7 +369,7 @@ class HermesStreamParser:
         if error is not None:
             out.append(ToolCallError(self._index_of(call), error))
         elif not call.have_args:
-            out.append(ToolCallArguments(call.index, "{}"))  # a tool without parameters
+            out.append(ToolCallArguments(self._index_of(call), "{}"))  # a tool without parameters
         self._call, self._mode = None, call.ret
         if call.ret == _THINK:
             self._dirty = False  # thinking that ends with a tool call was not cut off

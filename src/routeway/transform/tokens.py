@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _PIECES = re.compile(r"\w+|[^\w\s]+|\s+")
 PER_MESSAGE_OVERHEAD = 4

@@ -20,9 +20,12 @@ class MalformedUsage(ValueError):
         self.reason = reason
 
 
+_KINDS: dict[type, str] = {bool: "a boolean", int: "a number", str: "a string", float: "a fraction",
+                           list: "a list", dict: "an object"}
+
+
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "a number", str: "a string", float: "a fraction", list: "a list", dict: "an object"}.get(
-        type(value), type(value).__name__)
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def _count(fields: dict[str, Any], name: str) -> int:
