@@ -95,10 +95,15 @@ class Services:
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
                          for p in self.settings.providers}
+        for adapter in self.adapters.values():
+            if hasattr(adapter, "start"):
+                await adapter.start()  # a local model's worker process
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
 
     async def stop(self) -> None:
+        await asyncio.gather(*(adapter.stop() for adapter in self.adapters.values() if hasattr(adapter, "stop")),
+                             return_exceptions=True)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

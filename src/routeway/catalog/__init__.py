@@ -86,7 +86,9 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
 
 
 def _default_dialect(provider: ProviderConfig) -> str | None:
-    return {"anthropic": "anthropic"}.get(provider.kind, "openrouter" if provider.name == "openrouter" else None)
+    # a local model is raw text: routeway writes the Hermes tool prompt and parses <tool_call> itself
+    return {"anthropic": "anthropic", "local": "hermes"}.get(provider.kind,
+                                                           "openrouter" if provider.name == "openrouter" else None)
 
 
 def builtin_entries() -> list[dict[str, Any]]:

@@ -8,10 +8,11 @@ from routeway.config import ConfigError, ProviderConfig
 from routeway.providers.anthropic import Anthropic
 from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
 from routeway.providers.http1 import Pool
+from routeway.providers.local import LocalModel
 from routeway.providers.openai_compat import OpenAICompatible
 from routeway.providers.redact import Redactor
 
-ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible, "anthropic": Anthropic}
+ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAICompatible, "anthropic": Anthropic, "local": LocalModel}
 
 
 def adapter_class(provider: ProviderConfig) -> type[Adapter]:

@@ -58,13 +58,15 @@ def supports_structured(endpoint: Endpoint) -> bool:
 
 def apply_response_format(body: dict[str, Any], chat: ChatRequest, endpoint: Endpoint) -> None:
     """Native pass-through for most engines; llama.cpp takes json_object + schema; raw Hermes engines get
-    the JSON-mode system prompt instead."""
+    the JSON-mode system prompt instead (and a local model, run by routeway, both)."""
     fmt = chat.response_format
     if not wants_json(fmt):
         return
     schema = schema_of(fmt)
     if endpoint.dialect in PROMPTED_DIALECTS:
         body.pop("response_format", None)
+        if endpoint.provider.constrains_output:  # routeway's own engine: the prompt tells, a grammar enforces
+            body["response_format"] = msgspec.to_builtins(fmt)
         prompt = JSON_MODE_PROMPT.format(schema=json.dumps(schema)) if schema is not None else JSON_ONLY_PROMPT
         messages = body["messages"]
         if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
