@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from routeway.config import ConfigError, load_settings
+from routeway.local_models import DEFAULT_MODEL_ID
 
 console = Console()
 
@@ -39,7 +40,12 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port [default: 8080].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the SQLite store lives [default: ./data].")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(config: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str) -> None:
+@click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="A GGUF model to serve in-process as local/<file name> (repeatable).")
+@click.option("--default-model/--no-default-model", default=None, envvar="ROUTEWAY_DEFAULT_MODEL",
+              help="Serve local/smollm2-135m-instruct when no provider is configured [default: on].")
+def serve(config: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str,
+          models: tuple[str, ...], default_model: bool | None) -> None:
     """Start the gateway."""
     import uvicorn
 
@@ -47,7 +53,8 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     from routeway.connections import fit_open_file_limit, protocol_class
     from routeway.store.sqlite import StoreUnavailable
 
-    settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None)
+    settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
+                         model_paths=tuple(Path(m) for m in models), default_model=default_model)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings)
@@ -68,6 +75,14 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
                   + ("  [yellow](created now)[/]" if first_start else ""))
     console.print(f"  catalog       {len(app.services.catalog.models)} models, {served} with a provider"
                   f" ({', '.join(p.name for p in s.providers) or 'none configured: chat answers 503'})")
+    for provider in s.providers:
+        if provider.local is not None:
+            served_by = [m for m, eps in app.services.catalog.endpoints.items() if any(e.provider is provider for e in eps)]
+            console.print(f"  local model   {', '.join(served_by)}  ({provider.local.model_path.name}, llama.cpp in a"
+                          " worker process of its own)")
+            if DEFAULT_MODEL_ID in served_by:
+                console.print("                served by default as no provider is configured;"
+                              " [cyan]--no-default-model[/] turns it off")
     key_source = "ROUTEWAY_ADMIN_KEY" if os.environ.get("ROUTEWAY_ADMIN_KEY") else str(Path(s.data_dir) / "admin.key")
     console.print(f"  operator key  {key_source}")
     console.print("  get a key     [cyan]routeway accounts create me --credits 10[/]  then"

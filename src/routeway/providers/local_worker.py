@@ -133,9 +133,11 @@ class LocalWorker:
             if self.stopping:
                 return
             self.restarts += 1
-            backoff = 0.5 if time.monotonic() - began > 30 else min(backoff * 2, 30.0)
+            if time.monotonic() - began > 30:  # it had been working: restart at once; a crash loop backs off
+                backoff = 0.5
             log.error("local model %s: worker exited (%s); restarting in %.1f s", self.name, _exit_reason(code), backoff)
             await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
     async def _run_once(self) -> int | None:
         ours, theirs = socket.socketpair()
@@ -143,7 +145,8 @@ class LocalWorker:
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "routeway.providers.local_engine", str(theirs.fileno()), json.dumps(settings),
-                pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL)
+                pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                start_new_session=True)  # a terminal's Ctrl-C reaches routeway, which stops the worker itself
         finally:
             theirs.close()
         reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=LINE_LIMIT)
