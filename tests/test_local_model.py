@@ -294,9 +294,18 @@ def test_a_killed_worker_fails_its_request_uncharged_and_is_restarted(local: Gat
     assert "stopped (killed by SIGKILL)" in failed.json()["error"]["message"]
     assert account.ledger_sum() == before  # neither request was charged
     assert {row[1] for row in account.generations()} == {502}
-    # restarted: a new worker answers
+    # restarted: a new worker answers, and /metrics counts the restarts
     assert account.chat({"model": "local/smol-priced", "messages": HI, "max_tokens": 4}).status_code == 200
     assert smol_worker(local) != worker
+    assert metric(local, 'routeway_local_worker_restarts_total{provider="smol"}') >= 2
+    assert metric(local, 'routeway_local_worker_ready{provider="smol"}') == 1
+
+
+def metric(gateway: Gateway, name: str) -> float:
+    for line in httpx.get(gateway.url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} is not in /metrics")
 
 
 def test_a_dead_worker_falls_back_to_another_endpoint(local: Gateway, upstream: MockUpstream) -> None:
@@ -327,6 +336,7 @@ def test_a_full_queue_answers_429_with_retry_after(local: Gateway) -> None:
         began = time.monotonic()
         assert httpx.get(local.url + "/health", timeout=5).status_code == 200
         assert time.monotonic() - began < 0.5  # the event loop is free while the model generates
+        assert metric(local, 'routeway_local_queue_depth{provider="smol-q"}') == 1
         refused = account.chat({"model": "local/smol-q", "messages": HI, "max_tokens": 4})
         assert refused.status_code == 429, refused.text
         assert int(refused.headers["retry-after"]) >= 1
@@ -338,6 +348,9 @@ def test_a_full_queue_answers_429_with_retry_after(local: Gateway) -> None:
 
 
 def test_several_models_run_in_worker_processes_of_their_own(local: Gateway) -> None:
+    deadline = time.monotonic() + 30  # an earlier test's killed worker may still be in its restart backoff
+    while len(workers(local, str(SMOL))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(workers(local, str(SMOL))) == 2 and len(workers(local, "tiny.gguf")) == 1
     models = {m["id"] for m in httpx.get(local.api + "/models").json()["data"]}
     assert "local/smollm2-135m-instruct" not in models  # a config with providers does not load the default

@@ -54,6 +54,23 @@ class HealthCollector:
         for (provider, reason), count in sorted(self.services.usage_rejections.items()):
             rejected.add_metric([provider, reason], count)
         yield rejected
+        yield from self._local_models()
+
+    def _local_models(self) -> Iterator[Metric]:
+        """Each local model's worker process (providers/local_worker.py): loaded, queue, restarts."""
+        ready = GaugeMetricFamily("routeway_local_worker_ready", "1 while a local model's worker is loaded",
+                                  labels=["provider"])
+        queued = GaugeMetricFamily("routeway_local_queue_depth", "Requests waiting for a local model", labels=["provider"])
+        restarts = CounterMetricFamily("routeway_local_worker_restarts", "Worker processes of a local model that died"
+                                       " and were restarted", labels=["provider"])
+        for name, adapter in sorted(self.services.adapters.items()):
+            worker = getattr(adapter, "worker", None)
+            if worker is not None:
+                state = worker.snapshot()
+                ready.add_metric([name], int(state["ready"]))
+                queued.add_metric([name], state["queued"])
+                restarts.add_metric([name], state["restarts"])
+        yield from (ready, queued, restarts)
 
 
 class LoopLag:
