@@ -370,3 +370,36 @@ def test_without_any_provider_the_default_model_answers(tmp_path: Path) -> None:
         stop_gateway(gateway)
     log = next(tmp_path.glob("routeway-*.log")).read_text()
     assert "local/smollm2-135m-instruct" in log and "served by default" in log
+
+
+def test_serve_model_flag_registers_each_file_instead_of_the_default(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ADMIN_KEY, free_port
+
+    tiny = write_tiny_gguf(tmp_path / "Tiny-Model.F32.gguf")
+    port = free_port()
+    with open(tmp_path / "serve.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "routeway", "serve", "--model", str(tiny), "--port", str(port),
+                                    "--data-dir", str(tmp_path / "data")], stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "ROUTEWAY_ADMIN_KEY": ADMIN_KEY})
+    try:
+        gateway = Gateway(f"http://127.0.0.1:{port}", tmp_path / "data", process)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(gateway.url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        [endpoint] = httpx.get(gateway.api + "/models/local/tiny-model-f32/endpoints").json()["data"]["endpoints"]
+        assert endpoint["quantization"] == "fp32" and endpoint["context_length"] == 4096
+        assert httpx.get(gateway.api + "/models/local/smollm2-135m-instruct/endpoints").status_code == 404  # not loaded
+        account = gateway.account(credits=0)
+        reply = account.chat({"model": "local/tiny-model-f32", "messages": HI, "max_tokens": 3})
+        assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 3
+    finally:
+        stop_gateway(gateway)

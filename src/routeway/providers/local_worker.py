@@ -154,15 +154,19 @@ class LocalWorker:
             while True:
                 try:
                     line = await reader.readline()
-                except (ConnectionError, ValueError):
-                    line = b""
-                if not line:
+                    message = _decode(line) if line else None
+                except (ConnectionError, ValueError, msgspec.DecodeError) as exc:  # ValueError: a line past the limit
+                    log.error("local model %s: unreadable message from the worker (%s); restarting it", self.name, exc)
+                    message = None
+                if message is None:
                     break
-                self._on_message(_decode(line))
+                self._on_message(message)
         finally:
             loaded, self.ready = self.ready, False
             self.writer.close()
             self.writer = None
+            if self.process.returncode is None:
+                self.process.kill()  # the socket is closed or garbled: this worker is done either way
             code = await self.process.wait()
             self._on_death(code, loaded)
         return code
