@@ -267,6 +267,29 @@ def test_a_cancelled_stream_stops_generating_and_frees_the_worker(local: Gateway
     assert cancelled == 1
 
 
+STORM = "the old lighthouse keeper watched the grey storm roll over the sea " * 60  # ~750 tokens
+
+
+def test_a_cancel_stops_even_the_prompts_evaluation(local: Gateway) -> None:
+    account = local.account(credits=1)
+    began = time.monotonic()
+    reference = account.chat({"model": "local/smol-priced", "messages": [{"role": "user", "content": "alpha " + STORM}],
+                              "max_tokens": 1})
+    evaluating = time.monotonic() - began  # a long prompt's evaluation, the time to its one token
+    assert reference.status_code == 200 and reference.json()["usage"]["prompt_tokens"] > 700
+    with httpx.stream("POST", local.api + "/chat/completions", headers={"authorization": f"Bearer {account.api_key}"},
+                      json={"model": "local/smol-priced", "messages": [{"role": "user", "content": "beta " + STORM}],
+                            "max_tokens": 1, "stream": True}, timeout=60) as response:
+        assert response.status_code == 200  # the worker took it (it was idle): its prompt is being evaluated
+        time.sleep(min(0.2, evaluating / 10))
+    began = time.monotonic()  # the client left mid-evaluation (a different prompt: no cache helps)
+    assert account.chat({"model": "local/smol-priced", "messages": HI, "max_tokens": 2}).status_code == 200
+    waited = time.monotonic() - began
+    print(f"\n[cancel in prefill] next request answered in {waited * 1000:.0f} ms; evaluation takes"
+          f" {evaluating * 1000:.0f} ms")
+    assert waited < evaluating / 3  # llama.cpp stopped within its compute graph, not at the prompt's end
+
+
 def test_a_killed_worker_fails_its_request_uncharged_and_is_restarted(local: Gateway) -> None:
     account = local.account(credits=1)
     before = account.ledger_sum()
