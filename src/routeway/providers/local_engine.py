@@ -6,7 +6,8 @@ imported by the gateway, so a crash in native code takes this process down, not 
 
 In:  {"t": "run", "id", "body"} (an OpenAI chat body after routeway's dialect work), {"t": "cancel", "id"}
 Out: {"t": "ready", "n_ctx"}; per request {"t": "delta", "id", "text"}…, then one of
-     {"t": "end", "id", "finish", "prompt_tokens", "completion_tokens"} or {"t": "error", "id", "status", "message"}.
+     {"t": "end", "id", "finish", "prompt_tokens", "completion_tokens", "evaluated"} or
+     {"t": "error", "id", "status", "message"}.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def load(settings: dict[str, Any]) -> Any:
         excluded) and stops between two tokens once ``stop_now`` says so."""
 
         generated = 0
+        evaluated = 0  # tokens llama.cpp evaluated (prompt and generated), for the gateway's metrics
         stop_now: Callable[[], bool] = staticmethod(lambda: False)
+
+        def eval(self, tokens: Any) -> None:
+            super().eval(tokens)
+            self.evaluated += len(tokens)  # only when evaluated to the end: an aborted eval raises first
 
         def generate(self, *args: Any, **kwargs: Any) -> Iterator[int]:
             for token in super().generate(*args, **kwargs):
@@ -131,14 +137,14 @@ class Engine:
             send({"t": "error", "id": rid, "status": 400, "message":
                   f"This model's maximum context length is {n_ctx} tokens; the prompt is {len(tokens)} tokens."})
             return
-        llm.generated, llm.stop_now = 0, cancelled
+        llm.generated, llm.evaluated, llm.stop_now = 0, 0, cancelled
         try:
             self._generate(rid, body, tokens, template_stop, grammar, n_ctx, send)
         except RuntimeError:  # "llama_decode returned 2": aborted by the cancel, else a real failure
             if not cancelled():
                 raise
         send({"t": "end", "id": rid, "finish": "cancelled" if cancelled() else self.finish, "prompt_tokens": len(tokens),
-              "completion_tokens": llm.generated})
+              "completion_tokens": llm.generated, "evaluated": llm.evaluated})
 
     def _generate(self, rid: int, body: dict[str, Any], tokens: list[int], template_stop: list[str], grammar: Any,
                   n_ctx: int, send: Callable[[dict[str, Any]], None]) -> None:

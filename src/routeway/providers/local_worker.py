@@ -52,6 +52,8 @@ class LocalWorker:
         self.process: asyncio.subprocess.Process | None = None
         self.ready = False
         self.restarts = 0
+        self.generated_tokens = 0  # what the engine actually did, cancelled requests included (metrics)
+        self.evaluated_tokens = 0
         self.service_seconds = 1.0  # moving average of one request's time on the worker: for Retry-After
         self.started_at = 0.0
         self.next_id = 0
@@ -106,6 +108,9 @@ class LocalWorker:
         self.service_seconds = 0.8 * self.service_seconds + 0.2 * elapsed
         if job.state == "running":
             job.state = "done"
+        if message["t"] == "end":
+            self.generated_tokens += message["completion_tokens"]
+            self.evaluated_tokens += message.get("evaluated", 0)
         job.inbox.put_nowait(message)
         self._dispatch()
 
@@ -199,7 +204,8 @@ class LocalWorker:
 
     def snapshot(self) -> dict[str, Any]:
         return {"ready": self.ready, "pid": self.process.pid if self.process else None, "queued": len(self.waiting),
-                "busy": self.current is not None, "restarts": self.restarts}
+                "busy": self.current is not None, "restarts": self.restarts, "generated": self.generated_tokens,
+                "evaluated": self.evaluated_tokens}
 
 
 def _exit_reason(code: int | None) -> str:
