@@ -69,7 +69,7 @@ completion_price = "2.00"
 [[endpoints]]
 model = "local/smol-priced"
 provider = "smol"
-supported_parameters = ["max_tokens", "temperature", "seed", "logit_bias", "response_format", "tools"]
+supported_parameters = ["max_tokens", "temperature", "seed", "stop", "logit_bias", "response_format", "tools"]
 
 [[models]]
 id = "local/smol-or-mock"
@@ -175,6 +175,18 @@ def test_chat_and_stream_give_text_with_the_tokenizers_usage(local: Gateway) -> 
     rows = local.rows("SELECT usage_estimated, tokens_prompt, tokens_completion, total_cost_nano FROM generations"
                       " WHERE id IN (?, ?)", (reply.id, chunks[0].id))
     assert rows == [(0, prompt, 8, prompt * 1000 + 8 * 2000)] * 2  # the model's own counts, billed at its price
+
+
+def test_stop_sequences_and_seed_reach_llama_cpp(local: Gateway) -> None:
+    account = local.account(credits=1)
+    ask = {"model": "local/smol-priced", "messages": HI, "max_tokens": 12, "temperature": 0, "logit_bias": {EOS: -100}}
+    whole = account.chat(ask).json()["choices"][0]["message"]["content"]
+    word = whole.split()[2]
+    cut = account.chat({**ask, "stop": [word]}).json()["choices"][0]
+    assert cut["finish_reason"] == "stop" and cut["message"]["content"].strip() == whole[:whole.index(word)].strip()
+    sampled = {**ask, "temperature": 1.5, "max_tokens": 10}
+    same = {account.chat({**sampled, "seed": 7}).json()["choices"][0]["message"]["content"] for _ in range(2)}
+    assert len(same) == 1  # the seed makes sampling repeatable
 
 
 def test_json_schema_output_is_enforced_by_grammar_and_validates(local: Gateway) -> None:
