@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from routeway.local_models import smollm2_path  # noqa: E402
+
 from tests.conftest import start_gateway, stop_gateway  # noqa: E402
 from tests.support.tiny_gguf import free_port  # noqa: E402
 
@@ -102,7 +103,7 @@ def main() -> None:
                    "routeway (local kind)": (gateway.api + "/chat/completions", {"authorization": f"Bearer {key}"},
                                              "local/bench")}
         results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in targets}
-        for name, (url, headers, model) in targets.items():
+        for url, headers, model in targets.values():
             one(url, headers, model, 8, eos)  # warm up: the prompt's KV cache, the first connection
         for _ in range(args.runs):
             for name, (url, headers, model) in targets.items():

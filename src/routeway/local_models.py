@@ -76,9 +76,9 @@ def with_local_models(settings: Settings, model_paths: tuple[Path, ...] = (), de
             models.append(model_entry(model_id, f"Local: {provider.local.model_path.stem}", provider.local))
             endpoints.append(endpoint_for(model_id, provider))
     if not providers and default_model:
-        path = smollm2_path()
-        if path is not None:
-            provider = local_provider(DEFAULT_PROVIDER, LocalModelConfig(path, n_ctx=2048), "Local (llama.cpp)")
+        smollm2 = smollm2_path()
+        if smollm2 is not None:
+            provider = local_provider(DEFAULT_PROVIDER, LocalModelConfig(smollm2, n_ctx=2048), "Local (llama.cpp)")
             providers.append(provider)
             models.append(model_entry(
                 DEFAULT_MODEL_ID, "Local: SmolLM2 135M Instruct", provider.local,  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -60,7 +61,8 @@ class HealthCollector:
         """Each local model's worker process (providers/local_worker.py): loaded, queue, restarts."""
         ready = GaugeMetricFamily("routeway_local_worker_ready", "1 while a local model's worker is loaded",
                                   labels=["provider"])
-        queued = GaugeMetricFamily("routeway_local_queue_depth", "Requests waiting for a local model", labels=["provider"])
+        queued = GaugeMetricFamily("routeway_local_queue_depth", "Requests waiting for a local model",
+                                   labels=["provider"])
         busy = GaugeMetricFamily("routeway_local_worker_busy", "1 while a local model answers a request",
                                  labels=["provider"])
         restarts = CounterMetricFamily("routeway_local_worker_restarts", "Worker processes of a local model that died"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from routeway.catalog import Endpoint
 from routeway.config import ConfigError, ProviderConfig
@@ -75,8 +75,8 @@ class LocalCall:
                     first = False
                     yield {"id": self.id, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                 else:
-                    yield {"id": self.id, "choices": [{"index": 0, "delta": {},
-                                                       "finish_reason": _FINISH.get(message["finish"], message["finish"])}]}
+                    finish = _FINISH.get(message["finish"], message["finish"])
+                    yield {"id": self.id, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
                     yield {"id": self.id, "choices": [], "usage": _usage(message)}
         except UpstreamError:
             if not first:  # text went out already: bill nothing for a broken answer (module docstring)

@@ -12,6 +12,7 @@ Out: {"t": "ready", "n_ctx"}; per request {"t": "delta", "id", "text"}…, then 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -59,12 +60,13 @@ def load(settings: dict[str, Any]) -> Any:
         generated = 0
         evaluated = 0  # tokens llama.cpp evaluated (prompt and generated), for the gateway's metrics
         stop_now: Callable[[], bool] = staticmethod(lambda: False)
+        abort_check: Any = None  # the ctypes callback, kept referenced as long as llama.cpp may call it
 
         def eval(self, tokens: Any) -> None:
             super().eval(tokens)
             self.evaluated += len(tokens)  # only when evaluated to the end: an aborted eval raises first
 
-        def generate(self, *args: Any, **kwargs: Any) -> Iterator[int]:
+        def generate(self, *args: Any, **kwargs: Any) -> Iterator[int]:  # type: ignore[override]
             for token in super().generate(*args, **kwargs):
                 if self.stop_now():
                     return
@@ -100,7 +102,8 @@ class Engine:
     def prompt(self, body: dict[str, Any]) -> tuple[list[int], list[str]]:
         messages = [{**m, "content": _text(m.get("content"))} for m in body.get("messages") or []]
         try:
-            result = self.formatter(messages=messages, tools=body.get("tools"), tool_choice=body.get("tool_choice"),
+            result = self.formatter(messages=messages,  # type: ignore[arg-type]
+                                    tools=body.get("tools"), tool_choice=body.get("tool_choice"),
                                     **(body.get("chat_template_kwargs") or {}))
         except Exception as exc:  # jinja's own errors, and templates that raise_exception() on odd input
             raise BadRequest(f"the model's chat template cannot render these messages: {exc}") from None
@@ -115,7 +118,8 @@ class Engine:
             if isinstance(body.get("grammar"), str):  # the operator's extra_body, as llama.cpp's server takes it
                 return LlamaGrammar.from_string(body["grammar"], verbose=False)
             fmt = body.get("response_format") or {}
-            schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else fmt.get("schema")
+            wrapped = fmt.get("json_schema") or {}  # OpenAI's form; llama.cpp's puts "schema" beside "type"
+            schema = wrapped.get("schema") if fmt.get("type") == "json_schema" else fmt.get("schema")
             if schema is not None:
                 return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
             if fmt.get("type") in ("json_object", "json_schema"):
@@ -143,15 +147,16 @@ class Engine:
         except RuntimeError:  # "llama_decode returned 2": aborted by the cancel, else a real failure
             if not cancelled():
                 raise
-        send({"t": "end", "id": rid, "finish": "cancelled" if cancelled() else self.finish, "prompt_tokens": len(tokens),
-              "completion_tokens": llm.generated, "evaluated": llm.evaluated})
+        send({"t": "end", "id": rid, "finish": "cancelled" if cancelled() else self.finish,
+              "prompt_tokens": len(tokens), "completion_tokens": llm.generated, "evaluated": llm.evaluated})
 
     def _generate(self, rid: int, body: dict[str, Any], tokens: list[int], template_stop: list[str], grammar: Any,
                   n_ctx: int, send: Callable[[dict[str, Any]], None]) -> None:
         llm = self.llm
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
-        options = {**DEFAULTS, **{name: body[field] for field, name in _SAMPLING.items() if body.get(field) is not None}}
+        options = {**DEFAULTS,
+                   **{name: body[field] for field, name in _SAMPLING.items() if body.get(field) is not None}}
         bias = body.get("logit_bias")
         self.finish = "length"
         for chunk in llm.create_completion(tokens, max_tokens=body.get("max_tokens") or (n_ctx - len(tokens)),
@@ -206,7 +211,7 @@ def main() -> None:
             if rid in cancelled:  # cancelled while on its way here
                 send({"t": "end", "id": rid, "finish": "cancelled", "prompt_tokens": 0, "completion_tokens": 0})
             else:
-                engine.run(job, send, lambda: rid in cancelled)
+                engine.run(job, send, functools.partial(set.__contains__, cancelled, rid))
         except Exception as exc:  # llama.cpp refused (a failed decode, a bad grammar it caught): this request only
             send({"t": "error", "id": rid, "status": 502, "message": f"the local engine failed: {exc}"})
         cancelled.discard(rid)

@@ -140,7 +140,8 @@ class LocalWorker:
             self.restarts += 1
             if time.monotonic() - began > 30:  # it had been working: restart at once; a crash loop backs off
                 backoff = 0.5
-            log.error("local model %s: worker exited (%s); restarting in %.1f s", self.name, _exit_reason(code), backoff)
+            log.error("local model %s: worker exited (%s); restarting in %.1f s", self.name, _exit_reason(code),
+                      backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
@@ -180,7 +181,8 @@ class LocalWorker:
         kind = message["t"]
         if kind == "ready":
             self.ready = True
-            log.info("local model %s: worker %s ready (context %s tokens)", self.name, message.get("pid"), message.get("n_ctx"))
+            log.info("local model %s: worker %s ready (context %s tokens)", self.name, message.get("pid"),
+                     message.get("n_ctx"))
             self._dispatch()
         elif self.current is not None and message.get("id") == self.current.id:
             if kind in DONE:
