@@ -46,6 +46,13 @@ model_path = "{smol}"
 n_ctx = 2048
 threads = 1
 queue_size = 1
+[providers.timeouts]
+idle = 3  # a worker silent this long while answering is killed and restarted
+
+[[providers]]
+name = "broken"
+kind = "local"
+model_path = "{broken}"
 
 [[providers]]
 name = "tiny"
@@ -109,7 +116,9 @@ HI = [{"role": "user", "content": "What is the capital of France?"}]
 def local(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("local-model")
     tiny = write_tiny_gguf(root / "tiny.gguf")
-    (root / "routeway.toml").write_text(CONFIG.format(smol=SMOL, tiny=tiny, upstream=upstream.base_url))
+    (root / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 64)  # a file, but no model in it
+    (root / "routeway.toml").write_text(CONFIG.format(smol=SMOL, tiny=tiny, broken=root / "broken.gguf",
+                                                      upstream=upstream.base_url))
     gateway = start_gateway(root / "routeway.toml", root / "data")
     yield gateway
     stop_gateway(gateway)
@@ -380,6 +389,37 @@ def test_a_full_queue_answers_429_with_retry_after(local: Gateway) -> None:
         running.close()
         queued.close()
     assert account.ledger_sum() == 1_000_000_000  # the model is free; nothing was charged anyway
+
+
+def test_a_hung_worker_is_killed_after_the_idle_timeout_and_restarted(local: Gateway) -> None:
+    account = local.account(credits=1)
+    before = account.ledger_sum()
+    restarts = 'routeway_local_worker_restarts_total{provider="smol-q"}'
+    restarted = metric(local, restarts)
+    [worker] = [p for p in workers(local, str(SMOL)) if '"threads": 1,' in Path(f"/proc/{p}/cmdline").read_text()]
+    stream = long_stream(local, account.api_key, "local/smol-q")
+    first_tokens(stream, 2)
+    os.kill(worker, signal.SIGSTOP)  # native code stuck: alive, silent
+    events = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: {")]
+    stream.close()
+    [error] = [e for e in events if "error" in e]
+    assert error["error"]["code"] == 408 and "produced nothing for 3 s" in error["error"]["message"]
+    assert account.ledger_sum() == before
+    assert metric(local, restarts) == restarted + 1  # killed, not left hanging
+    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text().lower()
+
+
+def test_a_model_that_cannot_load_fails_fast_as_an_upstream_error(local: Gateway) -> None:
+    account = local.account(credits=1)
+    deadline = time.monotonic() + 30
+    while metric(local, 'routeway_local_worker_restarts_total{provider="broken"}') < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    reply = account.chat({"model": "local/broken", "messages": HI, "max_tokens": 2})
+    message = reply.json()["error"]["message"]  # at once, not after the restart backoff: "keeps trying"
+    assert reply.status_code == 502 and "could not be loaded (exit status 1); routeway keeps trying" in message
+    assert metric(local, 'routeway_local_worker_ready{provider="broken"}') == 0
+    assert httpx.get(local.url + "/health").status_code == 200  # the server itself is fine
 
 
 def test_several_models_run_in_worker_processes_of_their_own(local: Gateway) -> None:

@@ -51,6 +51,7 @@ class LocalWorker:
         self.writer: asyncio.StreamWriter | None = None
         self.process: asyncio.subprocess.Process | None = None
         self.ready = False
+        self.load_failure: str | None = None  # why the last worker died before loading the model
         self.restarts = 0
         self.generated_tokens = 0  # what the engine actually did, cancelled requests included (metrics)
         self.evaluated_tokens = 0
@@ -62,6 +63,9 @@ class LocalWorker:
 
     # ---- the queue ------------------------------------------------------------------------------
     def submit(self, body: dict[str, Any]) -> Job:
+        if self.load_failure is not None and not self.ready:  # no use waiting for the backoff: fall back now
+            raise UpstreamError(502, f"The local model could not be loaded ({self.load_failure}); routeway keeps"
+                                     " trying.")
         if len(self.waiting) >= self.model.queue_size and (self.current is not None or not self.ready):
             wait = max(1, math.ceil((len(self.waiting) + 1) * self.service_seconds))
             raise UpstreamError(429, f"The local model is busy: {len(self.waiting)} requests are waiting for it.",
@@ -171,8 +175,10 @@ class LocalWorker:
             loaded, self.ready = self.ready, False
             self.writer.close()
             self.writer = None
-            if self.process.returncode is None:
-                self.process.kill()  # the socket is closed or garbled: this worker is done either way
+            try:  # a worker that closed its socket is exiting: a moment to say how, then it is killed
+                await asyncio.wait_for(asyncio.shield(self.process.wait()), 1.0)
+            except TimeoutError:
+                self.process.kill()  # the socket is garbled or gone: this worker is done either way
             code = await self.process.wait()
             self._on_death(code, loaded)
         return code
@@ -180,7 +186,7 @@ class LocalWorker:
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["t"]
         if kind == "ready":
-            self.ready = True
+            self.ready, self.load_failure = True, None
             log.info("local model %s: worker %s ready (context %s tokens)", self.name, message.get("pid"),
                      message.get("n_ctx"))
             self._dispatch()
@@ -198,6 +204,7 @@ class LocalWorker:
                               f"The local engine for this model stopped ({reason}) while answering; routeway is"
                               " restarting it."})
         if not loaded:
+            self.load_failure = reason
             while self.waiting:
                 job = self.waiting.popleft()
                 job.state = "done"
