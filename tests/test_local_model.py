@@ -47,7 +47,7 @@ n_ctx = 2048
 threads = 1
 queue_size = 1
 [providers.timeouts]
-idle = 3  # a worker silent this long while answering is killed and restarted
+idle = 5  # a worker silent this long between two tokens is killed and restarted
 
 [[providers]]
 name = "broken"
@@ -262,7 +262,7 @@ class long_stream:
 def first_tokens(response: long_stream, n: int) -> None:
     seen = 0
     for line in response.iter_lines():
-        if line.startswith("data: {") and '"content"' in line:
+        if line.startswith("data: {") and '"content"' in line and '"content":""' not in line:
             seen += 1
             if seen == n:
                 return
@@ -372,7 +372,26 @@ def test_a_dead_worker_falls_back_to_another_endpoint(local: Gateway, upstream: 
     assert [(a["provider"], a["status"]) for a in attempts] == [("smol", 502), ("mock", 200)]
 
 
+def test_a_hung_worker_is_killed_after_the_idle_timeout_and_restarted(local: Gateway) -> None:
+    account = local.account(credits=1)
+    before = account.ledger_sum()
+    restarts = 'routeway_local_worker_restarts_total{provider="smol-q"}'
+    restarted = metric(local, restarts)
+    [worker] = [p for p in workers(local, str(SMOL)) if '"threads": 1,' in Path(f"/proc/{p}/cmdline").read_text()]
+    stream = long_stream(local, account.api_key, "local/smol-q")
+    first_tokens(stream, 2)
+    os.kill(worker, signal.SIGSTOP)  # native code stuck: alive, silent
+    events = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: {")]
+    stream.close()
+    [error] = [e for e in events if "error" in e]
+    assert error["error"]["code"] == 408 and "produced nothing for 5 s" in error["error"]["message"]
+    assert account.ledger_sum() == before
+    assert metric(local, restarts) == restarted + 1  # killed, not left hanging
+    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text().lower()
+
+
 def test_a_full_queue_answers_429_with_retry_after(local: Gateway) -> None:
+    """Last on smol-q: its 429 keeps the endpoint out of routing for Retry-After seconds."""
     account = local.account(credits=1)
     running = long_stream(local, account.api_key, "local/smol-q")  # queue_size 1
     first_tokens(running, 2)
@@ -389,24 +408,6 @@ def test_a_full_queue_answers_429_with_retry_after(local: Gateway) -> None:
         running.close()
         queued.close()
     assert account.ledger_sum() == 1_000_000_000  # the model is free; nothing was charged anyway
-
-
-def test_a_hung_worker_is_killed_after_the_idle_timeout_and_restarted(local: Gateway) -> None:
-    account = local.account(credits=1)
-    before = account.ledger_sum()
-    restarts = 'routeway_local_worker_restarts_total{provider="smol-q"}'
-    restarted = metric(local, restarts)
-    [worker] = [p for p in workers(local, str(SMOL)) if '"threads": 1,' in Path(f"/proc/{p}/cmdline").read_text()]
-    stream = long_stream(local, account.api_key, "local/smol-q")
-    first_tokens(stream, 2)
-    os.kill(worker, signal.SIGSTOP)  # native code stuck: alive, silent
-    events = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: {")]
-    stream.close()
-    [error] = [e for e in events if "error" in e]
-    assert error["error"]["code"] == 408 and "produced nothing for 3 s" in error["error"]["message"]
-    assert account.ledger_sum() == before
-    assert metric(local, restarts) == restarted + 1  # killed, not left hanging
-    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text().lower()
 
 
 def test_a_model_that_cannot_load_fails_fast_as_an_upstream_error(local: Gateway) -> None:

@@ -33,16 +33,18 @@ class LocalCall:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
 
     async def _messages(self) -> AsyncIterator[dict[str, Any]]:
-        """The worker's messages for this request until its end; a silence longer than the idle timeout
-        (a hung engine) fails it and restarts the worker. The wait in the queue is not idle time."""
+        """The worker's messages for this request until its end. Between two tokens a silence longer than
+        the idle timeout (a hung engine) fails the request and restarts the worker; before the first, the
+        queue and the prompt's evaluation take what they take, within the exchange's own first-byte
+        timeout and routing deadline (which cancel the call, see ``LocalWorker.cancel``)."""
+        answering = False
         while True:
             try:
-                message = await asyncio.wait_for(self.job.inbox.get(), self.idle)
+                message = await asyncio.wait_for(self.job.inbox.get(), self.idle if answering else None)
             except TimeoutError:
-                if self.job.state == "waiting":
-                    continue
                 self.worker.kill_hung(self.job)
                 raise UpstreamError(408, f"the local engine produced nothing for {self.idle:g} s") from None
+            answering = True
             kind = message["t"]
             if kind in ("error", "died"):
                 status = message["status"]

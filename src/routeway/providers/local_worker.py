@@ -30,6 +30,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 LINE_LIMIT = 8 * 1024 * 1024  # one message; a token's text is a few bytes
 DONE = ("end", "error", "died")
+CANCEL_GRACE = 10.0  # seconds a worker has to confirm a cancel (it takes milliseconds) before it is killed as hung
 
 
 class Job:
@@ -84,10 +85,11 @@ class LocalWorker:
         elif job.state == "running":
             job.state = "cancelled"
             self._send({"t": "cancel", "id": job.id})
+            asyncio.get_running_loop().call_later(CANCEL_GRACE, self.kill_hung, job)
 
     def kill_hung(self, job: Job) -> None:
-        """A worker silent past the idle timeout while running ``job`` is stuck in native code: kill it
-        (the supervisor restarts it) rather than let the queue behind it wait for ever."""
+        """A worker still on ``job`` after going silent past the idle timeout, or not confirming its cancel,
+        is stuck in native code: kill it (the supervisor restarts it) rather than let the queue wait for ever."""
         if self.current is job and self.process is not None and self.process.returncode is None:
             log.error("local model %s: worker %s hung while answering; killing it", self.name, self.process.pid)
             self.process.kill()
