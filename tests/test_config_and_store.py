@@ -57,6 +57,11 @@ def test_environment_keys_add_providers() -> None:
     ("[limits]\nkey_requests = 'lots'\n", "not a rate such as"),
     ("[limits]\nburst = 5\n", "unknown settings"),
     ("[[providers]]\nname='a'\nkind='openai'\nbase_url='http://x'\nheaders={x-team=\"a\\nb\"}\n", "line break"),
+    ("[[providers]]\nname='a'\nkind='local'\n", "missing required key 'model_path'"),
+    ("[[providers]]\nname='a'\nkind='local'\nmodel_path='/nonexistent.gguf'\n", "is not a file"),
+    ("[[providers]]\nname='a'\nkind='local'\nmodel_path='/etc/hostname'\nn_ctx=0\n", "n_ctx must be a whole number"),
+    ("[[providers]]\nname='a'\nkind='local'\nmodel_path='/etc/hostname'\nbase_url='http://x'\n", "unknown settings"),
+    ("[server]\ndefault_model = 'no'\n", "default_model must be true or false"),
 ])
 def test_bad_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.toml"
@@ -71,7 +76,7 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None
     result = subprocess.run([sys.executable, "-m", "routeway", "serve", "--config", str(path), "--data-dir",
                              str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "unknown kind 'grpc'" in result.stderr and "valid kinds: anthropic, openai" in result.stderr
+    assert "unknown kind 'grpc'" in result.stderr and "valid kinds: anthropic, local, openai" in result.stderr
     assert "Traceback" not in result.stderr
 
 

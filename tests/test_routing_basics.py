@@ -51,7 +51,8 @@ def test_processing_comments_repeat_until_the_first_token(account: Account) -> N
 
 
 def test_serve_without_config_has_the_catalog_and_explains_the_503(tmp_path: Path) -> None:
-    gateway = start_gateway(None, tmp_path / "data")
+    # the default local model switched off (tests/test_local_model.py has it on)
+    gateway = start_gateway(None, tmp_path / "data", {"ROUTEWAY_DEFAULT_MODEL": "0"})
     try:
         models = httpx.get(gateway.api + "/models").json()
         assert models["total_count"] >= 30

@@ -9,13 +9,14 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from routeway.config import ConfigError, load_settings
+from routeway.local_models import DEFAULT_MODEL_ID
 
 console = Console()
 
@@ -37,9 +38,15 @@ def main() -> None:
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="ROUTEWAY_CONFIG", help="TOML config file.")
 @click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [default: 8080].")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the SQLite store lives [default: ./data].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the SQLite store lives [default: ./data].")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(config: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str) -> None:
+@click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="A GGUF model to serve in-process as local/<file name> (repeatable).")
+@click.option("--default-model/--no-default-model", default=None, envvar="ROUTEWAY_DEFAULT_MODEL",
+              help="Serve local/smollm2-135m-instruct when no provider is configured [default: on].")
+def serve(config: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str,
+          models: tuple[str, ...], default_model: bool | None) -> None:
     """Start the gateway."""
     import uvicorn
 
@@ -47,7 +54,8 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     from routeway.connections import fit_open_file_limit, protocol_class
     from routeway.store.sqlite import StoreUnavailable
 
-    settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None)
+    settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
+                         model_paths=tuple(Path(m) for m in models), default_model=default_model)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings)
@@ -68,6 +76,15 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
                   + ("  [yellow](created now)[/]" if first_start else ""))
     console.print(f"  catalog       {len(app.services.catalog.models)} models, {served} with a provider"
                   f" ({', '.join(p.name for p in s.providers) or 'none configured: chat answers 503'})")
+    for provider in s.providers:
+        if provider.local is not None:
+            served_by = [m for m, eps in app.services.catalog.endpoints.items()
+                         if any(e.provider is provider for e in eps)]
+            console.print(f"  local model   {', '.join(served_by)}  ({provider.local.model_path.name}, llama.cpp in a"
+                          " worker process of its own)")
+            if DEFAULT_MODEL_ID in served_by:
+                console.print("                served by default as no provider is configured;"
+                              " [cyan]--no-default-model[/] turns it off")
     key_source = "ROUTEWAY_ADMIN_KEY" if os.environ.get("ROUTEWAY_ADMIN_KEY") else str(Path(s.data_dir) / "admin.key")
     console.print(f"  operator key  {key_source}")
     console.print("  get a key     [cyan]routeway accounts create me --credits 10[/]  then"
@@ -76,9 +93,12 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
     # httptools with routeway's limits on what one client connection may hold (connections.py).
     limits = fit_open_file_limit(s.connections)
-    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol_class(limits, app.services.connection_stats),
-                log_level=log_level, access_log=False, proxy_headers=False, server_header=False, lifespan="on",
-                timeout_keep_alive=limits.idle_timeout_seconds, timeout_graceful_shutdown=5)
+    protocol = protocol_class(limits, app.services.connection_stats)
+    # uvicorn types timeout_keep_alive as int, but it only hands the seconds to call_later: a fraction works
+    keep_alive = cast(int, limits.idle_timeout_seconds)
+    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol, log_level=log_level, access_log=False,
+                proxy_headers=False, server_header=False, lifespan="on", timeout_keep_alive=keep_alive,
+                timeout_graceful_shutdown=5)
 
 
 # ---- operator commands: thin clients of the admin API ------------------------------------------
@@ -90,7 +110,8 @@ def _admin_key(data_dir: str) -> str:
     path = Path(data_dir) / "admin.key"
     if path.exists():
         return path.read_text().strip()
-    raise click.ClickException(f"no operator key: set ROUTEWAY_ADMIN_KEY or run `routeway serve` once (it writes {path})")
+    raise click.ClickException(f"no operator key: set ROUTEWAY_ADMIN_KEY or run `routeway serve` once"
+                               f" (it writes {path})")
 
 
 def _call(ctx: click.Context, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -108,7 +129,8 @@ def _call(ctx: click.Context, method: str, path: str, body: dict[str, Any] | Non
             message = exc.reason
         raise click.ClickException(f"{exc.code}: {message}") from None
     except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach routeway at {url}: {exc.reason}. Is `routeway serve` running?") from None
+        raise click.ClickException(f"cannot reach routeway at {url}: {exc.reason}."
+                                   " Is `routeway serve` running?") from None
 
 
 def _server_options(fn: Any) -> Any:
@@ -147,7 +169,8 @@ def accounts_list(ctx: click.Context) -> None:
     """List accounts with credits, usage and balance."""
     table = Table("id", "name", "credits", "usage", "balance")
     for a in _call(ctx, "GET", "/admin/accounts")["data"]:
-        table.add_row(a["id"], a["name"], f"${a['total_credits']:.6f}", f"${a['total_usage']:.6f}", f"${a['balance']:.6f}")
+        table.add_row(a["id"], a["name"], f"${a['total_credits']:.6f}", f"${a['total_usage']:.6f}",
+                      f"${a['balance']:.6f}")
     console.print(table)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from routeway.dialects.registry import check_pair
 
@@ -19,6 +20,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 MIB = 1024 * 1024
+MAX_ANSWER_BYTES = 32 * MIB  # an upstream answer's default caps ([[providers]] max_answer_bytes, max_stream_bytes)
+MAX_STREAM_BYTES = 256 * MIB
 
 
 class ConfigError(Exception):
@@ -34,6 +37,20 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalModelConfig:
+    """A GGUF model that routeway runs itself (``kind = "local"``), in one worker process of its own."""
+
+    model_path: Path
+    n_ctx: int = 4096  # the context window the worker allocates (tokens)
+    threads: int | None = None  # llama.cpp threads; None = half the CPUs, as llama-cpp-python does
+    batch: int = 512  # prompt tokens evaluated per llama.cpp batch
+    queue_size: int = 16  # requests that may wait for the model; one more gets 429 with Retry-After
+    # llama.cpp's repacked weight buffers (AMX / AVX-512 kernels): off, because the AMX path segfaults on
+    # quantized weights on some Xeons (ggml_backend_amx_mul_mat, llama.cpp in llama-cpp-python 0.3.36)
+    extra_bufts: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
     name: str  # slug used in routing preferences and the endpoints API
     kind: str  # adapter name, see routeway.providers
@@ -44,11 +61,17 @@ class ProviderConfig:
     data_collection: str = "deny"  # "allow": the provider may store or train on prompts
     zdr: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
-    max_answer_bytes: int = 32 * MIB  # a whole (non-streamed) answer's body; more is a 502
-    max_stream_bytes: int = 256 * MIB  # everything one streamed answer may send; more ends it with an error chunk
+    max_answer_bytes: int = MAX_ANSWER_BYTES  # a whole (non-streamed) answer's body; more is a 502
+    max_stream_bytes: int = MAX_STREAM_BYTES  # everything one streamed answer may send; more: an error chunk
     # Which catalog models this provider serves without an explicit endpoint ("*" = all); used by the
     # providers picked up from the environment.
     serves_catalog: tuple[str, ...] = ()
+    local: LocalModelConfig | None = None  # kind "local": the model file and how to run it
+
+    @property
+    def constrains_output(self) -> bool:
+        """routeway runs the engine itself and enforces ``response_format`` with a grammar."""
+        return self.local is not None
 
     @property
     def label(self) -> str:
@@ -193,7 +216,7 @@ def _connections(server: Mapping[str, Any]) -> ConnectionSettings:
         if name not in server:
             continue
         value = server[name]
-        kind = type(default.default)
+        kind: type[int] | type[float] = int if isinstance(default.default, int) else float
         wrong_kind = kind is int and not isinstance(value, int)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or wrong_kind:
             raise ConfigError(f"[server] {name} must be a {'whole ' if kind is int else ''}number, not {value!r}")
@@ -203,10 +226,19 @@ def _connections(server: Mapping[str, Any]) -> ConnectionSettings:
     return ConnectionSettings(**values)
 
 
+def _byte_cap(table: Mapping[str, Any], where: str, cap: str, default: int) -> int:
+    value = table.get(cap, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise ConfigError(f"{where}: {cap} must be a whole number of bytes, at least 1024, not {value!r}")
+    return value
+
+
 def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
     where = f"providers[{index}]"
     name = _require(table, "name", where)
     kind = _require(table, "kind", where)
+    if kind == "local":
+        return _local_provider(table, where)
     timeouts = Timeouts(**{k: float(v) for k, v in table.get("timeouts", {}).items()})
     policy = table.get("data_collection", "deny")
     if policy not in ("allow", "deny"):
@@ -217,19 +249,46 @@ def _provider(table: Mapping[str, Any], index: int) -> ProviderConfig:
     for header, value in dict(table.get("headers", {})).items():
         if any(c in f"{header}{value}" for c in "\r\n\0"):
             raise ConfigError(f"{where}: header {header!r} contains a line break, which would split the request")
-    caps = {}
-    for cap in ("max_answer_bytes", "max_stream_bytes"):
-        if cap in table:
-            value = table[cap]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
-                raise ConfigError(f"{where}: {cap} must be a whole number of bytes, at least 1024, not {value!r}")
-            caps[cap] = value
     return ProviderConfig(
-        name=name, kind=kind, base_url=base_url, **caps,
+        name=name, kind=kind, base_url=base_url,
+        max_answer_bytes=_byte_cap(table, where, "max_answer_bytes", MAX_ANSWER_BYTES),
+        max_stream_bytes=_byte_cap(table, where, "max_stream_bytes", MAX_STREAM_BYTES),
         display_name=table.get("display_name", ""), api_key_env=table.get("api_key_env"), timeouts=timeouts,
         data_collection=policy, zdr=bool(table.get("zdr", False)), headers=dict(table.get("headers", {})),
         serves_catalog=tuple(table.get("serves_catalog", ())),
     )
+
+
+_LOCAL_KEYS = {"name", "kind", "display_name", "model_path", "n_ctx", "threads", "batch", "queue_size", "extra_bufts",
+               "data_collection", "zdr", "timeouts"}
+
+
+def _local_provider(table: Mapping[str, Any], where: str) -> ProviderConfig:
+    unknown = set(table) - _LOCAL_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings for kind 'local': {sorted(unknown)}")
+    path = Path(str(_require(table, "model_path", where))).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{where}: model_path {str(path)!r} is not a file (a GGUF model)")
+    values: dict[str, Any] = {}
+    for key in ("n_ctx", "threads", "batch", "queue_size"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "queue_size" else 1):
+                raise ConfigError(f"{where}: {key} must be a whole number{' ≥ 0' if key == 'queue_size' else ' ≥ 1'}")
+            values[key] = value
+    if "extra_bufts" in table:
+        values["extra_bufts"] = bool(table["extra_bufts"])
+    timeouts = Timeouts(**{k: float(v) for k, v in table.get("timeouts", {}).items()})
+    return local_provider(str(table["name"]), LocalModelConfig(path, **values), table.get("display_name", ""),
+                          timeouts=timeouts, zdr=bool(table.get("zdr", True)))
+
+
+def local_provider(name: str, model: LocalModelConfig, display_name: str = "", *, timeouts: Timeouts = Timeouts(),
+                   zdr: bool = True) -> ProviderConfig:
+    """Prompts to a local model never leave the machine: no data collection, zero retention by default."""
+    return ProviderConfig(name=name, kind="local", base_url="", display_name=display_name or name,
+                          timeouts=timeouts, zdr=zdr, local=model)
 
 
 def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
@@ -248,8 +307,11 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
 
 
 def load_settings(
-    config_path: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+    config_path: Path | None = None, env: Mapping[str, str] | None = None, *, model_paths: tuple[Path, ...] = (),
+    default_model: bool | None = None, **overrides: Any
 ) -> Settings:
+    """``model_paths``: GGUF files to serve (``--model``); ``default_model`` False: never serve the default
+    model (``--no-default-model``; None: ``[server] default_model``, true unless set)."""
     env = dict(os.environ if env is None else env)
     raw: dict[str, Any] = {}
     if config_path is not None:
@@ -293,7 +355,14 @@ def load_settings(
     values["limits"] = _limits(raw.get("limits", {}))
     values["connections"] = _connections(server)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(
+    settings = Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),
         endpoints=tuple(endpoints), models=tuple(raw.get("models", [])), env=env, config_path=config_path,
     )
+    if default_model is None:
+        default_model = server.get("default_model", True)
+        if not isinstance(default_model, bool):
+            raise ConfigError("[server] default_model must be true or false")
+    from routeway.local_models import with_local_models  # it builds on this module's types
+
+    return with_local_models(settings, tuple(model_paths), default_model)

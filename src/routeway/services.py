@@ -78,10 +78,16 @@ class Services:
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
                          for p in self.settings.providers}
+        for adapter in self.adapters.values():
+            start = getattr(adapter, "start", None)  # an adapter with a process of its own (a local model's worker)
+            if start is not None:
+                await start()
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
 
     async def stop(self) -> None:
+        stops = [stop() for adapter in self.adapters.values() if (stop := getattr(adapter, "stop", None)) is not None]
+        await asyncio.gather(*stops, return_exceptions=True)  # local models' workers end with the server
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -56,6 +56,33 @@ class HealthCollector:
         for (provider, reason), count in sorted(self.services.usage_rejections.items()):
             rejected.add_metric([provider, reason], count)
         yield rejected
+        yield from self._local_models()
+
+    def _local_models(self) -> Iterator[Metric]:
+        """Each local model's worker process (providers/local_worker.py): loaded, queue, restarts."""
+        ready = GaugeMetricFamily("routeway_local_worker_ready", "1 while a local model's worker is loaded",
+                                  labels=["provider"])
+        queued = GaugeMetricFamily("routeway_local_queue_depth", "Requests waiting for a local model",
+                                   labels=["provider"])
+        busy = GaugeMetricFamily("routeway_local_worker_busy", "1 while a local model answers a request",
+                                 labels=["provider"])
+        restarts = CounterMetricFamily("routeway_local_worker_restarts", "Worker processes of a local model that died"
+                                       " and were restarted", labels=["provider"])
+        generated = CounterMetricFamily("routeway_local_generated_tokens", "Tokens a local model generated, for"
+                                        " cancelled requests too (a cancel stops the count)", labels=["provider"])
+        evaluated = CounterMetricFamily("routeway_local_evaluated_tokens", "Tokens a local model evaluated: prompts"
+                                        " (less what its cache held) and generated tokens", labels=["provider"])
+        for name, adapter in sorted(self.services.adapters.items()):
+            worker = getattr(adapter, "worker", None)
+            if worker is not None:
+                state = worker.snapshot()
+                ready.add_metric([name], int(state["ready"]))
+                queued.add_metric([name], state["queued"])
+                busy.add_metric([name], int(state["busy"]))
+                restarts.add_metric([name], state["restarts"])
+                generated.add_metric([name], state["generated"])
+                evaluated.add_metric([name], state["evaluated"])
+        yield from (ready, queued, busy, restarts, generated, evaluated)
 
 
 class LoopLag:

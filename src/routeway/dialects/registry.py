@@ -34,7 +34,7 @@ DEFAULT = "openai"
 # registry (providers/__init__.py), which names the valid kinds.
 _OPENAI_WIRE = tuple(name for name in NAMES if name != "anthropic")
 KIND_DIALECTS: dict[str, tuple[str, ...]] = {"openai": _OPENAI_WIRE, "local": _OPENAI_WIRE, "anthropic": ("anthropic",)}
-_KIND_DEFAULTS = {"anthropic": "anthropic"}
+_KIND_DEFAULTS = {"anthropic": "anthropic", "local": "hermes"}  # a local model is raw text: routeway parses it
 
 _loaded: dict[str, Dialect] = {}
 

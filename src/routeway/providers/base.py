@@ -52,4 +52,7 @@ class UpstreamCall(Protocol):
 
 
 class Adapter(Protocol):
+    """May also have ``async start()`` / ``async stop()``, run with the server's start-up and shutdown
+    (the local adapter starts and stops its worker process there)."""
+
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> UpstreamCall: ...

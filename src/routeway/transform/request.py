@@ -57,6 +57,8 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
     if fmt is not None:
         if wants_json(fmt) and endpoint.takes_structured_output:
             dialect.response_format(body, fmt)
+            if endpoint.provider.constrains_output and "response_format" not in body:
+                body["response_format"] = msgspec.to_builtins(fmt)  # routeway's own engine: a grammar enforces it
         elif not wants_json(fmt) and "response_format" in supported:
             body["response_format"] = msgspec.to_builtins(fmt)
         else:
