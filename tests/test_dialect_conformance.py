@@ -122,7 +122,13 @@ def test_an_unknown_name_fails_loudly_listing_the_valid_ones() -> None:
 
 def config(tmp_path: Path, kind: str, dialect: str | None) -> Path:
     path = tmp_path / "c.toml"
-    path.write_text(f"[[providers]]\nname = 'p'\nkind = '{kind}'\nbase_url = 'http://127.0.0.1:9'\n\n"
+    if kind == "local":  # routeway runs the engine itself: a model file instead of a URL
+        model = tmp_path / "model.gguf"
+        model.write_bytes(b"GGUF")  # never loaded: only the configuration is read
+        where = f"model_path = '{model}'"
+    else:
+        where = "base_url = 'http://127.0.0.1:9'"
+    path.write_text(f"[[providers]]\nname = 'p'\nkind = '{kind}'\n{where}\n\n"
                     "[[endpoints]]\nmodel = 'nousresearch/hermes-4-70b'\nprovider = 'p'\nupstream_model = 'm'\n"
                     + (f"dialect = '{dialect}'\n" if dialect else ""))
     return path
