@@ -1,4 +1,4 @@
-"""The request path's speed-ups keep its behaviour (bench/NOTES.md step 26): the nesting check skipped for
+"""The request path's speed-ups keep its behaviour (bench/NOTES.md step 27): the nesting check skipped for
 bodies with few brackets still refuses every body nested too deep, and the server's young-generation GC
 threshold is raised once it has started (and put back by this test)."""
 

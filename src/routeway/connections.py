@@ -65,7 +65,7 @@ REASONS = ("header_too_large", "header_timeout", "body_timeout", "send_timeout",
 
 
 # The parser's callbacks run several times per request: the base class's methods are called directly
-# (``_base.on_body(self, body)``), a little cheaper than ``super()`` on the hot path (bench step 26).
+# (``_base.on_body(self, body)``), a little cheaper than ``super()`` on the hot path (bench step 27).
 _base = HttpToolsProtocol
 
 

@@ -85,7 +85,7 @@ class Services:
         # The requests in flight hold a few hundred objects each, so at the default threshold (700) the
         # young generation fills ~60 times per 1,000 requests and every collection walks (and promotes)
         # live requests' objects only: ~9 µs of CPU per request. At 10,000 it fills about once a second at
-        # saturation (bench/NOTES.md step 26); cyclic garbage is still collected, in larger batches.
+        # saturation (bench/NOTES.md step 27); cyclic garbage is still collected, in larger batches.
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     async def stop(self) -> None:

@@ -169,7 +169,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     except RecursionError:  # msgspec stops at the interpreter's recursion limit (~1,000 levels)
         raise APIError(400, f"Invalid request: the body nests arrays and objects more than {MAX_DEPTH} levels deep",
                        metadata={"max_depth": MAX_DEPTH}) from None
-    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # fewer brackets cannot nest deeper (bench step 26)
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # fewer brackets cannot nest deeper (bench step 27)
         _check_depth(chat)
     _check_messages(chat)
     if not chat.model and not chat.models:
