@@ -64,6 +64,11 @@ class ConnectionStats:
 REASONS = ("header_too_large", "header_timeout", "body_timeout", "send_timeout", "too_many_connections")
 
 
+# The parser's callbacks run several times per request: the base class's methods are called directly
+# (``_base.on_body(self, body)``), a little cheaper than ``super()`` on the hot path (bench step 27).
+_base = HttpToolsProtocol
+
+
 class GuardedProtocol(HttpToolsProtocol):
     limits: ConnectionSettings = ConnectionSettings()  # set per server by ``protocol_class``
     stats: ConnectionStats = ConnectionStats()
@@ -111,9 +116,9 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._refused:
             return  # the refusal is written and the connection closing: nothing more is parsed
         self._read_size = len(data)
-        super().data_received(data)
-        if self._refused or self.transport.is_closing():
-            return
+        _base.data_received(self, data)
+        if self._phase == IDLE or self._refused or self.transport.is_closing():
+            return  # the usual case: the whole request came in this read, and nothing waits for more
         if self._phase == HEAD:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
@@ -128,12 +133,13 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._phase, self._head_bytes = HEAD, 0
-        super().on_message_begin()
+        _base.on_message_begin(self)
 
     def on_headers_complete(self) -> None:
         if self._refused:
             return
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         self._phase = BODY
         # data_received counts whole reads; a head that ends within this one is measured exactly, but
         # only when the reads could hold more than the cap (so a usual request skips the sum).
@@ -149,18 +155,19 @@ class GuardedProtocol(HttpToolsProtocol):
                 503, f"The server has too many open connections (the cap is {self.limits.max_connections:,}). "
                      "Retry in a moment.", error_type="too_many_connections", headers={"retry-after": "1"}))
             return
-        super().on_headers_complete()
+        _base.on_headers_complete(self)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
-            super().on_body(body)
+            _base.on_body(self, body)
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         self._phase = IDLE
-        super().on_message_complete()
+        _base.on_message_complete(self)
 
     def _warn_over_cap(self) -> None:
         """Once a minute at most: a flood must not also flood the log."""

@@ -73,10 +73,12 @@ class ChatCompletions:
             choices.append(choice)
         return self.request.send({"type": "http.response.body", "body": sse.event(self.chunk), "more_body": True})
 
-    async def unless_gone(self, work: Awaitable[T], keepalive: bool) -> tuple[bool, T | None]:
+    def unless_gone(self, work: Awaitable[T], keepalive: bool) -> Awaitable[tuple[bool, T | None]]:
+        # a plain function handing back the watcher's coroutine: no coroutine layer of its own, which every
+        # resumption of the request's task (each upstream read, the commit) would pass through
         if keepalive:
-            return await unless_client_leaves(work, self.request, self.keepalive, self.keepalive_seconds)
-        return await unless_client_leaves(work, self.request)
+            return unless_client_leaves(work, self.request, self.keepalive, self.keepalive_seconds)
+        return unless_client_leaves(work, self.request)
 
     # ---- the end of the answer ------------------------------------------------------------------
     async def finish(self, outcome: Outcome) -> Response | None:

@@ -26,6 +26,6 @@ class Client(Protocol):
     def deltas(self, deltas: list[Delta]) -> Awaitable[None]:
         """Write one streamed step (one delta per choice that moved); the core awaits what it returns."""
 
-    async def unless_gone(self, work: Awaitable[T], keepalive: bool) -> tuple[bool, T | None]:
+    def unless_gone(self, work: Awaitable[T], keepalive: bool) -> Awaitable[tuple[bool, T | None]]:
         """``(True, result)`` when ``work`` finished, ``(False, None)`` when the client left first (the
         work was cancelled); with ``keepalive``, ``keepalive()`` runs at each interval meanwhile."""

@@ -105,7 +105,8 @@ class Exchange:
         endpoint may claim, so the charge never exceeds this reservation."""
         worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
-                                              worst_case_cost(self.bound(chosen).prompt, chosen.prompt_nano_per_m))
+                                              worst_case_cost(min(self.body_bytes, chosen.context_length),
+                                                              chosen.prompt_nano_per_m))
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
