@@ -25,6 +25,7 @@ import pytest
 from routeway.config import ENV_PROVIDERS
 from routeway.routing.plan import SEED_VARIABLE
 
+from tests.support.anthropic_upstream import MockAnthropic
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
@@ -216,6 +217,14 @@ def upstream() -> Iterator[MockUpstream]:
     mock = MockUpstream().start()
     yield mock
     mock.stop()
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[MockAnthropic]:
+    """An Anthropic Messages server on loopback, for the modules that configure an anthropic provider."""
+    server = MockAnthropic().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,6 @@ WEATHER = [{"type": "function", "function": {"name": "get_weather", "description
 
 
 @pytest.fixture(scope="module")
-def anthropic() -> Iterator[MockAnthropic]:
-    server = MockAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def claude_gateway(anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("anthropic")
     lines = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'

@@ -61,13 +61,6 @@ def _config(upstream: MockUpstream, anthropic: MockAnthropic) -> str:
 
 
 @pytest.fixture(scope="module")
-def anthropic() -> Iterator[MockAnthropic]:
-    server = MockAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def leaky(upstream: MockUpstream, anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("secrets")
     config = write_config(root / "routeway.toml", upstream.base_url, _config(upstream, anthropic))
