@@ -98,14 +98,10 @@ class App:
         except APIError as error:
             if not started:
                 await error_response(error)(send)
-        except Exception as exc:
-            if _too_deep(exc):
-                problem = APIError(400, "Request body is not usable JSON: arrays and objects are nested too deeply.")
-            else:
-                log.exception("unhandled error on %s %s", scope["method"], path)
-                problem = APIError(500, "Internal error; the server log has details.")
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:
-                await error_response(problem)(send)
+                await error_response(APIError(500, "Internal error; the server log has details."))(send)
 
     def _health(self) -> Response:
         """200 while the store can write; 503 saying what is wrong when it cannot (paid work is refused)."""
@@ -133,12 +129,6 @@ class App:
                 await self.services.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _too_deep(exc: Exception) -> bool:
-    """msgspec's words for a body nested beyond the interpreter's recursion limit (keys, admin: a typed
-    decode recurses even into the unknown fields it skips)."""
-    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
 
 
 def create_app(settings: Settings) -> Any:

@@ -9,7 +9,7 @@ from msgspec import Meta, Struct
 
 from routeway.api.auth import require_operator
 from routeway.api.http import Request, Response, json_response
-from routeway.api.keys import decode, expiry_ms
+from routeway.api.keys import expiry_ms
 from routeway.api.views import account_view, key_view
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
@@ -17,6 +17,7 @@ from routeway.ledger.book import AccountState
 from routeway.ledger.money import SignedUsdAmount, UsdAmount, nano_to_usd, usd_to_nano
 from routeway.ledger.periods import iso
 from routeway.store.ledger import LedgerEntry, LedgerRepository
+from routeway.wire.decode import decode
 
 if TYPE_CHECKING:
     from routeway.services import Services

@@ -87,12 +87,6 @@ class Request:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def json(self, limit: int) -> Any:
-        raw = await self.body(limit)
-        try:
-            return msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise APIError(400, f"Request body is not valid JSON: {exc}") from None
 
 
 class Response:

@@ -15,6 +15,7 @@ from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState
 from routeway.ledger.money import UsdAmount, nano_to_usd, usd_to_nano
 from routeway.ledger.periods import parse_iso_ms
+from routeway.wire.decode import decode
 
 if TYPE_CHECKING:
     from routeway.services import Services
@@ -36,22 +37,6 @@ class KeyPatch(Struct, forbid_unknown_fields=False):
     limit: UsdAmount | msgspec.UnsetType | None = msgspec.UNSET
     limit_reset: Reset | msgspec.UnsetType | None = msgspec.UNSET
     include_byok_in_limit: bool | None = None
-
-
-def decode(body: bytes, type_: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.ValidationError as exc:
-        field = invalid_field(exc)
-        raise APIError(400, f"Invalid request: {exc}", metadata={"param": field} if field else None) from None
-    except msgspec.DecodeError as exc:
-        raise APIError(400, f"Request body is not valid JSON: {exc}") from None
-
-
-def invalid_field(exc: msgspec.ValidationError) -> str | None:
-    """The field msgspec names at the end of its message ("... - at `$.limit`"), for ``metadata.param``."""
-    text = str(exc)
-    return text.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in text else None
 
 
 def expiry_ms(text: str | None) -> int | None:

@@ -20,6 +20,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from routeway.errors import APIError
+from routeway.wire.decode import refused_as_400
 
 Effort = Literal["max", "xhigh", "high", "medium", "low", "minimal", "none"]
 Unit = Annotated[float, Meta(ge=0, le=1)]
@@ -154,21 +155,13 @@ _FLOAT_FOR_INT = ("Expected `int | null`, got `float`", "Expected `int`, got `fl
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
-    try:
+    with refused_as_400():
         try:
             chat = _decoder.decode(body)
         except msgspec.ValidationError as exc:
             if not str(exc).startswith(_FLOAT_FOR_INT):
                 raise
             chat = _decoder.decode(_integral_floats_as_ints(body))  # still refuses 0.5, naming the field
-    except msgspec.ValidationError as exc:
-        field = str(exc).rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in str(exc) else None
-        raise APIError(400, f"Invalid request: {exc}", metadata={"param": field} if field else None) from None
-    except msgspec.DecodeError as exc:
-        raise APIError(400, f"Request body is not valid JSON: {exc}") from None
-    except RecursionError:  # msgspec stops at the interpreter's recursion limit (~1,000 levels)
-        raise APIError(400, f"Invalid request: the body nests arrays and objects more than {MAX_DEPTH} levels deep",
-                       metadata={"max_depth": MAX_DEPTH}) from None
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # fewer brackets cannot nest deeper (bench step 27)
         _check_depth(chat)
     _check_messages(chat)
