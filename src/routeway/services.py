@@ -81,9 +81,7 @@ class Services:
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
                          for p in self.settings.providers}
         for adapter in self.adapters.values():
-            start = getattr(adapter, "start", None)  # an adapter with a process of its own (a local model's worker)
-            if start is not None:
-                await start()
+            await adapter.start()
         gc.collect()
         gc.freeze()  # start-up objects never move to gen 2 again: no long pauses from scanning them
         # The requests in flight hold a few hundred objects each, so at the default threshold (700) the
@@ -93,8 +91,7 @@ class Services:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     async def stop(self) -> None:
-        stops = [stop() for adapter in self.adapters.values() if (stop := getattr(adapter, "stop", None)) is not None]
-        await asyncio.gather(*stops, return_exceptions=True)  # local models' workers end with the server
+        await asyncio.gather(*(adapter.stop() for adapter in self.adapters.values()), return_exceptions=True)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -52,7 +52,10 @@ class UpstreamCall(Protocol):
 
 
 class Adapter(Protocol):
-    """May also have ``async start()`` / ``async stop()``, run with the server's start-up and shutdown
-    (the local adapter starts and stops its worker process there)."""
-
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> UpstreamCall: ...
+
+    async def start(self) -> None:
+        """Run with the server's start-up (the local adapter starts its worker process here)."""
+
+    async def stop(self) -> None:
+        """Run at shutdown (the local adapter ends its worker process here)."""

@@ -162,6 +162,12 @@ class OpenAICompatible:
             headers["authorization"] = f"Bearer {key}"
         return headers
 
+    async def start(self) -> None:
+        """Nothing to start: connections open on demand in the shared pool."""
+
+    async def stop(self) -> None:
+        """Nothing to stop: the pool is closed with the server."""
+
     async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         try:
             return await self._open(endpoint, body, stream)
