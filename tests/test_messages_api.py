@@ -99,7 +99,7 @@ def test_streamed_tool_use_and_thinking_over_three_turns_on_a_raw_hermes_engine(
     assert [b.type for b in second.content] == ["thinking", "text"] and second.stop_reason == "end_turn"
     history = upstream.requests[-1]["messages"]
     assert any(m["role"] == "assistant" and '"get_weather"' in m["content"] for m in history)
-    assert any(m["role"] == "tool" and "<tool_response>\nSunny, 21C\n</tool_response>" == m["content"] for m in history)
+    assert any(m["role"] == "tool" and m["content"] == "<tool_response>\nSunny, 21C\n</tool_response>" for m in history)
 
     turn3 = [*turn2, {"role": "assistant", "content": second.content},
              {"role": "user", "content": "Thanks!"}]
@@ -239,10 +239,10 @@ def test_model_list_in_anthropic_shape_for_claude_code(account: Account) -> None
 
 
 def test_a_stream_failing_midway_ends_with_an_error_event(account: Account) -> None:
-    with pytest.raises(anthropic_sdk.APIStatusError) as failed:  # noqa: PT012 - the failure comes while reading
-        with claude(account).messages.stream(model="test/midstream-error", max_tokens=50,
-                                             messages=[{"role": "user", "content": "a b c d"}]) as stream:
-            list(stream.text_stream)
+    client = claude(account)
+    with pytest.raises(anthropic_sdk.APIStatusError) as failed, client.messages.stream(
+            model="test/midstream-error", max_tokens=50, messages=[{"role": "user", "content": "a b c d"}]) as stream:
+        list(stream.text_stream)
     assert failed.value.body["error"]["type"] == "api_error"  # type: ignore[index]
     with httpx.stream("POST", account.gateway.url + "/v1/messages", headers={"x-api-key": account.api_key},
                       json={"model": "test/midstream-error", "max_tokens": 50, "stream": True,
