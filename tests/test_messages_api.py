@@ -126,6 +126,7 @@ def test_thinking_signatures_round_trip_through_an_anthropic_upstream(account: A
     assert headers["anthropic-beta"] == beta["anthropic-beta"]  # forwarded as the client sent them
     assert headers["anthropic-version"] == client.default_headers["anthropic-version"] != "2023-06-01"
     assert headers["x-api-key"] == "test-anthropic-key"  # the upstream's key, never the client's
+    assert "authorization" not in {name.lower() for name in headers}
 
     with client.messages.stream(model="test/claude-tool", max_tokens=4000, tools=[WEATHER], messages=ask,
                                 thinking={"type": "enabled", "budget_tokens": 2000}) as stream:
@@ -205,11 +206,12 @@ def test_content_blocks_reach_the_engine_translated(account: Account, upstream: 
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}}
     claude(account).messages.create(
         model="test/say", max_tokens=50, stop_sequences=["END"], metadata={"user_id": "user-7"},
-        system=[{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}],
+        system=[{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.0; cch=0f3a;"},
+                {"type": "text", "text": "Rule one.", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Rule two."}],
         messages=[{"role": "user", "content": [image, pdf, {"type": "text", "text": "describe"}]}])
     sent = upstream.requests[-1]
-    assert sent["messages"][0] == {"role": "system", "content": [{"type": "text", "text": "Rule one."},
-                                                                 {"type": "text", "text": "Rule two."}]}
+    assert sent["messages"][0] == {"role": "system", "content": "Rule one.\n\nRule two."}  # no attribution hash
     assert sent["messages"][1]["content"] == [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
         {"type": "file", "file": {"filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},

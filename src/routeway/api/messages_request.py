@@ -16,6 +16,8 @@ from routeway.wire.messages import CountTokensRequest, MessagesRequest, Thinking
 
 ChatToolChoice = Literal["none", "auto", "required"] | dict[str, Any] | None
 _CHOICES: dict[str, ChatToolChoice] = {"auto": "auto", "any": "required", "none": "none"}
+# Claude Code's first system block: a per-request hash that would defeat every engine's prefix cache
+ATTRIBUTION = "x-anthropic-billing-header:"
 FORMAT = "anthropic-claude-v1"  # reasoning_details' format for thinking blocks (as the anthropic adapter writes)
 
 
@@ -84,8 +86,11 @@ def to_chat_messages(system: str | list[dict[str, Any]] | None,
         if system:
             out.append({"role": "system", "content": system})
     elif system:
-        parts = [_text_part(block, f"system[{j}]") for j, block in enumerate(system)]
-        out.append({"role": "system", "content": parts})
+        # one string: engines' chat templates take one system message, and the Hermes tools prompt joins it
+        texts = [_text_part(block, f"system[{j}]")["text"] for j, block in enumerate(system)]
+        kept = "\n\n".join(text for text in texts if not text.startswith(ATTRIBUTION))
+        if kept:
+            out.append({"role": "system", "content": kept})
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
