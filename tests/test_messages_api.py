@@ -139,8 +139,9 @@ def test_thinking_signatures_round_trip_through_an_anthropic_upstream(account: A
     follow = [*ask, {"role": "assistant", "content": first.content},
               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "Sunny"},
                                            {"type": "text", "text": "and now?"}]}]
-    reply = client.messages.create(model="test/claude-echo", max_tokens=4000, messages=follow,
-                                   thinking={"type": "enabled", "budget_tokens": 2000})
+    with client.messages.stream(model="test/claude-echo", max_tokens=4000, messages=follow,
+                                thinking={"type": "enabled", "budget_tokens": 2000}) as stream:
+        reply = stream.get_final_message()
     replayed = anthropic.requests[-1]["messages"]
     assert replayed[1] == {"role": "assistant", "content": [
         {"type": "thinking", "thinking": "Let me think.", "signature": "sig-abc123"},
@@ -149,6 +150,24 @@ def test_thinking_signatures_round_trip_through_an_anthropic_upstream(account: A
     assert [(b.type, getattr(b, "signature", None)) for b in reply.content] == [("thinking", "sig-abc123"),
                                                                                 ("text", None)]
     assert reply.content[1].text == "echo: and now?" and reply.stop_reason == "end_turn"
+
+    third = [*follow, {"role": "assistant", "content": reply.content}, {"role": "user", "content": "thanks"}]
+    last = client.messages.create(model="test/claude-echo", max_tokens=4000, messages=third)
+    assert anthropic.requests[-1]["messages"][3]["content"][0] == {
+        "type": "thinking", "thinking": "Let me think.", "signature": "sig-abc123"}
+    assert last.content[0].text == "echo: thanks" and "thinking" not in anthropic.requests[-1]
+
+
+def test_documents_and_images_reach_an_anthropic_upstream_as_blocks(account: Account,
+                                                                     anthropic: MockAnthropic) -> None:
+    claude(account).messages.create(model="test/claude-echo", max_tokens=100, messages=[{"role": "user", "content": [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+        {"type": "text", "text": "summarize"}]}])
+    assert anthropic.requests[-1]["messages"][0]["content"] == [
+        {"type": "document", "source": {"type": "base64", "data": "JVBERi0x", "media_type": "application/pdf"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+        {"type": "text", "text": "summarize"}]
 
 
 def test_money_and_records_match_chat_completions(account: Account, upstream: MockUpstream) -> None:
