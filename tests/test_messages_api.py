@@ -334,3 +334,29 @@ def test_authentication_and_body_errors_in_anthropic_shape(account: Account) -> 
         assert response.status_code == status and response.json()["error"]["type"] == kind, response.text
     counted = httpx.post(url + "/count_tokens", json={"messages": []}, headers={"x-api-key": account.api_key})
     assert counted.status_code == 400 and counted.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_tool_choice_and_sampling_reach_an_anthropic_upstream(account: Account, anthropic: MockAnthropic) -> None:
+    client = claude(account)
+    ask = [{"role": "user", "content": "weather?"}]
+    client.messages.create(model="test/claude-tool", max_tokens=100, tools=[WEATHER], messages=ask,
+                           extra_body={"temperature": 0.2},  # this SDK version has no temperature argument
+                           stop_sequences=["END", "STOP"], tool_choice={"type": "tool", "name": "get_weather"})
+    sent = anthropic.requests[-1]
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_weather"} and sent["temperature"] == 0.2
+    assert sent["stop_sequences"] == ["END", "STOP"] and sent["max_tokens"] == 100
+    client.messages.create(model="test/claude-tool", max_tokens=100, tools=[WEATHER], messages=ask,
+                           tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    assert anthropic.requests[-1]["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+
+
+def test_pings_keep_a_slow_stream_alive(account: Account) -> None:
+    """test/late-stream sends its first token after 1.2 s; keepalive_seconds is 0.5."""
+    with httpx.stream("POST", account.gateway.url + "/v1/messages", headers={"x-api-key": account.api_key},
+                      json={"model": "test/late-stream", "max_tokens": 50, "stream": True,
+                            "messages": [{"role": "user", "content": "slow one"}]}, timeout=30) as response:
+        events = [line.removeprefix("event: ") for line in response.iter_lines() if line.startswith("event: ")]
+    assert events.count("ping") >= 2 and events[-1] == "message_stop"
+    with claude(account).messages.stream(model="test/late-stream", max_tokens=50,
+                                         messages=[{"role": "user", "content": "slow one"}]) as stream:
+        assert stream.get_final_text() == "echo: slow one"
