@@ -110,6 +110,7 @@ def generation_view(r: Mapping[str, Any]) -> dict[str, Any]:
         "num_input_audio_prompt": None, "num_search_results": None, "origin": r["http_referer"] or "",
         "api_type": "completions", "usage_estimated": bool(r["usage_estimated"]),
         "usage_capped": bool(r["usage_capped"]), "usage_rejected": r["usage_rejected"], "status": r["status"],
+        "api": r["api"],
         "error": r["error"], "provider_responses": json.loads(r["attempts"]), "api_key_hash": r["key_hash"],
         "data_region": "global", "external_user": None, "preset_id": None, "router": None, "service_tier": None,
         "user_agent": None, "web_search_engine": None, "workspace_id": None, "num_fetches": None,
