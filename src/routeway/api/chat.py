@@ -7,8 +7,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.auth import authenticate
+from routeway.api.chat_cache import record_misses, replay
 from routeway.api.chat_render import ChatCompletions
 from routeway.api.http import Request, Response
+from routeway.cache.policy import CachePolicy
 from routeway.errors import store_unavailable
 from routeway.exchange import stream, whole
 from routeway.exchange.core import Exchange
@@ -30,16 +32,21 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
             raise store_unavailable(services.store.problem)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
+        cached = services.response_cache.policy(request.headers, key, "chat", chat.stream, raw)
+        if cached is not None:
+            entry = await services.response_cache.lookup(cached)
+            if entry is not None and entry.stream == chat.stream:
+                return await replay(services, request, chat, key, entry)
         if any(model.endswith(":free") for model in requested_models(chat)):
             services.throttle.check_free(services.accounts.of_key(key))
         structured.check_request(chat)
         demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
         attempts = services.planner.plan(chat, demand, time.time())
         if not chat.stream:
-            return await _exchange(services, request, chat, key, attempts, len(raw))
+            return await _exchange(services, request, chat, key, attempts, len(raw), cached)
         services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
         try:
-            return await _exchange(services, request, chat, key, attempts, len(raw))
+            return await _exchange(services, request, chat, key, attempts, len(raw), cached)
         finally:
             services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
@@ -56,10 +63,12 @@ async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: in
 
 
 async def _exchange(services: Services, request: Request, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                    body_bytes: int) -> Response | None:
+                    body_bytes: int, cached: CachePolicy | None) -> Response | None:
     """The core's exchange, rendered as chat completions."""
     generation_id = new_generation_id()
     renderer = ChatCompletions(request, chat.stream, generation_id, services.settings.keepalive_seconds)
     exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, renderer, generation_id)
+    if cached is not None:
+        record_misses(services, renderer, exchange, cached, key)
     outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
     return await renderer.finish(outcome)
