@@ -4,6 +4,7 @@ never keeps errors or partial streams."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 import httpx
 import openai
 
+from routeway.web.core import usd
+
 from tests.conftest import Account, Gateway
+from tests.support.dashboard_client import signed_in
 from tests.support.upstream import MockUpstream
 
 ON = {"X-OpenRouter-Cache": "true"}
@@ -68,6 +72,11 @@ def test_a_hit_replays_the_answer_free_without_calling_the_upstream(account: Acc
     assert account.ledger_sum() == 10_000_000_000 - rows[one["id"]][1]
     hit = _generation(account, two["id"])
     assert hit["cache_hit"] is True and hit["total_cost"] == 0 and hit["cache_savings"] == one["usage"]["cost"]
+    with signed_in(account.gateway.url, account.management_key) as dashboard:
+        page = dashboard.get("/activity").text
+    saved = re.search(r'Saved by the response cache \((\d+) hits\)</span><span class="stat-value" '
+                      r'id="total-cache-savings">([^<]+)<', page)
+    assert saved is not None and saved.groups() == ("1", usd(one["usage"]["cost"]))
 
 
 def test_the_cache_never_crosses_keys_or_accounts(gateway: Gateway, account: Account, upstream: MockUpstream) -> None:
