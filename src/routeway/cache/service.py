@@ -11,9 +11,10 @@ from routeway.cache import policy
 from routeway.cache.backends import CacheBackend
 from routeway.cache.entry import CachedAnswer, decode, encode
 from routeway.cache.policy import CachePolicy
+from routeway.errors import store_unavailable
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState
-from routeway.store.base import Store
+from routeway.store.base import Store, StoreUnwritable
 from routeway.store.response_cache import ResponseCacheRepository
 
 log = logging.getLogger("routeway.cache")
@@ -32,7 +33,11 @@ class ResponseCache:
         self.account_ttls = ResponseCacheRepository(self.store).accounts_now()
 
     async def set_account(self, account_id: str, ttl_seconds: int | None) -> None:
-        await self.store.write(ResponseCacheRepository.set_account(account_id, ttl_seconds))
+        """Written, then applied (a 503 when the store cannot write: nothing changed)."""
+        try:
+            await self.store.write(ResponseCacheRepository.set_account(account_id, ttl_seconds))
+        except StoreUnwritable as unwritable:
+            raise store_unavailable(unwritable.problem) from None
         if ttl_seconds is None:
             self.account_ttls.pop(account_id, None)
         else:
