@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
+from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant, ResponseCacheSetting
 from routeway.api.keys import KeyCreate, KeyPatch
 from routeway.wire import admin, catalog, completion, generation, keys
 from routeway.wire.chat import ChatRequest
@@ -106,6 +106,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/keys/{hash}"): Operation("Delete a key", Deleted, security=MANAGEMENT, errors=(404, 503)),
     ("POST", "/admin/accounts"): Operation("Create an account, with initial credits", admin.AccountResponse,
                                            security=OPERATOR, body=AccountCreate, status=201, errors=(503,)),
+    ("PUT", "/admin/accounts/{account}/response-cache"): Operation(
+        "Turn the response cache on (with its TTL) or off for every request of an account",
+        admin.ResponseCacheSettingResponse, security=OPERATOR, body=ResponseCacheSetting, errors=(404, 503)),
     ("GET", "/admin/accounts"): Operation("List accounts", admin.AccountsListResponse, security=OPERATOR),
     ("GET", "/admin/accounts/{account}"): Operation("Get an account", admin.AccountResponse, security=OPERATOR,
                                                     errors=(404,)),

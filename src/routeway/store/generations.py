@@ -14,7 +14,7 @@ COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_s
            "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated",
            "total_cost_nano", "latency_ms", "generation_time_ms", "finish_reason", "native_finish_reason", "streamed",
            "cancelled", "status", "error", "attempts", "created_at", "usage_capped", "usage_rejected",
-           "api")
+           "api", "cache_hit", "cache_saved_nano")
 _INSERT = f"INSERT INTO generations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM generations"
 
