@@ -1,9 +1,11 @@
-"""POST /chat/completions: authenticate, validate and plan here; the exchange core (exchange/) reserves,
+"""POST /chat/completions: authenticate, validate and plan here (``admit`` and ``serve``, which the other
+inbound APIs share once they have translated their request); the exchange core (exchange/) reserves,
 tries the attempts and settles; api/chat_render.py writes its events as JSON or SSE."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.auth import authenticate
@@ -11,6 +13,7 @@ from routeway.api.chat_render import ChatCompletions
 from routeway.api.http import Request, Response
 from routeway.errors import store_unavailable
 from routeway.exchange import stream, whole
+from routeway.exchange.client import Renderer
 from routeway.exchange.core import Exchange
 from routeway.ledger.book import KeyState
 from routeway.ledger.ids import new_generation_id
@@ -24,26 +27,43 @@ if TYPE_CHECKING:
 
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
-        key = authenticate(services, request, management=False)
-        services.throttle.check_key(key)
-        if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
-            raise store_unavailable(services.store.problem)
+        key = admit(services, request)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
-        if any(model.endswith(":free") for model in requested_models(chat)):
-            services.throttle.check_free(services.accounts.of_key(key))
-        structured.check_request(chat)
-        demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
-        attempts = services.planner.plan(chat, demand, time.time())
-        if not chat.stream:
-            return await _exchange(services, request, chat, key, attempts, len(raw))
-        services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
-        try:
-            return await _exchange(services, request, chat, key, attempts, len(raw))
-        finally:
-            services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
+        return await serve(services, request, key, chat, len(raw),
+                           lambda generation_id: ChatCompletions(request, chat.stream, generation_id,
+                                                                 services.settings.keepalive_seconds))
 
     return [("POST", "/chat/completions", chat_completions)]
+
+
+def admit(services: Services, request: Request) -> KeyState:
+    """The caller's key, within its rate limit, while the store can record a charge: every inbound API
+    checks this before it reads the body."""
+    key = authenticate(services, request, management=False)
+    services.throttle.check_key(key)
+    if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
+        raise store_unavailable(services.store.problem)
+    return key
+
+
+async def serve(services: Services, request: Request, key: KeyState, chat: ChatRequest, body_bytes: int,
+                renderer: Callable[[str], Renderer], api: str = "chat") -> Response | None:
+    """One internal (chat) request through the exchange core, whichever inbound API it came by: free-model
+    limits, the plan, the stream slot, reservation, attempts and settlement; ``renderer`` (given the
+    generation id) writes the answer in the inbound API's wire."""
+    if any(model.endswith(":free") for model in requested_models(chat)):
+        services.throttle.check_free(services.accounts.of_key(key))
+    structured.check_request(chat)
+    demand = Demand(await _prompt_estimate(services, chat, body_bytes), chat.output_limit, sent_parameters(chat))
+    attempts = services.planner.plan(chat, demand, time.time())
+    if not chat.stream:
+        return await _exchange(services, request, chat, key, attempts, body_bytes, renderer, api)
+    services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+    try:
+        return await _exchange(services, request, chat, key, attempts, body_bytes, renderer, api)
+    finally:
+        services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
 
 async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
@@ -56,10 +76,10 @@ async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: in
 
 
 async def _exchange(services: Services, request: Request, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                    body_bytes: int) -> Response | None:
-    """The core's exchange, rendered as chat completions."""
+                    body_bytes: int, renderer: Callable[[str], Renderer], api: str) -> Response | None:
+    """The core's exchange, rendered by the inbound API's renderer."""
     generation_id = new_generation_id()
-    renderer = ChatCompletions(request, chat.stream, generation_id, services.settings.keepalive_seconds)
-    exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, renderer, generation_id)
+    client = renderer(generation_id)
+    exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, client, generation_id, api)
     outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
-    return await renderer.finish(outcome)
+    return await client.finish(outcome)

@@ -10,7 +10,7 @@ from typing import Any
 
 from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
 from routeway.api.keys import KeyCreate, KeyPatch
-from routeway.wire import admin, catalog, completion, generation, keys
+from routeway.wire import admin, catalog, completion, generation, keys, responses
 from routeway.wire.chat import ChatRequest
 from routeway.wire.errors import Deleted
 
@@ -54,6 +54,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200},
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200,
              "stream": True})),
+    ("POST", "/responses"): Operation(
+        "Create a response (OpenAI Responses API, stateless: JSON, or typed SSE events with `stream: true`)",
+        responses.ResponsesResult, security=API, body=responses.ResponsesRequest, stream_chunk=responses.StreamEvent,
+        error_in_body=True, errors=(402, 404, 408, 422, 429, 502, 503), examples=(
+            {"model": "nousresearch/hermes-4-70b", "input": "Hi", "max_output_tokens": 200},
+            {"model": "nousresearch/hermes-4-70b", "input": [{"role": "user", "content": "Hi"}],
+             "max_output_tokens": 200, "stream": True})),
     ("GET", "/models"): Operation(
         "List the catalog's models", catalog.ModelsListResponse,
         query=(Query("supported_parameters", {"type": "string"},

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from routeway.exchange.events import Delta
+from routeway.exchange.events import Delta, Outcome
+
+if TYPE_CHECKING:
+    from routeway.api.http import Response
 
 T = TypeVar("T")
 
@@ -29,3 +32,8 @@ class Client(Protocol):
     def unless_gone(self, work: Awaitable[T], keepalive: bool) -> Awaitable[tuple[bool, T | None]]:
         """``(True, result)`` when ``work`` finished, ``(False, None)`` when the client left first (the
         work was cancelled); with ``keepalive``, ``keepalive()`` runs at each interval meanwhile."""
+
+
+class Renderer(Client, Protocol):
+    async def finish(self, outcome: Outcome) -> Response | None:
+        """Close the answer once the exchange settled: a whole answer as a response, or the stream's end."""

@@ -40,8 +40,10 @@ class Exchange:
     """The state of one request; the streaming and whole-answer halves are functions over it."""
 
     def __init__(self, services: Services, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None) -> None:
+                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None,
+                 api: str = "chat") -> None:
         self.services = services
+        self.api = api  # the inbound API the request came in by, for the generation record
         self.chat = chat
         self.key = key
         self.attempts = attempts
@@ -178,6 +180,7 @@ class Exchange:
                 prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
                 streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
                 app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
+                api=self.api,
             )
         record = self.record
         record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
