@@ -7,6 +7,7 @@ same request through chat completions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -147,7 +148,8 @@ def claude_gateway(anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp("responses-anthropic")
     lines = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'
              f'base_url = "{anthropic.base_url}"\napi_key_env = "TEST_ANTHROPIC_KEY"\n']
-    for model, upstream in (("test/claude-echo", "claude-echo"), ("test/claude-tool", "claude-tool")):
+    for model, upstream in (("test/claude-echo", "claude-echo"), ("test/claude-tool", "claude-tool"),
+                            ("test/claude-agent", "claude-agent")):
         lines.append(f'[[models]]\nid = "{model}"\ncontext_length = 200000\nprompt_price = "3"\ncompletion_price = "15"\n'
                      'supported_parameters = ["max_tokens", "tools", "tool_choice", "reasoning", "temperature"]\n')
         lines.append(f'[[endpoints]]\nmodel = "{model}"\nprovider = "anthropic"\nupstream_model = "{upstream}"\n')
@@ -199,6 +201,48 @@ def test_anthropic_streamed_text_events(claude: openai.OpenAI) -> None:
                              instructions="Be terse.")
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "echo: hello"
     assert final.output_text == "echo: hello" and final.usage.output_tokens == 7
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_agents_sdk_agent_calls_a_function_tool(claude_gateway: Gateway, anthropic: MockAnthropic,
+                                                   stream: bool) -> None:
+    """The OpenAI Agents SDK's default model (OpenAIResponsesModel) with routeway as its OpenAI client."""
+    import agents
+
+    asked: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        asked.append(city)
+        return f"sunny in {city}"
+
+    account = claude_gateway.account(credits=5)
+    agents.set_default_openai_client(openai.AsyncOpenAI(base_url=claude_gateway.url + "/v1", api_key=account.api_key,
+                                                        max_retries=0), use_for_tracing=False)
+    agents.set_default_openai_api("responses")
+    agents.set_tracing_disabled(True)
+    agent = agents.Agent(name="weather", instructions="Say the weather.", model="test/claude-agent",
+                         tools=[get_weather])
+
+    # the default provider, told that OpenRouter-style ids ("author/slug") are model ids, not provider prefixes
+    config = agents.RunConfig(model_provider=agents.MultiProvider(unknown_prefix_mode="model_id"))
+
+    async def run() -> Any:
+        if not stream:
+            return await agents.Runner.run(agent, "Weather in Paris?", run_config=config)
+        result = agents.Runner.run_streamed(agent, "Weather in Paris?", run_config=config)
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    result = asyncio.run(run())
+    assert asked == ["Paris"] and result.final_output == "done: sunny in Paris"
+    sent = anthropic.requests[-1]
+    assert sent["system"] == "Say the weather." and sent["tools"][0]["name"] == "get_weather"
+    assert sent["messages"][-1]["content"][0]["content"] == "sunny in Paris"
+    rows = claude_gateway.rows("SELECT api, status, streamed FROM generations WHERE account_id = ?", (account.id,))
+    assert rows == [("responses", 200, int(stream))] * 2
 
 
 # ---- statelessness and errors -----------------------------------------------------------------------
