@@ -12,7 +12,7 @@ import pytest
 from routeway.api.responses import chat_body
 from routeway.api.responses_render import ResponsesRenderer, pack_reasoning
 from routeway.errors import APIError
-from routeway.exchange.events import Answer, Choice, Outcome
+from routeway.exchange.events import Answer, Choice, Delta, Outcome
 from routeway.transform.usage import UsageCounts
 from routeway.wire.chat import parse_chat_request
 from routeway.wire.responses import ResponsesRequest
@@ -134,3 +134,28 @@ def test_length_finish_is_incomplete() -> None:
     body = json.loads(response.body)
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
     assert body["output"][0]["status"] == "incomplete"
+
+
+def test_streamed_deltas_of_the_wrong_type_are_not_rendered() -> None:
+    """An upstream's delta fields are untrusted: odd types are skipped, never a failure mid-stream."""
+    req = msgspec.json.decode(b'{"model": "m", "input": "x", "stream": true}', type=ResponsesRequest)
+    sink = Sink()
+    renderer = ResponsesRenderer(sink, req, "gen-1-abc", 1.0)  # type: ignore[arg-type]
+    odd = [{"reasoning": 7, "reasoning_details": "x", "content": {"a": 1}},
+           {"tool_calls": [5, {"index": [1], "id": 3, "function": "f"}]},
+           {"tool_calls": [{"index": True, "function": {"name": ["n"], "arguments": {"a": 1}}}]},
+           {"content": "fine"}]
+
+    async def run() -> None:
+        for fields in odd:
+            await renderer.deltas([Delta(0, fields, {}, None, None)])
+        await renderer.finish(Outcome(id="gen-1-abc", model="m", provider="P", usage=None, cost_nano=0))
+
+    asyncio.run(run())
+    frames = b"".join(m["body"] for m in sink.sent).split(b"\n\n")
+    events = [json.loads(f.split(b"data: ", 1)[1]) for f in frames if b"data: " in f]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    final = events[-1]
+    assert final["type"] == "response.completed"
+    assert [item["type"] for item in final["response"]["output"]] == ["function_call", "function_call", "message"]
+    assert final["response"]["output"][-1]["content"][0]["text"] == "fine"

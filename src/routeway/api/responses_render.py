@@ -151,19 +151,21 @@ class ResponsesRenderer:
 
     # ---- the output items -----------------------------------------------------------------------
     def _apply(self, fields: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        """One normalized delta (or a whole message) into items and events, in the order items open."""
-        thought, details = fields.get("reasoning"), fields.get("reasoning_details")
+        """One normalized delta (or a whole message) into items and events, in the order items open.
+        The fields are the upstream's (untrusted): what has the wrong type is not rendered."""
+        thought, details = _typed(fields, "reasoning", str), _typed(fields, "reasoning_details", list)
         if thought or details:
             item = self._item("reasoning", events)
             if details:
                 _merge_details(self.details[item["id"]], details)
             if thought:
                 self._text(item, thought, events)
-        text = fields.get("content")
-        if isinstance(text, str) and text:
+        text = _typed(fields, "content", str)
+        if text:
             self._text(self._item("message", events), text, events)
-        for call in fields.get("tool_calls") or ():
-            self._call_delta(call, events)
+        for call in _typed(fields, "tool_calls", list) or ():
+            if isinstance(call, dict):
+                self._call_delta(call, events)
 
     def _item(self, kind: str, events: list[dict[str, Any]]) -> dict[str, Any]:
         """The open item of this kind, or a new one (closing what was open)."""
@@ -212,18 +214,20 @@ class ResponsesRenderer:
         parts.append(text)
 
     def _call_delta(self, call: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        index = call.get("index", len(self.calls))
-        function = call.get("function") or {}
+        index = _typed(call, "index", int)
+        if index is None:  # a whole answer's calls carry none; a stream's always do
+            index = len(self.calls)
+        function = _typed(call, "function", dict) or {}
         item = self.calls.get(index)
         if item is None:
             self._close_all(events, "completed")
-            call_id = call.get("id") or f"call_{self.suffix}_{index}"
+            call_id = _typed(call, "id", str) or f"call_{self.suffix}_{index}"
             item = {"type": "function_call", "id": f"fc_{call_id}", "call_id": call_id,
-                    "name": function.get("name") or "", "arguments": "", "status": "in_progress"}
+                    "name": _typed(function, "name", str) or "", "arguments": "", "status": "in_progress"}
             self.calls[index] = item
             self.open_calls.append(item)
             self._open(item, events)
-        arguments = function.get("arguments")
+        arguments = _typed(function, "arguments", str)
         if arguments:
             self.texts[item["id"]].append(arguments)
             events.append({"type": "response.function_call_arguments.delta", "item_id": item["id"],
@@ -300,6 +304,11 @@ class ResponsesRenderer:
 
     async def _send(self, body: bytes) -> None:
         await self.request.send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def _typed(fields: dict[str, Any], name: str, kind: type[T]) -> T | None:
+    value = fields.get(name)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def _snapshot(item: dict[str, Any]) -> dict[str, Any]:
