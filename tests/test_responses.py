@@ -16,6 +16,7 @@ import httpx
 import openai
 import pydantic
 import pytest
+from openai.types.responses import Response as OpenAIResponse, ResponseStreamEvent
 
 from tests.conftest import Account, Gateway, start_gateway, stop_gateway
 from tests.support.anthropic_upstream import MockAnthropic
@@ -139,6 +140,37 @@ def test_structured_output_through_responses_parse(account: Account, upstream: M
         client.responses.create(model="test/say", input="not json", max_output_tokens=200, text={"format": {
             "type": "json_schema", "name": "person", "schema": Person.model_json_schema(), "strict": True}})
     assert invalid.value.status_code == 502 and "not valid JSON" in invalid.value.body["message"]
+
+
+@pytest.mark.parametrize("model", ["test/say-hermes", "test/midstream-error"])
+@pytest.mark.parametrize("reasoning", [None, {"effort": "low", "summary": "detailed"}])
+def test_every_event_and_response_holds_to_the_sdk_types(account: Account, model: str,
+                                                        reasoning: dict[str, str] | None) -> None:
+    """The SDK builds its models without validating; here each event and response is validated strictly
+    against ``openai.types.responses`` (required fields, literals, item and part unions)."""
+    events = pydantic.TypeAdapter(ResponseStreamEvent)
+    body: dict[str, Any] = {"model": model, "input": "<think>Hm.</think>Hi!" + CALL, "tools": WEATHER,
+                            "include": ["reasoning.encrypted_content"], "stream": True}
+    if reasoning:
+        body["reasoning"] = reasoning
+    headers = {"authorization": f"Bearer {account.api_key}"}
+    stream = httpx.post(account.gateway.api + "/responses", json=body, headers=headers, timeout=30)
+    assert stream.headers["content-type"] == "text/event-stream"
+    frames = [frame for frame in stream.text.split("\n\n") if frame.startswith("event: ")]
+    kinds = set()
+    for frame in frames:
+        name, data = frame.split("\n", 1)
+        event = events.validate_python(json.loads(data.removeprefix("data: ")))
+        assert name == f"event: {event.type}"
+        kinds.add(event.type)
+    assert ("response.failed" if "midstream" in model else "response.completed") in kinds
+    if "midstream" not in model:
+        assert {"response.function_call_arguments.done", "response.output_text.done",
+                "response.reasoning_summary_text.done" if reasoning else "response.reasoning_text.done"} <= kinds
+    whole = httpx.post(account.gateway.api + "/responses", json={**body, "stream": False}, headers=headers, timeout=30)
+    assert whole.status_code == 200
+    response = OpenAIResponse.model_validate(whole.json())
+    assert response.output and response.usage is not None
 
 
 # ---- Anthropic upstream ----------------------------------------------------------------------------

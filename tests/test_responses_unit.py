@@ -120,7 +120,8 @@ def test_whole_answer_items_and_usage() -> None:
     assert reasoning["encrypted_content"] == pack_reasoning(SIGNED)
     assert text["content"][0]["text"] == "Hi" and call["call_id"] == "toolu_1" and call["arguments"] == "{}"
     assert body["status"] == "completed" and body["store"] is False
-    assert body["usage"] == {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 3}, "output_tokens": 5,
+    assert body["usage"] == {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 3, "cache_write_tokens": 0},
+                             "output_tokens": 5,
                              "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 15, "cost": 1.5e-06}
 
 

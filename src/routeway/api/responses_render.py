@@ -334,9 +334,18 @@ def _merge_details(into: list[dict[str, Any]], pieces: list[Any]) -> None:
 
 def _usage(outcome: Outcome) -> dict[str, Any]:
     usage = outcome.usage or UsageCounts()
-    return {"input_tokens": usage.prompt, "input_tokens_details": {"cached_tokens": usage.cached},
+    return {"input_tokens": usage.prompt,
+            "input_tokens_details": {"cached_tokens": usage.cached, "cache_write_tokens": _cache_writes(usage)},
             "output_tokens": usage.completion, "output_tokens_details": {"reasoning_tokens": usage.reasoning},
             "total_tokens": usage.prompt + usage.completion, "cost": nano_to_usd(outcome.cost_nano)}
+
+
+def _cache_writes(usage: UsageCounts) -> int:
+    """The upstream's claim of prompt tokens written to its cache (Anthropic's cache_creation), shown only
+    as a count within the billed prompt tokens: it is not billed separately."""
+    details = usage.native.get("prompt_tokens_details") if isinstance(usage.native, dict) else None
+    written = details.get("cache_write_tokens") if isinstance(details, dict) else None
+    return min(written, usage.prompt) if type(written) is int and written > 0 else 0
 
 
 def _echo(req: ResponsesRequest) -> dict[str, Any]:
