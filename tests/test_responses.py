@@ -124,6 +124,24 @@ def test_streamed_tool_calls_with_a_raw_hermes_engine(account: Account) -> None:
         assert "".join(deltas) == call.arguments
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_unparsable_tool_call_fails_and_cut_thinking_is_incomplete(account: Account, stream: bool) -> None:
+    client = sdk(account.gateway, account.api_key)
+
+    def ask(text: str) -> Any:
+        request = {"model": "test/say-hermes", "input": text, "tools": WEATHER, "max_output_tokens": 300}
+        if not stream:
+            return client.responses.create(**request)
+        with client.responses.stream(**request) as events:
+            return list(events)[-1].response
+
+    broken = ask('<tool_call>{"name": "get_weather", "arguments": {"city": }</tool_call>')
+    assert broken.status == "failed" and "malformed tool call JSON" in broken.error.message
+    cut = ask("<think>Still thinking")
+    assert cut.status == "incomplete" and cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.output[0].type == "reasoning" and cut.output[0].status == "incomplete"
+
+
 class Person(pydantic.BaseModel):
     name: str
     age: int
@@ -327,22 +345,29 @@ def test_failure_mid_stream_is_response_failed(account: Account) -> None:
 
 # ---- the same money and record as chat completions --------------------------------------------------
 
+@pytest.mark.e2e  # its gateways come through getfixturevalue, which the e2e marking does not see
 @pytest.mark.parametrize("stream", [False, True])
-def test_money_and_records_match_chat_completions(gateway: Gateway, stream: bool) -> None:
+@pytest.mark.parametrize(("upstream_kind", "model", "text"), [
+    ("gateway", "test/say-hermes", "<think>Plan.</think>The answer is four."),
+    ("claude_gateway", "test/claude-echo", "What is two and two?")], ids=["raw-hermes", "anthropic"])
+def test_money_and_records_match_chat_completions(request: pytest.FixtureRequest, upstream_kind: str, model: str,
+                                                  text: str, stream: bool) -> None:
+    gateway: Gateway = request.getfixturevalue(upstream_kind)
     by_chat, by_responses = gateway.account(), gateway.account()
-    text = "<think>Plan.</think>The answer is four."
     chat = sdk(gateway, by_chat.api_key).chat.completions.create(
-        model="test/say-hermes", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
-        max_tokens=300, stream=stream)
+        model=model, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+        max_tokens=300, reasoning_effort="low", stream=stream)
     if stream:
         list(chat)
-    request = {"model": "test/say-hermes", "instructions": "Be brief.", "input": text, "max_output_tokens": 300}
+    answer = {"model": model, "instructions": "Be brief.", "input": text, "max_output_tokens": 300,
+              "reasoning": {"effort": "low"}}
     if stream:
-        streamed(sdk(gateway, by_responses.api_key), **request)
+        streamed(sdk(gateway, by_responses.api_key), **answer)
     else:
-        sdk(gateway, by_responses.api_key).responses.create(**request)
+        sdk(gateway, by_responses.api_key).responses.create(**answer)
     columns = ("model", "provider_name", "upstream_model", "tokens_prompt", "tokens_completion", "total_cost_nano",
-               "finish_reason", "native_finish_reason", "streamed", "status", "usage_estimated", "api")
+               "native_tokens_reasoning", "native_tokens_cached", "finish_reason", "native_finish_reason", "streamed",
+               "status", "usage_estimated", "api")
     rows = [gateway.rows(f"SELECT {', '.join(columns)} FROM generations WHERE account_id = ?", (a.id,))
             for a in (by_chat, by_responses)]
     assert len(rows[0]) == len(rows[1]) == 1
