@@ -160,3 +160,27 @@ def test_streamed_deltas_of_the_wrong_type_are_not_rendered() -> None:
     assert final["type"] == "response.completed"
     assert [item["type"] for item in final["response"]["output"]] == ["function_call", "function_call", "message"]
     assert final["response"]["output"][-1]["content"][0]["text"] == "fine"
+
+
+def test_slow_whole_answer_after_keepalives_and_a_held_charge() -> None:
+    """A whole answer whose status line went out early (keepalive newlines) comes as the body; a charge the
+    store could not record yet is said in ``warning``, the response itself completed."""
+    req = msgspec.json.decode(b'{"model": "m", "input": "x"}', type=ResponsesRequest)
+    sink = Sink()
+    renderer = ResponsesRenderer(sink, req, "gen-1-abc", 1.0)  # type: ignore[arg-type]
+    outcome = Outcome(id="gen-1-abc", model="m", provider="P", usage=UsageCounts(3, 2), cost_nano=7_000, held=True,
+                      store_problem="disk full", answer=Answer([Choice(0, {"role": "assistant", "content": "ok"}, {},
+                                                                       "stop", "stop")]))
+
+    async def run() -> Any:
+        await renderer.keepalive()
+        await renderer.keepalive()
+        return await renderer.finish(outcome)
+
+    assert asyncio.run(run()) is None
+    start, *bodies = sink.sent
+    assert start["status"] == 200 and (b"x-generation-id", b"gen-1-abc") in start["headers"]
+    assert [m["body"] for m in bodies[:2]] == [b"\n", b"\n"] and bodies[-1]["more_body"] is False
+    body = json.loads(b"".join(m["body"] for m in bodies))
+    assert body["status"] == "completed" and body["output"][0]["content"][0]["text"] == "ok"
+    assert "disk full" in body["warning"] and "$0.000007" in body["warning"]
