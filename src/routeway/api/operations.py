@@ -10,7 +10,7 @@ from typing import Any
 
 from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant, ResponseCacheSetting
 from routeway.api.keys import KeyCreate, KeyPatch
-from routeway.wire import admin, catalog, completion, generation, keys
+from routeway.wire import admin, catalog, completion, generation, keys, responses
 from routeway.wire.chat import ChatRequest
 from routeway.wire.errors import Deleted, ErrorResponse
 from routeway.wire.messages import (
@@ -75,6 +75,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Count a Messages request's input tokens (routeway's estimate; nothing is charged)", CountTokensResponse,
         security=API, body=CountTokensRequest, error_answer=AnthropicError, errors=(429,),
         examples=({"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}]},)),
+    ("POST", "/responses"): Operation(
+        "Create a response (OpenAI Responses API, stateless: JSON, or typed SSE events with `stream: true`)",
+        responses.ResponsesResult, security=API, body=responses.ResponsesRequest, stream_chunk=responses.StreamEvent,
+        error_in_body=True, errors=(402, 404, 408, 422, 429, 502, 503), examples=(
+            {"model": "nousresearch/hermes-4-70b", "input": "Hi", "max_output_tokens": 200},
+            {"model": "nousresearch/hermes-4-70b", "input": [{"role": "user", "content": "Hi"}],
+             "max_output_tokens": 200, "stream": True})),
     ("GET", "/models"): Operation(
         "List the catalog's models", catalog.ModelsListResponse,
         query=(Query("supported_parameters", {"type": "string"},

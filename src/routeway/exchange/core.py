@@ -43,6 +43,7 @@ class Exchange:
                  body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None,
                  api: str = "chat") -> None:
         self.services = services
+        self.api = api  # the inbound API the request came in by, for the generation record
         self.chat = chat
         self.key = key
         self.attempts = attempts
