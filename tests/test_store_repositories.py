@@ -16,15 +16,35 @@ from routeway.store.base import Store
 from routeway.store.endpoint_minutes import EndpointMinuteRepository, MinuteRow
 from routeway.store.generations import COLUMNS, GenerationRepository
 from routeway.store.ledger import LedgerEntry, LedgerRepository
+from routeway.store.postgres import PostgresStore
 from routeway.store.sqlite import SQLiteStore
 from routeway.store.usage import DAY_MS, UsageQueries
+
+from tests.support.postgres import ThrowawayDatabase, available
 
 
 def sqlite_store(folder: Path) -> Store:
     return SQLiteStore(folder / "routeway.sqlite3")
 
 
-STORES: dict[str, Callable[[Path], Store]] = {"sqlite": sqlite_store}
+THROWAWAY = ThrowawayDatabase()  # created by the first PostgreSQL test, dropped after the last
+
+
+def postgres_store(folder: Path) -> Store:
+    """The folder names the test: its tables live in a schema of their own, so a reopen sees the same data."""
+    if not postgres_available:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    return PostgresStore(THROWAWAY.url_for(str(folder)))
+
+
+postgres_available = available()
+STORES: dict[str, Callable[[Path], Store]] = {"sqlite": sqlite_store, "postgresql": postgres_store}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_throwaway_database() -> Iterator[None]:
+    yield
+    THROWAWAY.drop()
 
 
 @pytest.fixture(params=sorted(STORES))
