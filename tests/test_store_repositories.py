@@ -187,3 +187,17 @@ def test_usage_aggregates_by_model_app_key_and_day(make_store: Callable[[], Stor
             await usage.account_by("account_id; DROP TABLE generations", "a1", 0)
 
     asyncio.run(read())
+
+
+def test_a_settlement_written_again_after_a_lost_commit_answer_is_recorded_once(make_store: Callable[[], Store]) -> None:
+    """A commit can land while its answer is lost with the connection (PostgreSQL going away): the held
+    settlement is retried (ledger/pending.py) and the retry must neither fail nor add a second row."""
+    store = make_store()
+    ledger = LedgerRepository(store)
+    write(store, AccountRepository.insert(AccountRow("a1", "one", 0)), ledger.insert(entry("l0", "a1", 1_000, 1)))
+    settlement = [GenerationRepository.insert(generation("g1", "a1", "m/x", 5, cost=40)),
+                  ledger.insert(entry("l1", "a1", -40, 5, "charge", "k1", "g1"))]
+    write(store, *settlement)
+    write(store, *settlement)  # the retry
+    assert ledger.balances_now() == {"a1": (1_000, 40)}
+    assert store.fetch_now("SELECT COUNT(*) FROM generations") == [(1,)]
