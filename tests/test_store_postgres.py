@@ -5,6 +5,7 @@ however many processes start together, placeholders translated in one place, and
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -16,12 +17,13 @@ import psycopg
 import pytest
 
 from routeway.store.accounts import AccountRepository, AccountRow
+from routeway.store.base import Store
 from routeway.store.endpoint_minutes import EndpointMinuteRepository, MinuteRow
 from routeway.store.generations import GenerationRepository
 from routeway.store.ledger import LedgerRepository
 from routeway.store.migrations import MIGRATIONS, applied_migrations
 from routeway.store.postgres import PostgresStore, translate, translate_ddl
-from routeway.store.sqlite import SQLiteStore
+from routeway.store.sqlite import SQLiteStore, StoreUnavailable
 from routeway.store.transfer import BATCH_ROWS
 
 from tests.support.postgres import ThrowawayDatabase, available
@@ -40,6 +42,26 @@ def database() -> Iterator[ThrowawayDatabase]:
 @pytest.fixture()
 def pg_url(database: ThrowawayDatabase, tmp_path: Path) -> str:
     return database.url_for(str(tmp_path))
+
+
+@pytest.mark.parametrize("implementation", [SQLiteStore, PostgresStore], ids=lambda c: c.__name__)
+def test_both_stores_have_every_member_of_the_store_interface(implementation: type) -> None:
+    for name, wanted in vars(Store).items():
+        if name.startswith("_") or not (callable(wanted) or isinstance(wanted, property)):
+            continue
+        found = getattr(implementation, name, None)
+        if isinstance(wanted, property):  # a property, or an attribute set in __init__
+            assert isinstance(found, property) or f"self.{name} = " in inspect.getsource(implementation.__init__), name  # type: ignore[misc]
+        else:
+            assert found is not None, f"{implementation.__name__} has no {name}"
+            assert list(inspect.signature(found).parameters) == list(inspect.signature(wanted).parameters), name
+            assert inspect.iscoroutinefunction(found) == inspect.iscoroutinefunction(wanted), name
+
+
+def test_a_database_that_cannot_be_reached_is_one_clear_line_before_listening() -> None:
+    with pytest.raises(StoreUnavailable, match=r"cannot reach postgresql://postgres@127\.0\.0\.1:1/nowhere"):
+        PostgresStore("postgresql://postgres:secret@127.0.0.1:1/nowhere").claim()
+    assert "secret" not in repr(PostgresStore("postgresql://postgres:secret@127.0.0.1:1/nowhere"))
 
 
 def test_placeholders_and_types_are_translated_in_one_place() -> None:
@@ -185,3 +207,20 @@ def test_migrate_applies_pending_migrations_and_refuses_a_live_install(tmp_path:
     assert refused.returncode != 0 and "another routeway" in refused.stderr and "Traceback" not in refused.stderr
     no_target = migrate("--from-sqlite", str(tmp_path / "data"), env={"ROUTEWAY_DATABASE_URL": ""})
     assert no_target.returncode != 0 and "copies into PostgreSQL" in no_target.stderr
+
+
+def test_the_store_is_chosen_by_url_with_the_environment_first(tmp_path: Path) -> None:
+    from routeway.config import ConfigError, load_settings
+    from routeway.services import build_store
+
+    config = tmp_path / "c.toml"
+    config.write_text('[store]\nurl = "postgresql://routeway@db/routeway"\n')
+    assert isinstance(build_store(load_settings(env={}, data_dir=tmp_path)), SQLiteStore)
+    assert load_settings(config, env={}).store_url == "postgresql://routeway@db/routeway"
+    chosen = load_settings(config, env={"ROUTEWAY_DATABASE_URL": "postgres://other/x"})
+    assert chosen.store_url == "postgres://other/x" and isinstance(build_store(chosen), PostgresStore)
+    for text, message in (('[store]\nurl = "mysql://db/x"\n', "postgresql:// URL"),
+                          ('[store]\npath = "x"\n', "unknown settings")):
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_settings(config, env={})

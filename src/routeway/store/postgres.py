@@ -24,7 +24,7 @@ from psycopg.adapt import Dumper
 
 from routeway.store.base import Op, StoreUnwritable
 from routeway.store.migrations import MIGRATIONS
-from routeway.store.sqlite import COMMIT_BUCKETS
+from routeway.store.sqlite import COMMIT_BUCKETS, StoreUnavailable
 from routeway.store.writer import Writer
 
 log = logging.getLogger("routeway.store")
@@ -168,7 +168,12 @@ class PostgresStore:
         return f"PostgresStore({describe_url(self.url)})"
 
     def claim(self) -> None:
-        """Nothing to claim: any number of processes share one PostgreSQL database."""
+        """Nothing to claim (any number of processes share one database); only check, before listening,
+        that it can be reached, so a wrong URL is one clear line rather than a failed start-up."""
+        try:
+            connect(self.url).close()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot reach {describe_url(self.url)}: {str(exc).strip()}") from None
 
     def open(self) -> None:
         try:
