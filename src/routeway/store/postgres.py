@@ -223,6 +223,9 @@ class PostgresStore:
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 conn.close()
+                with self._readers_lock:
+                    if conn in self._readers:
+                        self._readers.remove(conn)
             self._local.conn = None
             try:
                 conn = connect(self.url)
