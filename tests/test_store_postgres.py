@@ -149,7 +149,7 @@ def fill_embedded_install(path: Path, generations: int) -> None:
            accounts.insert_key(key_row("k1", "a1", limit=5_000_000_000, limit_reset="daily")),
            accounts.insert_key(key_row("k2", "a2", deleted=True)),
            ledger.insert(entry("g1", "a1", 10_000_000_000, 1)), ledger.insert(entry("g2", "a2", 3, 1)),
-           EndpointMinuteRepository.upsert(MinuteRow("mock/echo", 29_000_000, 5, 1, 0, 120.5, 33.25))]
+           EndpointMinuteRepository.upsert(MinuteRow("mock/echo", 29_000_000, 5, 1, 0, 1234.56789012, 0.1 + 0.2))]  # doubles, not floats
     for i in range(generations):
         ops.append(GenerationRepository.insert(generation(f"gen-{i:05}", "a1", "m/x", 1000 + i, cost=7 + i, key_hash="k1")))
         ops.append(ledger.insert(entry(f"c-{i:05}", "a1", -(7 + i), 1000 + i, "charge", "k1", f"gen-{i:05}")))
@@ -186,9 +186,14 @@ def test_migrate_copies_an_embedded_install_with_every_row_and_agreeing_balances
 
     again = migrate("--from-sqlite", str(tmp_path / "data"), "--database-url", pg_url)
     assert again.returncode != 0 and "already holds" in again.stderr and "--into-non-empty" in again.stderr
-    resumed = migrate("--from-sqlite", str(tmp_path / "data"), "--database-url", pg_url, "--into-non-empty")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "every balance agrees" in resumed.stdout  # nothing doubled by the second pass
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # as if the first copy had stopped half-way
+        conn.execute("DELETE FROM ledger WHERE id >= 'c-00500'")
+        conn.execute("DELETE FROM generations WHERE id >= 'gen-00500'")
+    short = migrate("--from-sqlite", str(tmp_path / "data"), "--database-url", pg_url, "--into-non-empty")
+    assert short.returncode == 0, short.stderr
+    assert "every balance agrees" in short.stdout  # the missing rows copied, none doubled
+    [(ledger_rows,)] = psycopg.connect(pg_url).execute("SELECT COUNT(*) FROM ledger").fetchall()
+    assert ledger_rows == rows + 2
 
 
 def test_migrate_applies_pending_migrations_and_refuses_a_live_install(tmp_path: Path, pg_url: str) -> None:
