@@ -172,3 +172,33 @@ def test_postgresql_stopped_under_load_refuses_paid_work_and_recovers_by_itself(
     finally:
         stop.set()
         stop_gateway(gateway)
+
+
+def test_two_gateways_serve_from_one_database_at_once(upstream: MockUpstream, database: ThrowawayDatabase,
+                                                       tmp_path: Path) -> None:
+    """Nothing claims a PostgreSQL database: two processes write to it together (each its own accounts
+    here; sharing one account's credit between processes is the credit leases' job), and a third, started
+    afterwards, rebuilds every account's book from the one ledger."""
+    url = database.url_for(str(tmp_path))
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url)
+    env = {"ROUTEWAY_DATABASE_URL": url}
+    first, second = (start_gateway(config, tmp_path / name, env) for name in ("one", "two"))
+    try:
+        accounts = [first.account(credits=1.0, name="on-one"), second.account(credits=2.0, name="on-two")]
+
+        def spend(account: Account) -> list[str]:
+            return [chat(account, i)[1]["id"] for i in range(15)]
+
+        with ThreadPoolExecutor(2) as pool:
+            ids = [i for spent in pool.map(spend, accounts) for i in spent]
+        assert recorded_once(url, ids) and len(set(ids)) == 30
+        states = [assert_books_agree(url, account) for account in accounts]
+    finally:
+        stop_gateway(first)
+        stop_gateway(second)
+    third = start_gateway(config, tmp_path / "three", env)
+    try:
+        for account, state in zip(accounts, states, strict=True):
+            assert Account(third, account.id, account.management_key, account.api_key).state() == state
+    finally:
+        stop_gateway(third)
