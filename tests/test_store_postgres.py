@@ -24,7 +24,7 @@ from routeway.store.ledger import LedgerRepository
 from routeway.store.migrations import MIGRATIONS, applied_migrations
 from routeway.store.postgres import PostgresStore, translate, translate_ddl
 from routeway.store.sqlite import SQLiteStore, StoreUnavailable
-from routeway.store.transfer import BATCH_ROWS
+from routeway.store.transfer import BATCH_ROWS, tables_of
 
 from tests.support.postgres import ThrowawayDatabase, available
 from tests.test_store_repositories import entry, generation, key_row
@@ -157,6 +157,10 @@ def fill_embedded_install(path: Path, generations: int) -> None:
     store.close()
 
 
+def postgres_tables(store: PostgresStore) -> list[str]:
+    return list(store.schema()["tables"])
+
+
 def migrate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "routeway", "migrate", *args], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "COLUMNS": "200", **(env or {})})
@@ -173,7 +177,10 @@ def test_migrate_copies_an_embedded_install_with_every_row_and_agreeing_balances
     source.open()
     target.open()
     try:
-        for table in ("accounts", "api_keys", "ledger", "generations", "endpoint_minutes"):
+        tables = [t.name for t in tables_of(source)]
+        assert tables[0] == "accounts" and {"api_keys", "ledger", "generations", "endpoint_minutes"} <= set(tables)
+        assert set(tables) == set(postgres_tables(target))  # every table, whatever later migrations add
+        for table in tables:
             sql = f"SELECT * FROM {table} ORDER BY 1, 2"
             assert target.fetch_now(sql) == source.fetch_now(sql), table
         assert LedgerRepository(target).balances_now() == {

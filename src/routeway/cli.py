@@ -160,7 +160,7 @@ def _copy_from_sqlite(path: Path, target: Any, into_non_empty: bool) -> None:
     from routeway.store.base import StoreUnwritable
     from routeway.store.ledger import LedgerRepository
     from routeway.store.sqlite import SQLiteStore, StoreUnavailable
-    from routeway.store.transfer import TABLES, copy_table, disagreements, row_counts
+    from routeway.store.transfer import copy_table, disagreements, row_counts, tables_of
 
     if path.is_dir():
         path = path / "routeway.sqlite3"
@@ -172,16 +172,17 @@ def _copy_from_sqlite(path: Path, target: Any, into_non_empty: bool) -> None:
     except (StoreUnavailable, sqlite3.DatabaseError) as exc:
         raise click.ClickException(f"cannot open {path}: {exc}") from None
     try:
-        present = {table: n for table, n in row_counts(target).items() if n}
+        tables = tables_of(source)
+        present = {table: n for table, n in row_counts(target, tables).items() if n}
         if present and not into_non_empty:
             raise click.ClickException(
                 "the target already holds " + ", ".join(f"{n} {table}" for table, n in present.items())
                 + ": copying into it could mix two installs. Use an empty database, or --into-non-empty to"
                 " finish an interrupted copy of this same install.")
-        counts = row_counts(source)
+        counts = row_counts(source, tables)
         with Progress(TextColumn("{task.description:<17}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console) as progress:
-            for table in TABLES:
+            for table in tables:
                 task = progress.add_task(table.name, total=counts[table.name])
                 try:
                     copy_table(source, target, table, into_non_empty, functools.partial(progress.advance, task))
@@ -192,8 +193,8 @@ def _copy_from_sqlite(path: Path, target: Any, into_non_empty: bool) -> None:
             for problem in problems:
                 console.print(f"[red]{problem}[/]")
             raise click.ClickException(f"{len(problems)} balances disagree after the copy; do not serve from it")
-        copied = row_counts(target)
-        console.print("[bold green]copied[/] " + ", ".join(f"{counts[t.name]} {t.name}" for t in TABLES)
+        copied = row_counts(target, tables)
+        console.print("[bold green]copied[/] " + ", ".join(f"{counts[t.name]} {t.name}" for t in tables)
                       + f"; every balance agrees ({len(LedgerRepository(source).balances_now())} accounts"
                       " with ledger rows)."
                       + ("" if copied == counts else f" The target now holds {copied}."))

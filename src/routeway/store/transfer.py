@@ -7,11 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from routeway.store.accounts import _KEY_COLUMNS, AccountRow
 from routeway.store.base import Op, Store
-from routeway.store.endpoint_minutes import MinuteRow
-from routeway.store.generations import COLUMNS as GENERATION_COLUMNS
-from routeway.store.ledger import LedgerEntry, LedgerRepository
+from routeway.store.ledger import LedgerRepository
+from routeway.store.schema import describe_sqlite
 
 BATCH_ROWS = 1000  # rows per read and per group commit: bounded memory whatever the install's size
 
@@ -29,18 +27,24 @@ class Table:
     columns: tuple[str, ...]
 
 
-# In the order foreign keys need (accounts first)
-TABLES = (
-    Table("accounts", ("id",), AccountRow._fields),
-    Table("api_keys", ("hash",), tuple(_KEY_COLUMNS.values())),
-    Table("ledger", ("id",), LedgerEntry._fields),
-    Table("generations", ("id",), GENERATION_COLUMNS),
-    Table("endpoint_minutes", ("endpoint", "minute"), MinuteRow._fields),
-)
+def tables_of(source: BlockingStore) -> list[Table]:
+    """Every table of the SQLite store's schema (whatever later migrations add), a table after the ones
+    its foreign keys point at."""
+    described = describe_sqlite(source.fetch_now)
+    parents = {name: {row[0] for row in source.fetch_now('SELECT "table" FROM pragma_foreign_key_list(?)', (name,))}
+               - {name} for name in described["tables"]}
+    ordered: list[str] = []
+    while len(ordered) < len(parents):
+        ready = sorted(name for name, needs in parents.items() if name not in ordered and needs <= set(ordered))
+        if not ready:
+            raise ValueError(f"foreign keys in a cycle among {sorted(set(parents) - set(ordered))}")
+        ordered.extend(ready)
+    return [Table(name, described["primary_keys"][name] or tuple(described["tables"][name]),
+                  tuple(described["tables"][name])) for name in ordered]
 
 
-def row_counts(store: BlockingStore) -> dict[str, int]:
-    return {t.name: int(store.fetch_now(f"SELECT COUNT(*) FROM {t.name}")[0][0]) for t in TABLES}
+def row_counts(store: BlockingStore, tables: Sequence[Table]) -> dict[str, int]:
+    return {t.name: int(store.fetch_now(f"SELECT COUNT(*) FROM {t.name}")[0][0]) for t in tables}
 
 
 def copy_table(source: BlockingStore, target: BlockingStore, table: Table, skip_existing: bool,
