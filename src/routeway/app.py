@@ -23,8 +23,9 @@ from routeway.api.http import (
 )
 from routeway.api.metrics import metrics_handler
 from routeway.config import Settings
-from routeway.errors import APIError
+from routeway.errors import APIError, store_unavailable
 from routeway.services import Services
+from routeway.store.base import StoreUnwritable
 from routeway.web import Dashboard
 
 # Services is re-exported for the modules that still import it from here (web/sessions.py, this round)
@@ -98,6 +99,9 @@ class App:
         except APIError as error:
             if not started:
                 await error_response(error)(send)
+        except StoreUnwritable as unreachable:  # a read while the database is away (PostgreSQL down): 503, not 500
+            if not started:
+                await error_response(store_unavailable(unreachable.problem))(send)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:

@@ -168,6 +168,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
     durability: str = "full"  # "full": fsync every group commit; "normal": WAL synced every 50 ms in the background
+    store_url: str | None = None  # "postgresql://…": the PostgreSQL store; None: SQLite in data_dir
     admin_key: str | None = None
     connections: ConnectionSettings = ConnectionSettings()
     routing: RoutingSettings = RoutingSettings()
@@ -205,6 +206,20 @@ def _price(value: Any, where: str) -> Decimal | None:
     if price < 0:
         raise ConfigError(f"{where}: price must not be negative")
     return price
+
+
+def _store_url(table: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """``ROUTEWAY_DATABASE_URL`` or ``[store] url``: PostgreSQL when set, SQLite in the data folder when not."""
+    unknown = set(table) - {"url"}
+    if unknown:
+        raise ConfigError(f"[store]: unknown settings {sorted(unknown)}")
+    url = env.get("ROUTEWAY_DATABASE_URL") or table.get("url") or None
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] url (or ROUTEWAY_DATABASE_URL) must be a postgresql:// URL; leave it unset"
+                          " for the embedded SQLite store")
+    return url
 
 
 def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
@@ -376,6 +391,7 @@ def load_settings(
         "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
         "durability": server.get("durability", "full"),
     }
+    values["store_url"] = _store_url(raw.get("store", {}), env)
     if values["durability"] not in ("full", "normal"):
         raise ConfigError(f"[server] durability must be 'full' or 'normal', not {values['durability']!r}")
     routing = raw.get("routing", {})

@@ -37,6 +37,15 @@ log = logging.getLogger("routeway")
 GC_YOUNG_THRESHOLD = 10_000  # net new container objects before a young collection (Python's default: 700)
 
 
+def build_store(settings: Settings) -> Store:
+    """PostgreSQL when a URL is configured, else the embedded SQLite store in the data folder."""
+    if settings.store_url:
+        from routeway.store.postgres import PostgresStore  # psycopg is loaded only by those who use it
+
+        return PostgresStore(settings.store_url)
+    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -69,7 +78,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
-        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
+        store = build_store(settings)
         book = Book()
         catalog = Catalog.build(settings)
         r = settings.routing

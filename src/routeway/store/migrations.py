@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routeway.store.base import Store
 
 
 def m001_initial() -> list[str]:
@@ -141,3 +145,9 @@ def m007_response_cache() -> list[str]:
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
                                              m007_response_cache]
+
+
+def applied_migrations(store: Store) -> list[str]:
+    """The ids of the migrations an open store has applied, in order."""
+    names = {m.__name__ for m in MIGRATIONS}
+    return sorted(row[0] for row in store.fetch_now("SELECT id FROM schema_migrations") if row[0] in names)
