@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import urllib.error
@@ -52,11 +51,12 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
 
     from routeway.app import create_app
     from routeway.connections import fit_open_file_limit, protocol_class
+    from routeway.observe.logs import configure as configure_logging
     from routeway.store.sqlite import StoreUnavailable
 
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
                          model_paths=tuple(Path(m) for m in models), default_model=default_model)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.telemetry.log_format, log_level)  # text, or JSON lines (observe/logs.py)
     try:
         app = create_app(settings)
     except ConfigError as exc:
