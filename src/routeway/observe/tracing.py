@@ -143,49 +143,53 @@ class ExchangeTrace:
         if span is None or entry is None:
             return
         status = entry.get("status")
-        if status is not None:
-            span.set_attribute("http.response.status_code", int(status))
-        if "error" in entry or not ok:
-            span.set_attribute("error.type", str(status or "error"))
-            span.set_status(Status(StatusCode.ERROR, str(entry.get("error") or "")[:500]))
+        if span.is_recording():
+            values: dict[str, Any] = {} if status is None else {"http.response.status_code": int(status)}
+            if "error" in entry or not ok:
+                values["error.type"] = str(status or "error")
+                span.set_status(Status(StatusCode.ERROR, str(entry.get("error") or "")[:500]))
+            span.set_attributes(values)
         span.end()
         self.attempt_span = self.attempt_entry = None
 
     def finish(self, ex: Exchange, outcome: Outcome | None, failure: APIError | None) -> None:
         span = self.span
-        record = ex.record
         answered = failure is None and outcome is not None and outcome.failure is None and not ex.client_left
-        if self.attempt_span is not None and ex.first_token is not None:
+        if self.attempt_span is not None and ex.first_token is not None and self.attempt_span.is_recording():
             self.attempt_span.add_event("gen_ai.first_token", timestamp=_wall_ns(ex.first_token))
         self._end_attempt(ok=answered or (ex.first_token is not None and "error" not in (self.attempt_entry or {})))
+        if not span.is_recording():  # sampled out: nothing to fill in
+            span.end()
+            return
+        record = ex.record
+        values: dict[str, Any] = {"gen_ai.response.id": ex.id, "routeway.attempts": len(ex.attempt_log)}
         if ex.attempt is not None:
-            span.set_attribute("gen_ai.response.model", ex.attempt.model.id)
-            span.set_attribute("gen_ai.provider.name", ex.attempt.endpoint.tag)
-            span.set_attribute("gen_ai.system", ex.attempt.endpoint.tag)
-        span.set_attribute("gen_ai.response.id", ex.id)
-        span.set_attribute("routeway.attempts", len(ex.attempt_log))
+            tag = ex.attempt.endpoint.tag
+            values.update({"gen_ai.response.model": ex.attempt.model.id, "gen_ai.provider.name": tag,
+                           "gen_ai.system": tag})
         if outcome is not None and outcome.usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", outcome.usage.prompt)
-            span.set_attribute("gen_ai.usage.output_tokens", outcome.usage.completion)
-            span.set_attribute("routeway.usage_estimated", outcome.usage.estimated)
+            values.update({"gen_ai.usage.input_tokens": outcome.usage.prompt,
+                           "gen_ai.usage.output_tokens": outcome.usage.completion,
+                           "routeway.usage_estimated": outcome.usage.estimated})
         if record is not None:
-            span.set_attribute("routeway.cost_nano_usd", record.total_cost_nano)
-            span.set_attribute("routeway.cost_usd", record.total_cost_nano / 1e9)
+            values.update({"routeway.cost_nano_usd": record.total_cost_nano,
+                           "routeway.cost_usd": record.total_cost_nano / 1e9})
             if record.finish_reason:
-                span.set_attribute("gen_ai.response.finish_reasons", [record.finish_reason])
+                values["gen_ai.response.finish_reasons"] = [record.finish_reason]
         if ex.first_token is not None:
-            span.set_attribute("gen_ai.server.time_to_first_token", ex.first_token - ex.started)
+            values["gen_ai.server.time_to_first_token"] = ex.first_token - ex.started
             span.add_event("gen_ai.first_token", timestamp=_wall_ns(ex.first_token))
         if ex.client_left:
-            span.set_attribute("routeway.cancelled", True)
+            values["routeway.cancelled"] = True
         if self.content and not ex.client_left:
-            span.set_attribute("gen_ai.output.messages", _encoder.encode(
-                [{"role": "assistant", "content": completion_text(ex, outcome)[:CONTENT_LIMIT]}]).decode())
+            values["gen_ai.output.messages"] = _encoder.encode(
+                [{"role": "assistant", "content": completion_text(ex, outcome)[:CONTENT_LIMIT]}]).decode()
         problem = failure or (outcome.failure if outcome is not None else None)
         if problem is not None:
-            span.set_attribute("error.type", str(problem.metadata.get("error_type") or problem.status))
-            span.set_attribute("http.response.status_code", problem.status)
+            values["error.type"] = str(problem.metadata.get("error_type") or problem.status)
+            values["http.response.status_code"] = problem.status
             span.set_status(Status(StatusCode.ERROR, problem.message[:500]))
         else:
-            span.set_attribute("http.response.status_code", 200)
+            values["http.response.status_code"] = 200
+        span.set_attributes(values)
         span.end()
