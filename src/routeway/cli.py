@@ -57,6 +57,8 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
                          model_paths=tuple(Path(m) for m in models), default_model=default_model)
     configure_logging(settings.telemetry.log_format, log_level)  # text, or JSON lines (observe/logs.py)
+    if settings.telemetry.log_format == "json":
+        console.file = sys.stderr  # stdout carries only the JSON request lines
     try:
         app = create_app(settings)
     except ConfigError as exc:
