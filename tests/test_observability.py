@@ -148,6 +148,33 @@ def test_grpc_export_with_content_captured_when_the_operator_asks(upstream: Mock
         receiver.stop()
 
 
+def _streamed(text: str) -> tuple[str, dict[str, Any]]:
+    """A stream's text and its usage chunk's counts."""
+    chunks = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    words = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    return words, chunks[-1]["usage"]
+
+
+def test_a_collector_that_is_down_changes_no_answer(upstream: MockUpstream, tmp_path: Path,
+                                                    gateway: Gateway) -> None:
+    """The SDK exports from its own thread: with nothing listening at the endpoint, answers are as without."""
+    gw = _gateway(upstream, tmp_path, env={"OTEL_TRACES_EXPORTER": "otlp",
+                                           "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", **FAST_EXPORT})
+    try:
+        request = {"model": "test/echo", "messages": [{"role": "user", "content": "collector down"}]}
+        for stream in (False, True):
+            traced, plain = gw.account().chat({**request, "stream": stream}), gateway.account().chat(
+                {**request, "stream": stream})
+            assert traced.status_code == plain.status_code == 200
+            if stream:
+                assert _streamed(traced.text) == _streamed(plain.text)
+            else:
+                assert traced.json()["choices"] == plain.json()["choices"]
+                assert traced.json()["usage"] == plain.json()["usage"]
+    finally:
+        stop_gateway(gw)
+
+
 def test_with_traces_off_no_opentelemetry_code_is_loaded(tmp_path: Path) -> None:
     """Off by default: the server's whole request path runs without importing the SDK (zero cost)."""
     script = (
