@@ -374,3 +374,39 @@ def test_a_destination_down_or_slow_changes_nothing_for_the_client(upstream: Moc
         stop_gateway(gw)
         for server in (down, slow, flaky):
             server.stop()
+
+
+def test_a_destination_can_be_changed_paused_and_deleted(gateway: Gateway, receiver: Receiver) -> None:
+    account = gateway.account()
+    auth = {"authorization": f"Bearer {account.management_key}"}
+    paused = _destination(gateway, account.management_key, {
+        "name": "paused", "type": "webhook", "config": {"endpoint": receiver.root + "/hook",
+                                                       "headers": {"X-Api-Key": "first-secret-123"}}}).json()["data"]
+    active = _destination(gateway, account.management_key, {
+        "name": "active", "type": "otel-collector", "privacy_mode": True,
+        "config": {"endpoint": receiver.root}}).json()["data"]
+    url = gateway.api + f"/observability/destinations/{paused['id']}"
+    changed = httpx.patch(url, headers=auth, json={"name": "renamed", "enabled": False, "sampling_rate": 0.5,
+                                                   "config": {"endpoint": receiver.root + "/hook",
+                                                              "headers": {"X-Other": "second-secret-456"}}})
+    assert changed.status_code == 200, changed.text
+    data = changed.json()["data"]
+    assert data["name"] == "renamed" and data["enabled"] is False and data["sampling_rate"] == 0.5
+    assert data["config"]["headers"] == {"X-Other": "[REDACTED]"} and data["status"] is None
+    assert "second-secret" not in changed.text
+
+    answer = account.chat({"model": "test/echo", "messages": [{"role": "user", "content": "only active"}]})
+    generation = answer.json()["id"].encode()
+    receiver.wait_for(lambda: any(p == "/v1/traces" and generation in b for p, _, b in receiver.bodies),
+                      "the active destination's batch")
+    # both destinations are flushed in the same pass: the paused one would have had it by now
+    assert not any(p == "/hook" and generation in b for p, _, b in receiver.bodies)
+    assert not any(b"only active" in b for _, _, b in receiver.bodies)  # privacy_mode: no content
+
+    assert httpx.delete(url, headers=auth).json() == {"deleted": True}
+    assert httpx.get(url, headers=auth).status_code == 404
+    assert httpx.patch(url, headers=auth, json={"enabled": True}).status_code == 404
+    listed = httpx.get(gateway.api + "/observability/destinations", headers=auth).json()["data"]
+    assert [d["id"] for d in listed] == [active["id"]]
+    eventually(lambda: httpx.get(gateway.api + "/observability/destinations", headers=auth).json()["data"][0]
+               ["status"]["sent"] >= 1, "the active destination's delivery counted")
