@@ -224,11 +224,18 @@ def test_json_logs_have_one_line_per_request_with_its_fields(upstream: MockUpstr
         bad = account.chat({"model": "test/fail-500", "messages": [{"role": "user", "content": "x"}]},
                            headers={"x-request-id": "log-req-2"})
         assert ok.status_code == 200 and bad.status_code == 502
+        refused = httpx.post(gw.api + "/chat/completions", json={}, headers={"x-request-id": "log-req-3"})
+        models = httpx.get(gw.api + "/models", headers={"x-request-id": "log-req-4"})
+        assert refused.status_code == 401 and models.status_code == 200
     finally:
         stop_gateway(gw)
     log = tmp_path / f"routeway-{gw.url.rsplit(':', 1)[1]}.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    requests = {line["request_id"]: line for line in lines if line.get("message") == "request"}
+    request_lines = [line for line in lines if line.get("message") == "request"]
+    requests = {line["request_id"]: line for line in request_lines}
+    assert len(request_lines) == len(requests)  # one line per request: an exchange's, or else the API layer's
+    assert requests["log-req-3"]["status"] == 401 and requests["log-req-3"]["path"] == "/api/v1/chat/completions"
+    assert requests["log-req-4"]["status"] == 200 and requests["log-req-4"]["method"] == "GET"
     first, second = requests["log-req-1"], requests["log-req-2"]
     body = ok.json()
     assert first["generation_id"] == body["id"] and first["model"] == "test/echo" and first["provider"] == "mock"

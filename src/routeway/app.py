@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,13 @@ class App:
         path: str = scope["path"]
         started = False
         answer_id: bytes | None = None  # the API's X-Request-Id: the client's, or made here
+        status = 0
+        began = time.monotonic() if self.services.request_log is not None else 0.0
 
         async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
-                started = True
+                started, status = True, message["status"]
                 if answer_id is not None:  # a copy: responses share their header lists
                     message = {**message, "headers": [*message.get("headers", ()), (b"x-request-id", answer_id)]}
                 request.send = send  # the rest of the response goes straight out (one call less per chunk)
@@ -108,6 +111,9 @@ class App:
             log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:
                 await error_response(APIError(500, "Internal error; the server log has details."))(tracked_send)
+        finally:
+            if answer_id is not None and self.services.request_log is not None:
+                self.services.request_log.api_request(scope["method"], path, answer_id, status, began)
 
     def _health(self) -> Response:
         """200 while the store can write; 503 saying what is wrong when it cannot (paid work is refused)."""

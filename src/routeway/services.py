@@ -34,6 +34,7 @@ from routeway.store.destinations import DestinationRepository
 from routeway.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from routeway.observe.logs import RequestLog
     from routeway.observe.summary import Watcher
     from routeway.observe.tracing import Tracing
 
@@ -65,6 +66,7 @@ class Services:
     broadcast: Broadcast = field(default_factory=lambda: Broadcast(Pool()))  # each account's destinations
     tracing: Tracing | None = None  # OpenTelemetry, only when [telemetry] traces is on (observe/tracing.py)
     watchers: list[Watcher] = field(default_factory=list)  # told of every finished exchange (observe/)
+    request_log: RequestLog | None = None  # [log] format = "json": a line per API request (observe/logs.py)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -99,7 +101,8 @@ class Services:
         if settings.telemetry.log_format == "json":
             from routeway.observe.logs import RequestLog
 
-            self.watchers.append(RequestLog())
+            self.request_log = RequestLog()
+            self.watchers.append(self.request_log)
 
     async def start(self) -> None:
         self.store.open()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from routeway.exchange.events import Outcome
 
 REQUESTS = "routeway.requests"
+# set in a request's task once its exchange wrote its line, so the API layer writes no second one
+EXCHANGE_LOGGED: ContextVar[bool] = ContextVar("routeway_exchange_logged", default=False)
 _encoder = msgspec.json.Encoder()
 
 
@@ -68,3 +71,12 @@ class RequestLog:
             context = ex.trace.span.get_span_context()
             fields["trace_id"] = f"{context.trace_id:032x}"
         self.log.info("request", extra={"fields": fields})
+        EXCHANGE_LOGGED.set(True)
+
+    def api_request(self, method: str, path: str, request_id: bytes, status: int, began: float) -> None:
+        """The line of an API request that ran no exchange (refused before one, or not an inference)."""
+        if EXCHANGE_LOGGED.get():
+            return
+        self.log.info("request", extra={"fields": {
+            "request_id": request_id.decode(), "method": method, "path": path, "status": status,
+            "latency_ms": int((time.monotonic() - began) * 1000)}})
