@@ -113,7 +113,7 @@ def m005_usage_trust() -> list[str]:
     ]
 
 
-def m006_observability_destinations() -> list[str]:
+def m008_observability_destinations() -> list[str]:
     """Each account's export destinations (OTLP collector, webhook, Langfuse): ``config`` is JSON with the
     endpoint and the headers or keys that authenticate to it, which the API never shows back."""
     return [
@@ -136,4 +136,4 @@ def m006_observability_destinations() -> list[str]:
 
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust,
-                                             m006_observability_destinations]
+                                             m008_observability_destinations]
