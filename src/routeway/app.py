@@ -9,7 +9,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from routeway.api import admin, catalog as catalog_api, chat, destinations, generation, keys, openapi
+from routeway.api import (
+    admin,
+    catalog as catalog_api,
+    chat,
+    destinations,
+    generation,
+    keys,
+    messages,
+    openapi,
+    responses,
+)
 from routeway.api.http import (
     ClientDisconnected,
     Handler,
@@ -53,7 +63,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, catalog_api, keys, generation, admin, destinations):
+        for module in (chat, messages, responses, catalog_api, keys, generation, admin, destinations):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above
