@@ -120,6 +120,20 @@ def test_a_stream_is_traced_with_its_time_to_first_token(traced: Gateway, receiv
     assert 0 < root.attributes["gen_ai.server.time_to_first_token"] < 30
 
 
+def test_the_messages_api_is_traced_by_the_same_core(traced: Gateway, receiver: Receiver) -> None:
+    import anthropic as anthropic_sdk
+
+    account = traced.account()
+    client = anthropic_sdk.Anthropic(base_url=traced.url, api_key=account.api_key, max_retries=0)
+    message = client.messages.create(model="test/echo", max_tokens=50,
+                                     messages=[{"role": "user", "content": "messages traced"}])
+    spans = receiver.wait_for(lambda: [s for s in receiver.spans if s.attributes.get("routeway.api") == "messages"
+                                       and s.kind == 2], "the Messages request's span")
+    a = spans[-1].attributes
+    assert a["gen_ai.request.model"] == "test/echo" and a["gen_ai.provider.name"] == "mock"
+    assert a["gen_ai.usage.output_tokens"] == message.usage.output_tokens
+
+
 def test_a_failed_request_is_an_error_span(traced: Gateway, receiver: Receiver) -> None:
     account = traced.account()
     answer = account.chat({"model": "test/fail-500", "messages": [{"role": "user", "content": "x"}]})

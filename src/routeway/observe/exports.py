@@ -50,7 +50,7 @@ def gen_ai_attributes(f: Finished) -> dict[str, Any]:
             "gen_ai.response.finish_reasons": [f.finish_reason] if f.finish_reason else None,
             "routeway.cost_usd": f.cost_nano / 1e9, "routeway.cost_nano_usd": f.cost_nano,
             "routeway.generation_id": f.generation_id, "routeway.request_id": f.request_id,
-            "routeway.key_hash": f.key_hash, "http.response.status_code": f.status,
+            "routeway.key_hash": f.key_hash, "routeway.api": f.api, "http.response.status_code": f.status,
             "session.id": f.session_id, "user.id": f.user}
 
 

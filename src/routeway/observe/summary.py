@@ -38,6 +38,7 @@ class Finished:
     error: str | None
     session_id: str | None
     user: str | None
+    api: str = "chat"  # the inbound API: chat, messages, responses
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def log_fields(self) -> dict[str, Any]:
@@ -47,7 +48,7 @@ class Finished:
                 "cost_nano": self.cost_nano, "tokens_prompt": self.tokens_prompt,
                 "tokens_completion": self.tokens_completion, "finish_reason": self.finish_reason,
                 "stream": self.stream, "cancelled": self.cancelled, "latency_ms": self.latency_ms,
-                "ttft_ms": self.ttft_ms, "attempts": len(self.attempts), "error": self.error}
+                "ttft_ms": self.ttft_ms, "attempts": len(self.attempts), "error": self.error, "api": self.api}
 
 
 def finished(ex: Exchange, outcome: Outcome | None, failure: APIError | None) -> Finished:
@@ -70,7 +71,7 @@ def finished(ex: Exchange, outcome: Outcome | None, failure: APIError | None) ->
         started_ms=int((time.time() - (now - ex.started)) * 1000), latency_ms=int((now - ex.started) * 1000),
         ttft_ms=int((ex.first_token - ex.started) * 1000) if ex.first_token is not None else None,
         error=(failure.message if failure is not None else record.error if record is not None else None),
-        session_id=ex.chat.session_id or ex.headers.get("x-session-id"), user=ex.chat.user,
+        session_id=ex.chat.session_id or ex.headers.get("x-session-id"), user=ex.chat.user, api=ex.api,
         attempts=ex.attempt_log)
 
 

@@ -101,7 +101,7 @@ class ExchangeTrace:
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat", "gen_ai.request.model": chat.model or "", "routeway.generation_id": ex.id,
             "routeway.request_id": headers.get(REQUEST_ID, ""), "routeway.account_id": ex.key.account_id,
-            "gen_ai.request.stream": chat.stream}
+            "gen_ai.request.stream": chat.stream, "routeway.api": ex.api}
         for name, value in (("gen_ai.request.max_tokens", chat.output_limit), ("gen_ai.request.temperature",
                             chat.temperature), ("gen_ai.request.top_p", chat.top_p), ("gen_ai.request.top_k",
                             chat.top_k), ("gen_ai.request.seed", chat.seed)):
