@@ -170,7 +170,7 @@ def _streamed(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def test_a_collector_that_is_down_changes_no_answer(upstream: MockUpstream, tmp_path: Path,
-                                                    gateway: Gateway) -> None:
+                                                    gateway: Gateway) -> None:  # the plain gateway: no traces
     """The SDK exports from its own thread: with nothing listening at the endpoint, answers are as without."""
     gw = _gateway(upstream, tmp_path, env={"OTEL_TRACES_EXPORTER": "otlp",
                                            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", **FAST_EXPORT})
@@ -185,6 +185,9 @@ def test_a_collector_that_is_down_changes_no_answer(upstream: MockUpstream, tmp_
             else:
                 assert traced.json()["choices"] == plain.json()["choices"]
                 assert traced.json()["usage"] == plain.json()["usage"]
+        # traces were on all along: the traced requests' upstream calls carried routeway's own trace context
+        traced_calls = [h for h in _upstream_calls(upstream, "collector down") if "traceparent" in h]
+        assert len(traced_calls) == 2 and all(h["x-request-id"] for h in traced_calls)
     finally:
         stop_gateway(gw)
 
