@@ -6,7 +6,8 @@ from __future__ import annotations
 import msgspec
 
 from routeway.api.destinations import REDACTED, view
-from routeway.observe.broadcast import Destination
+from routeway.observe.broadcast import BATCH, QUEUE, QUEUE_BYTES, Destination
+from routeway.observe.exports import Export
 from routeway.observe.ids import request_id, traceparent, tracestate, upstream_headers
 from routeway.observe.summary import Finished
 
@@ -67,3 +68,18 @@ def test_the_api_never_shows_a_destinations_secrets() -> None:
     assert langfuse["config"]["public_key"] == "pk-1" and langfuse["config"]["secret_key"] == REDACTED
     # and a destination's own secrets are taken out of what it says when it fails
     assert "s3cret-value" not in Destination.from_row(_row()).redact("refused: Bearer s3cret-value")
+
+
+def test_a_destination_that_is_down_holds_a_bounded_queue_and_keeps_the_newest() -> None:
+    destination = Destination.from_row(_row())
+    big = "x" * (1024 * 1024)
+    for i in range(100):  # 100 exchanges with 1 MiB completions each, nothing sent
+        destination.enqueue(Export(_finished(f"gen-{i}"), "0" * 32, None, None, big))
+    assert destination.queued_bytes <= QUEUE_BYTES and destination.dropped == 100 - len(destination.queue) > 0
+    assert destination.queue[-1].finished.generation_id == "gen-99"  # the oldest went first
+    small = Destination.from_row(_row())
+    for i in range(QUEUE + 5):
+        small.enqueue(Export(_finished(f"gen-{i}"), "0" * 32, None, None, ""))
+    assert len(small.queue) == QUEUE and small.dropped == 5
+    batch = small.take()
+    assert len(batch) == BATCH and small.queued_bytes == sum(e.size for e in small.queue)

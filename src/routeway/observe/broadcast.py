@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from routeway.errors import APIError
-from routeway.observe.exports import Export, langfuse_batch, otlp_json
+from routeway.observe.exports import CONTENT_LIMIT, Export, langfuse_batch, otlp_json
 from routeway.observe.ids import traceparent
 from routeway.observe.summary import Finished, completion_text, finished
 from routeway.providers.http1 import ClientError, Pool, Target, header_block
@@ -36,6 +36,7 @@ KINDS = ("otel-collector", "webhook", "langfuse")
 BATCH = 100  # exchanges per request to a destination
 FLUSH_SECONDS = 1.0  # a partial batch waits at most this long
 QUEUE = 10_000  # exchanges held per destination while it is down; more drops the oldest
+QUEUE_BYTES = 32 * 1024 * 1024  # ... and at most about this much of them (prompts and completions)
 TRIES = 5  # sends of one batch before it is dropped
 BACKOFF = (0.5, 30.0)  # first wait after a failure, doubling up to the second
 TIMEOUT = 10.0  # seconds for one send, connection included
@@ -72,7 +73,8 @@ class Destination:
     privacy_mode: bool
     key_hashes: frozenset[str] | None
     redact: Redactor
-    queue: deque[Export] = field(default_factory=lambda: deque(maxlen=QUEUE))
+    queue: deque[Export] = field(default_factory=deque)
+    queued_bytes: int = 0
     sent: int = 0  # exchanges delivered
     dropped: int = 0  # exchanges given up on (queue full, or a batch failed TRIES times)
     last_error: str | None = None  # redacted
@@ -104,6 +106,19 @@ class Destination:
         content = not self.privacy_mode
         body = langfuse_batch(batch, content) if self.kind == "langfuse" else otlp_json(batch, content)
         return _encoder.encode(body)
+
+    def enqueue(self, export: Export) -> None:
+        """Append, dropping the oldest while the queue is over its count or its bytes."""
+        self.queue.append(export)
+        self.queued_bytes += export.size
+        while len(self.queue) > QUEUE or (self.queued_bytes > QUEUE_BYTES and len(self.queue) > 1):
+            self.queued_bytes -= self.queue.popleft().size
+            self.dropped += 1
+
+    def take(self) -> list[Export]:
+        batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]
+        self.queued_bytes -= sum(e.size for e in batch)
+        return batch
 
     def status(self) -> dict[str, Any]:
         return {"queued": len(self.queue), "sent": self.sent, "dropped": self.dropped, "last_error": self.last_error}
@@ -154,13 +169,15 @@ class Broadcast:
             trace_id, parent_id = parent[3:35], parent[36:52]
         else:
             trace_id, parent_id = os.urandom(16).hex(), None
-        content = any(not d.privacy_mode for d in chosen)
-        export = Export(f, trace_id, parent_id, prompt=(ex.chat.messages or ex.chat.prompt) if content else None,
-                        completion=completion_text(ex, outcome) if content else "")
+        prompt: str | None = None
+        completion = ""
+        if any(not d.privacy_mode for d in chosen):
+            messages = ex.chat.messages or [{"role": "user", "content": ex.chat.prompt or ""}]
+            prompt = _encoder.encode(messages).decode()[:CONTENT_LIMIT]
+            completion = completion_text(ex, outcome)[:CONTENT_LIMIT]
+        export = Export(f, trace_id, parent_id, prompt, completion)
         for destination in chosen:
-            if len(destination.queue) == QUEUE:
-                destination.dropped += 1  # the deque drops the oldest as this one goes in
-            destination.queue.append(export)
+            destination.enqueue(export)
             if len(destination.queue) >= BATCH:
                 self.wake.set()
 
@@ -182,8 +199,8 @@ class Broadcast:
                 task.add_done_callback(self.sending.discard)
 
     async def _deliver(self, d: Destination) -> None:
-        """Send one batch, retrying with backoff (the batch keeps its place at the head of the queue)."""
-        batch = [d.queue.popleft() for _ in range(min(BATCH, len(d.queue)))]
+        """Send one batch, retrying it with backoff; newer exchanges wait in the queue meanwhile."""
+        batch = d.take()
         try:
             wait = BACKOFF[0]
             for attempt in range(TRIES):

@@ -22,8 +22,24 @@ class Export:
     finished: Finished
     trace_id: str  # 32 hex: the client's trace (traceparent) or routeway's own, else a new one
     parent_span_id: str | None  # the client's span, when it sent a traceparent
-    prompt: Any
-    completion: str
+    prompt: str | None  # the messages as JSON text, cut at CONTENT_LIMIT characters
+    completion: str  # cut at CONTENT_LIMIT characters
+
+    @property
+    def size(self) -> int:
+        """Roughly what holding it costs, for the destinations' queue budget."""
+        return len(self.prompt or "") + len(self.completion) + 1024
+
+
+CONTENT_LIMIT = 64 * 1024  # characters of a prompt or a completion a destination receives
+
+
+def _messages(prompt: str | None) -> Any:
+    """The prompt as JSON for Langfuse when it was kept whole, else the text as cut."""
+    try:
+        return msgspec.json.decode(prompt or "null")
+    except msgspec.DecodeError:
+        return prompt
 
 
 def _value(value: Any) -> dict[str, Any]:
@@ -71,7 +87,7 @@ def otlp_json(exports: list[Export], content: bool) -> dict[str, Any]:
         if f.ttft_ms is not None:
             attributes["gen_ai.server.time_to_first_token"] = f.ttft_ms / 1000
         if content:
-            attributes["gen_ai.input.messages"] = _json(e.prompt)
+            attributes["gen_ai.input.messages"] = e.prompt or ""
             attributes["gen_ai.output.messages"] = _json([{"role": "assistant", "content": e.completion}])
         spans.append({"traceId": e.trace_id, "spanId": root, "parentSpanId": e.parent_span_id or "",
                       "name": f"chat {f.requested_model}", "kind": 2, "startTimeUnixNano": str(start),
@@ -122,7 +138,7 @@ def langfuse_batch(exports: list[Export], content: bool) -> dict[str, Any]:
         if f.ttft_ms is not None:
             generation["completionStartTime"] = _iso(f.started_ms + f.ttft_ms)
         if content:
-            trace["input"] = generation["input"] = e.prompt
+            trace["input"] = generation["input"] = _messages(e.prompt)
             trace["output"] = generation["output"] = e.completion
         batch.append({"id": os.urandom(16).hex(), "timestamp": now, "type": "trace-create", "body": trace})
         batch.append({"id": os.urandom(16).hex(), "timestamp": now, "type": "generation-create", "body": generation})
