@@ -3,9 +3,13 @@ destinations API shows back of a destination's secrets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
+import pytest
 
 from routeway.api.destinations import REDACTED, view
+from routeway.config import ConfigError, TelemetrySettings, load_settings
 from routeway.observe.broadcast import BATCH, QUEUE, QUEUE_BYTES, Destination
 from routeway.observe.exports import Export
 from routeway.observe.ids import request_id, traceparent, tracestate, upstream_headers
@@ -83,3 +87,20 @@ def test_a_destination_that_is_down_holds_a_bounded_queue_and_keeps_the_newest()
     assert len(small.queue) == QUEUE and small.dropped == 5
     batch = small.take()
     assert len(batch) == BATCH and small.queued_bytes == sum(e.size for e in small.queue)
+
+
+def test_telemetry_settings_follow_the_standard_variables_and_refuse_bad_values(tmp_path: Path) -> None:
+    def load(text: str = "", **env: str) -> TelemetrySettings:
+        config = tmp_path / "routeway.toml"
+        config.write_text(text)
+        return load_settings(config, env={**env}, default_model=False).telemetry
+
+    assert load() == TelemetrySettings()  # off, no content, text logs
+    assert load(OTEL_TRACES_EXPORTER="otlp").traces and load("[telemetry]\ntraces = true\n").traces
+    assert not load("[telemetry]\ntraces = true\n", OTEL_SDK_DISABLED="true").traces
+    assert load('[log]\nformat = "json"\n').log_format == "json" == load(ROUTEWAY_LOG_FORMAT="json").log_format
+    for bad, says in (("[telemetry]\ncontent_sample_rate = 2\n", "content_sample_rate"),
+                      ('[telemetry]\ntraces = "yes"\n', "traces"), ("[telemetry]\nspans = true\n", "unknown"),
+                      ('[log]\nformat = "xml"\n', "format")):
+        with pytest.raises(ConfigError, match=says):
+            load(bad)
