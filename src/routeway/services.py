@@ -124,7 +124,10 @@ class Services:
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
         for row in DestinationRepository(self.store).enabled_now():
-            self.broadcasting(row)
+            try:
+                self.broadcasting(row)
+            except (ValueError, KeyError) as exc:  # one unusable row must not stop the server
+                log.error("observability destination %s cannot be used, skipped: %s", row["id"], exc)
         self.tasks.append(asyncio.create_task(self.broadcast.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
                          for p in self.settings.providers}

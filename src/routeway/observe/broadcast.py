@@ -155,7 +155,7 @@ class Broadcast:
     # ---- the request path: an append per destination, nothing else ------------------------------
     def exchange_done(self, ex: Exchange, outcome: Outcome | None, failure: APIError | None) -> None:
         destinations = self.by_account.get(ex.key.account_id)
-        if not destinations:
+        if not destinations or ex.record is None:  # generations only: refused before an upstream, nothing to send
             return
         f = finished(ex, outcome, failure)
         chosen = [d for d in destinations if d.wants(f)]
