@@ -167,10 +167,11 @@ def _admin(port: int, path: str, body: dict) -> dict:
 
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
                    durability: str = "full", python: str | None = None, source: Path | None = None,
-                   database_url: str | None = None) -> Target:
+                   database_url: str | None = None, env_extra: dict[str, str] | None = None) -> Target:
     """``python``: another interpreter with routeway's dependencies; ``source``: a ``src/`` folder to import
     routeway from instead of the installed one (bench/ab.py's other build); ``database_url``: serve from
-    this PostgreSQL database instead of SQLite in the work folder."""
+    this PostgreSQL database instead of SQLite in the work folder; ``env_extra``: variables for this server
+    alone (bench/ab.py's ``--b-env``, e.g. traces on)."""
     directory = workdir / "routeway"
     directory.mkdir(exist_ok=True)
     models = {f"bench/{name}": name for name in upstream_models}
@@ -183,6 +184,7 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
     env.pop("ROUTEWAY_DATABASE_URL", None)
     if database_url is not None:
         env["ROUTEWAY_DATABASE_URL"] = database_url
+    env.update(env_extra or {})
     if source is not None:
         env["PYTHONPATH"] = str(source)
     exe = ROOT / ".venv" / "bin" / "routeway"

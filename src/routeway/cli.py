@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sqlite3
 import sys
@@ -54,11 +53,14 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
 
     from routeway.app import create_app
     from routeway.connections import fit_open_file_limit, protocol_class
+    from routeway.observe.logs import configure as configure_logging
     from routeway.store.sqlite import StoreUnavailable
 
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
                          model_paths=tuple(Path(m) for m in models), default_model=default_model)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.telemetry.log_format, log_level)  # text, or JSON lines (observe/logs.py)
+    if settings.telemetry.log_format == "json":
+        console.file = sys.stderr  # stdout carries only the JSON request lines
     try:
         app = create_app(settings)
     except ConfigError as exc:

@@ -161,6 +161,17 @@ def _cache(table: Mapping[str, Any], redis_url: str | None) -> CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """``[telemetry]``: OpenTelemetry traces (exported as the standard ``OTEL_EXPORTER_OTLP_*`` variables
+    say) and the log format. Everything is off by default: no trace is made, no prompt leaves."""
+
+    traces: bool = False  # on also with OTEL_TRACES_EXPORTER=otlp; OTEL_SDK_DISABLED=true wins
+    capture_content: bool = False  # prompts and completions in spans (privacy by default)
+    content_sample_rate: float = 1.0  # share of traced requests whose content is captured, 0–1
+    log_format: str = "text"  # "json": JSON lines, one per request with its id, key, model, cost, latency
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -174,6 +185,7 @@ class Settings:
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
@@ -252,6 +264,28 @@ def _limits(table: Mapping[str, Any]) -> LimitSettings:
     if not isinstance(streams, int) or isinstance(streams, bool) or streams < 0:
         raise ConfigError("[limits] key_concurrent_streams must be a whole number of streams (0 = no limit)")
     return settings
+
+
+def _telemetry(table: Mapping[str, Any], log: Mapping[str, Any], env: Mapping[str, str]) -> TelemetrySettings:
+    unknown = set(table) - {"traces", "capture_content", "content_sample_rate"}
+    if unknown:
+        raise ConfigError(f"[telemetry]: unknown settings {sorted(unknown)}")
+    for name in ("traces", "capture_content"):
+        if not isinstance(table.get(name, False), bool):
+            raise ConfigError(f"[telemetry] {name} must be true or false")
+    rate = table.get("content_sample_rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ConfigError("[telemetry] content_sample_rate must be a number from 0 to 1")
+    if set(log) - {"format"}:
+        raise ConfigError(f"[log]: unknown settings {sorted(set(log) - {'format'})}")
+    log_format = log.get("format", env.get("ROUTEWAY_LOG_FORMAT", "text"))
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"[log] format must be 'text' or 'json', not {log_format!r}")
+    traces = bool(table.get("traces", False)) or "otlp" in env.get("OTEL_TRACES_EXPORTER", "").split(",")
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        traces = False
+    return TelemetrySettings(traces=traces, capture_content=bool(table.get("capture_content", False)),
+                             content_sample_rate=float(rate), log_format=log_format)
 
 
 def _connections(server: Mapping[str, Any]) -> ConnectionSettings:
@@ -402,6 +436,7 @@ def load_settings(
     values["limits"] = _limits(raw.get("limits", {}))
     values["connections"] = _connections(server)
     values["cache"] = _cache(raw.get("cache", {}), raw.get("shared", {}).get("redis") or env.get("ROUTEWAY_REDIS_URL"))
+    values["telemetry"] = _telemetry(raw.get("telemetry", {}), raw.get("log", {}), env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from routeway.api.metrics import LoopLag
 from routeway.api.throttle import Throttle
@@ -24,13 +25,20 @@ from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
+from routeway.observe.broadcast import Broadcast
 from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
 from routeway.providers.http1 import Pool
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
 from routeway.store.base import Store, StoreUnwritable
+from routeway.store.destinations import DestinationRepository
 from routeway.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from routeway.observe.logs import RequestLog
+    from routeway.observe.summary import Watcher
+    from routeway.observe.tracing import Tracing
 
 log = logging.getLogger("routeway")
 
@@ -66,6 +74,10 @@ class Services:
     # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
     usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    broadcast: Broadcast = field(default_factory=lambda: Broadcast(Pool()))  # each account's destinations
+    tracing: Tracing | None = None  # OpenTelemetry, only when [telemetry] traces is on (observe/tracing.py)
+    watchers: list[Watcher] = field(default_factory=list)  # told of every finished exchange (observe/)
+    request_log: RequestLog | None = None  # [log] format = "json": a line per API request (observe/logs.py)
     response_cache: ResponseCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,9 +95,32 @@ class Services:
         catalog = Catalog.build(settings)
         r = settings.routing
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
-        return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
-                   metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+        services = cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
+                       metering=Metering(store, book), health=health, planner=Planner(catalog, health),
+                       throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+        services.broadcast = Broadcast(services.http)
+        services.watch(settings)
+        return services
+
+    def broadcasting(self, row: dict[str, Any]) -> None:
+        """A destination was stored: it gets what follows. The first one makes the broadcast a watcher (until
+        then an exchange pays nothing for it)."""
+        self.broadcast.put(row)
+        if self.broadcast.by_id and self.broadcast not in self.watchers:
+            self.watchers.append(self.broadcast)
+
+    def watch(self, settings: Settings) -> None:
+        """The observers the settings ask for; none by default, so the exchange core does nothing more."""
+        if settings.telemetry.traces:
+            from routeway.observe.tracing import Tracing  # OpenTelemetry is loaded only when traces are on
+
+            self.tracing = Tracing(settings.telemetry, settings.env)
+            self.watchers.append(self.tracing)
+        if settings.telemetry.log_format == "json":
+            from routeway.observe.logs import RequestLog
+
+            self.request_log = RequestLog()
+            self.watchers.append(self.request_log)
 
     async def start(self) -> None:
         self.store.open()
@@ -97,6 +132,12 @@ class Services:
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
+        for row in DestinationRepository(self.store).enabled_now():
+            try:
+                self.broadcasting(row)
+            except (ValueError, KeyError) as exc:  # one unusable row must not stop the server
+                log.error("observability destination %s cannot be used, skipped: %s", row["id"], exc)
+        self.tasks.append(asyncio.create_task(self.broadcast.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
                          for p in self.settings.providers}
         for adapter in self.adapters.values():
@@ -114,6 +155,7 @@ class Services:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.broadcast.stop()
         if self.health_log is not None:
             try:
                 await self.health_log.flush(time.time())
@@ -123,4 +165,6 @@ class Services:
         self.metering.pending.report_lost()
         await self.response_cache.close()
         self.http.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # the last spans go out
         self.store.close()

@@ -142,9 +142,30 @@ def m007_response_cache() -> list[str]:
     ]
 
 
+def m008_observability_destinations() -> list[str]:
+    """Each account's export destinations (OTLP collector, webhook, Langfuse): ``config`` is JSON with the
+    endpoint and the headers or keys that authenticate to it, which the API never shows back."""
+    return [
+        """CREATE TABLE observability_destinations (
+            id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            config TEXT NOT NULL,
+            sampling_rate REAL NOT NULL,
+            privacy_mode INTEGER NOT NULL,
+            api_key_hashes TEXT,
+            enabled INTEGER NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT
+        )""",
+        "CREATE INDEX observability_destinations_account ON observability_destinations (account_id)",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
-                                             m007_response_cache]
+                                             m007_response_cache, m008_observability_destinations]
 
 
 def applied_migrations(store: Store) -> list[str]:
