@@ -21,6 +21,8 @@ from routeway.connections import ConnectionStats
 from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
+from routeway.ledger.follow import ChangeFollower
+from routeway.ledger.leases import Leases
 from routeway.ledger.metering import Metering
 from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
 from routeway.providers.http1 import Pool
@@ -55,26 +57,44 @@ class Services:
     # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
     usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set when other processes share the store (a worker of ``serve --workers N``): credit leases and the
+    # change log they all follow. None when this process owns the store alone.
+    leases: Leases | None = None
+    follower: ChangeFollower | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
-        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
+        worker = settings.worker
+        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability,
+                            group_member=worker is not None)
         book = Book()
+        leases = Leases(store, book, worker.holder, worker.processes) if worker is not None else None
+        accounts = Accounts(store, book, leases)
         catalog = Catalog.build(settings)
         r = settings.routing
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
-        return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
-                   metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+        return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=accounts,
+                   metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
+                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings), leases=leases,
+                   follower=ChangeFollower(accounts) if leases is not None else None)
 
     async def start(self) -> None:
         self.store.open()
+        if self.follower is not None:
+            self.follower.start_now()  # before the load: a change made meanwhile is applied again, never missed
         self.accounts.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
-        self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        worker = self.settings.worker
+        # Each worker keeps its own endpoint health; one of them writes its minutes (they would overwrite
+        # each other's rows otherwise).
+        if worker is None or worker.index == 0:
+            self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        if self.leases is not None and self.follower is not None:
+            self.tasks.append(asyncio.create_task(self.leases.run()))
+            self.tasks.append(asyncio.create_task(self.follower.run()))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
@@ -95,12 +115,14 @@ class Services:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.health_log is not None:
+        if self.health_log is not None and (self.settings.worker is None or self.settings.worker.index == 0):
             try:
                 await self.health_log.flush(time.time())
             except StoreUnwritable:
                 log.warning("the last minutes of endpoint health could not be written: the store cannot write")
         await self.metering.pending.retry(force=True)
         self.metering.pending.report_lost()
+        if self.leases is not None and not self.metering.pending.waiting:
+            await self.leases.release()  # held settlements still spend them: those leases expire instead
         self.http.close()
         self.store.close()

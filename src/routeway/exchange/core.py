@@ -18,7 +18,7 @@ from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.bound import TokenBound, worst_case
 from routeway.ledger.ids import new_generation_id
-from routeway.ledger.metering import GenerationRecord
+from routeway.ledger.metering import GenerationRecord, NeedsLease
 from routeway.ledger.money import worst_case_cost
 from routeway.routing.attempts import first_answer, note_answer
 from routeway.routing.plan import Attempt
@@ -70,7 +70,11 @@ class Exchange:
     async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
         before the status line went out is raised; after it, it is the outcome's ``failure``."""
-        reservation = self._reserve()
+        try:
+            reservation = self._reserve()
+        except NeedsLease as need:  # several processes share the store: lease more credit, then reserve
+            await self.services.metering.cover(need)
+            reservation = self._reserve(covered=True)
         result: Answer | APIError | None = None
         try:
             result = await body(self)
@@ -100,13 +104,13 @@ class Exchange:
     def bound(self, endpoint: Endpoint) -> TokenBound:
         return TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
 
-    def _reserve(self) -> Reservation:
+    def _reserve(self, covered: bool = False) -> Reservation:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
         worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(min(self.body_bytes, chosen.context_length),
-                                                              chosen.prompt_nano_per_m))
+                                                              chosen.prompt_nano_per_m), covered)
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
