@@ -70,7 +70,10 @@ class Accounts:
 
     # ---- lookups (interfaces.AccountsBook) --------------------------------------------------------
     def get(self, account_id: str) -> AccountState | None:
-        return self.book.accounts.get(account_id)
+        account = self.book.accounts.get(account_id)
+        if account is None and self.leases is not None:
+            account = self._read_account(account_id)
+        return account
 
     def all(self) -> list[AccountState]:
         return list(self.book.accounts.values())
@@ -79,7 +82,10 @@ class Accounts:
         return self.book.accounts[key.account_id]
 
     def key(self, key_hash: str) -> KeyState | None:
-        return self.book.keys.get(key_hash)
+        key = self.book.keys.get(key_hash)
+        if key is None and self.leases is not None:
+            key = self._read_key(key_hash)
+        return key
 
     def keys_of(self, account_id: str) -> list[KeyState]:
         keys = [k for k in self.book.keys.values() if k.account_id == account_id and not k.deleted]
@@ -90,10 +96,32 @@ class Accounts:
         # timing could leak is how much of a stored digest a guess's digest shares, and digests of guesses
         # cannot be steered towards a stored one (that would be a SHA-256 preimage): no secret leaks. An
         # hmac.compare_digest of the found key's hash with the same digest compared a value with itself.
-        key = self.book.keys.get(hash_key(secret))
+        key = self.key(hash_key(secret))
         if key is None or key.deleted:
             return None
         return key
+
+    # ---- read-through, with the store shared: made by another process less than a poll ago --------------
+    # One primary-key read, blocking, on a miss only (an unknown key or account): the change log would bring
+    # it within a poll, but a client that creates a key through one worker may use it at once on another.
+    def _read_account(self, account_id: str) -> AccountState | None:
+        row = self.rows.account_now(account_id)
+        if row is None:
+            return None
+        account = AccountState(row.id, row.name, row.created_at)
+        account.credits, account.usage = self.ledger.balances_now(account_id).get(account_id, (0, 0))
+        assert self.leases is not None
+        self.leases.attach(account=account)
+        return self.book.accounts.setdefault(account_id, account)
+
+    def _read_key(self, key_hash: str) -> KeyState | None:
+        row = self.rows.key_now(key_hash)
+        if row is None or (row.account_id not in self.book.accounts and self._read_account(row.account_id) is None):
+            return None
+        key = KeyState(**row._asdict())
+        assert self.leases is not None
+        self.leases.attach(key=key)
+        return self.book.keys.setdefault(key_hash, key)
 
     # ---- changes --------------------------------------------------------------------------------
     def _logged(self, ops: list[Op], kind: str, subject: str) -> list[Op]:

@@ -24,6 +24,7 @@ from routeway.ledger.book import AccountState, Book, KeyState
 from routeway.store.base import Op, Store, StoreUnwritable
 from routeway.store.changes import ChangeRepository
 from routeway.store.leases import LeaseRepository, LeaseRow
+from routeway.store.ledger import LedgerRepository
 
 log = logging.getLogger("routeway.ledger")
 
@@ -54,9 +55,10 @@ class Leases:
         self.processes = processes
         self.rows = LeaseRepository(store)
         self.changes = ChangeRepository(store)
+        self.ledger = LedgerRepository(store)
         self.granted: dict[str, int] = {}  # lease id -> granted_nano as this process last wrote it
         self.locks: dict[str, asyncio.Lock] = {}
-        self.idle_marks: dict[str, int] = {}  # account id -> its usage at the last beat (unchanged: idle)
+        self.idle_marks: dict[str, int | None] = {}  # account id -> its lease at the last beat (unchanged: idle)
 
     # ---- ids --------------------------------------------------------------------------------------
     def account_lease(self, account_id: str) -> str:
@@ -194,9 +196,11 @@ class Leases:
             account = self.book.accounts.get(subject)
             if account is None:
                 continue
-            if self.idle_marks.get(subject) == account.usage and account.reserved == 0:
+            if self.idle_marks.get(subject) == account.leased and account.reserved == 0:
                 await self.give_back_account(account)
-            self.idle_marks[subject] = account.usage
+            self.idle_marks[subject] = account.leased
+            # what every process charged, for display (what this one may spend is its lease)
+            account.credits, account.usage = await self.ledger.balance(subject)
 
     async def run(self) -> None:
         while True:

@@ -1,0 +1,135 @@
+"""``serve --workers 2`` on one SQLite store: money exact across processes, a worker killed mid-load, key
+changes seen by every worker within a second (routeway/workers.py, ledger/leases.py, ledger/follow.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway, start_gateway, stop_gateway, write_config
+
+pytestmark = pytest.mark.e2e
+
+BODY = {"model": "test/echo", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 10}
+
+
+@pytest.fixture()
+def workers_gateway(upstream: Any, tmp_path: Path) -> Any:
+    gw = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url), tmp_path / "data",
+                       args=("--workers", "2"))
+    yield gw
+    stop_gateway(gw)
+
+
+def worker_pids(gateway: Gateway) -> list[int]:
+    children = Path(f"/proc/{gateway.process.pid}/task/{gateway.process.pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def hammer(url: str, keys: list[str], requests: int, threads: int = 16) -> list[tuple[int, str | None, str]]:
+    """(status, generation id, key) of every request, sent ``threads`` at a time over new connections."""
+    def one(i: int) -> tuple[int, str | None, str]:
+        key = keys[i % len(keys)]
+        try:
+            response = httpx.post(url + "/api/v1/chat/completions", json=BODY, timeout=30,
+                                  headers={"authorization": f"Bearer {key}"})
+        except httpx.HTTPError:
+            return (0, None, key)
+        return (response.status_code, response.json().get("id") if response.status_code == 200 else None, key)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, range(requests)))
+
+
+def test_two_workers_share_one_ledger_exactly(workers_gateway: Gateway) -> None:
+    gw = workers_gateway
+    assert len(worker_pids(gw)) == 2
+    account = gw.account(credits=0.004)
+    limited = gw.admin("POST", f"/admin/accounts/{account.id}/keys",
+                       {"name": "tight", "management": False, "limit": 0.0015}).json()
+    results = hammer(gw.url, [account.api_key, limited["key"]], 600)
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses[200] > 50 and statuses[402] > 0, statuses
+    assert set(statuses) <= {200, 402}, statuses
+
+    credits_nano = 4_000_000
+    charges = gw.rows("SELECT key_hash, generation_id, amount_nano FROM ledger WHERE account_id = ? AND kind = 'charge'",
+                      (account.id,))
+    charged = -sum(amount for _, _, amount in charges)
+    assert 0 < charged <= credits_nano
+    key_charged = -sum(amount for key_hash, _, amount in charges if key_hash == limited["data"]["hash"])
+    assert 0 < key_charged <= 1_500_000
+    # every acknowledged generation recorded exactly once, its charge written once and equal to its record
+    acknowledged = [gen for status, gen, _ in results if status == 200]
+    records = dict(gw.rows("SELECT id, total_cost_nano FROM generations WHERE account_id = ?", (account.id,)))
+    assert len(acknowledged) == len(set(acknowledged)) == len(records)
+    assert set(acknowledged) == set(records)
+    per_generation = Counter(gen for _, gen, _ in charges)
+    assert max(per_generation.values()) == 1
+    assert {gen: -amount for _, gen, amount in charges} == {g: c for g, c in records.items() if c}
+    # the ledger is the balance; both workers show it (each refreshes what the other charged within a beat)
+    deadline = time.monotonic() + 5
+    while True:
+        views = [account.state() for _ in range(8)]
+        if all(v["total_usage_nano"] == charged for v in views) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {v["total_usage_nano"] for v in views} == {charged}
+    assert account.ledger_sum() == credits_nano - charged
+
+
+def test_a_killed_worker_loses_nothing_and_its_leases_are_released(workers_gateway: Gateway) -> None:
+    gw = workers_gateway
+    account = gw.account(credits=5.0)
+    victim = worker_pids(gw)[0]
+    results: list[tuple[int, str | None, str]] = []
+    with ThreadPoolExecutor(1) as background:
+        load = background.submit(hammer, gw.url, [account.api_key], 800, 8)
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        results = load.result()
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses[200] > 400, statuses  # the other worker kept serving, and a new one was started
+    acknowledged = [gen for status, gen, _ in results if status == 200]
+    records = dict(gw.rows("SELECT id, total_cost_nano FROM generations WHERE account_id = ?", (account.id,)))
+    assert set(acknowledged) <= set(records)  # everything acknowledged is there ...
+    charges = Counter(gen for (gen,) in gw.rows(
+        "SELECT generation_id FROM ledger WHERE account_id = ? AND kind = 'charge'", (account.id,)))
+    assert max(charges.values()) == 1  # ... once
+    assert set(charges) == {g for g, c in records.items() if c}
+    # the killed worker's leases are gone: what is leased is only the live workers' (the supervisor released it)
+    holders = {h for (h,) in gw.rows("SELECT DISTINCT holder FROM credit_leases")}
+    assert all(not h.endswith("-1") or h.count("-") != 2 for h in holders)  # holder names are group-index-generation
+    deadline = time.monotonic() + 10
+    while len(worker_pids(gw)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert victim not in worker_pids(gw) and len(worker_pids(gw)) == 2
+    # the dead worker's lease was released: every nano-dollar not charged can be leased again, to the last one
+    free = gw.rows("SELECT (SELECT SUM(amount_nano) FROM ledger WHERE account_id = ?) - (SELECT COALESCE(SUM("
+                   "granted_nano - spent_nano), 0) FROM credit_leases WHERE account_id = ? AND key_hash IS NULL)",
+                   (account.id, account.id))[0][0]
+    leased = gw.rows("SELECT COALESCE(SUM(granted_nano - spent_nano), 0) FROM credit_leases WHERE account_id = ?",
+                     (account.id,))[0][0]
+    assert free + leased == account.ledger_sum()
+
+
+def test_a_key_revoked_through_one_worker_is_refused_by_the_other_within_a_second(workers_gateway: Gateway) -> None:
+    gw = workers_gateway
+    account = gw.account(credits=1.0)
+    created = gw.admin("POST", f"/admin/accounts/{account.id}/keys", {"name": "doomed", "management": False}).json()
+    key = created["key"]
+    # each request on a new connection: the kernel hands each to either worker
+    assert {status for status, _, _ in hammer(gw.url, [key], 40, 4)} == {200}
+    deleted = httpx.delete(f"{gw.api}/keys/{created['data']['hash']}", timeout=10,
+                           headers={"authorization": f"Bearer {account.management_key}"})
+    assert deleted.status_code == 200, deleted.text
+    time.sleep(1.0)
+    assert {status for status, _, _ in hammer(gw.url, [key], 40, 4)} == {401}
