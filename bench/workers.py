@@ -57,7 +57,7 @@ def main() -> None:
                    "load": os.getloadavg()[0]}
             rows[workers].append(row)
             print(f"--workers {workers}: {row['throughput']:,.0f} req/s  p50 {row['p50']:.2f} ms  "
-                  f"errors {row['errors']}  load average {row['load']:.1f}  CPU-s of other processes {row['other']:.1f}",
+                  f"errors {row['errors']}  load average {row['load']:.1f}  CPU-s of others {row['other']:.1f}",
                   flush=True)
     finally:
         for server in servers.values():
