@@ -108,9 +108,11 @@ class Exchange:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
         worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
-        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
-                                              worst_case_cost(min(self.body_bytes, chosen.context_length),
-                                                              chosen.prompt_nano_per_m), covered)
+        prompt_cost = worst_case_cost(min(self.body_bytes, chosen.context_length), chosen.prompt_nano_per_m)
+        if covered:
+            return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost,
+                                                  covered=True)
+        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost)
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
