@@ -125,6 +125,15 @@ class SharedMoney(RuleBasedStateMachine):
             await asyncio.gather(*(self._reserve(p, which, amount) for p, which, amount in requests))
         self.run(together())
 
+    async def _settle(self, p: int, reservation: Reservation, prompt: int, completion: int) -> None:
+        record = GenerationRecord(
+            id=new_generation_id(), account_id=reservation.account.id, key_hash=reservation.key.hash, model="m",
+            provider_name="p", provider_slug="p", upstream_model="m", prompt_nano_per_m=PRICE,
+            completion_nano_per_m=PRICE, streamed=False, created_at=now_ms(), tokens_prompt=prompt,
+            tokens_completion=completion)
+        await self.processes[p].metering.finish(reservation, record)
+        assert 0 <= record.total_cost_nano <= reservation.amount
+
     @rule(pick=st.integers(0, 10**6), prompt=TOKENS, completion=TOKENS)
     def settle(self, pick: int, prompt: int, completion: int) -> None:
         live = self.live()
@@ -132,13 +141,20 @@ class SharedMoney(RuleBasedStateMachine):
             return
         p, reservation = live[pick % len(live)]
         self.open.remove((p, reservation))
-        record = GenerationRecord(
-            id=new_generation_id(), account_id=reservation.account.id, key_hash=reservation.key.hash, model="m",
-            provider_name="p", provider_slug="p", upstream_model="m", prompt_nano_per_m=PRICE,
-            completion_nano_per_m=PRICE, streamed=False, created_at=now_ms(), tokens_prompt=prompt,
-            tokens_completion=completion)
-        self.run(self.processes[p].metering.finish(reservation, record))
-        assert 0 <= record.total_cost_nano <= reservation.amount
+        self.run(self._settle(p, reservation, prompt, completion))
+
+    @rule(requests=st.lists(st.tuples(st.integers(0, PROCESSES - 1), st.integers(0, 2), st.integers(0, 8_000_000)),
+                            min_size=1, max_size=4), settling=st.integers(1, 4), tokens=st.integers(0, 3_000))
+    def settle_while_leasing(self, requests: list[tuple[int, int, int]], settling: int, tokens: int) -> None:
+        """Settlements land while leases grow on the same processes (a charge applied during a grow's awaits)."""
+        live = self.live()[:settling]
+        for pair in live:
+            self.open.remove(pair)
+
+        async def together() -> None:
+            await asyncio.gather(*(self._reserve(p, which, amount) for p, which, amount in requests),
+                                 *(self._settle(p, r, tokens, tokens) for p, r in live))
+        self.run(together())
 
     @rule(pick=st.integers(0, 10**6))
     def release(self, pick: int) -> None:
@@ -241,5 +257,29 @@ def test_processes_growing_at_once_never_lease_more_than_there_is() -> None:
         leased = sum(p.book.accounts[machine.account_id].leased or 0 for p in machine.processes)
         assert 0 < leased <= 20_000_000
         assert len(machine.open) >= 2  # some requests were served from the leases
+    finally:
+        machine.teardown()
+
+
+def test_a_charge_applied_while_a_lease_grows_is_not_lost() -> None:
+    """The grow reads back its new ``granted`` with an await; a settlement landing meanwhile must still count."""
+    machine = SharedMoney()
+    try:
+        process = machine.processes[0]
+        machine.reserve(0, 0, 1_000_000)
+        (_, reservation), = machine.open
+        machine.open.clear()
+        read_granted = process.leases.rows.granted
+
+        async def granted_with_a_settlement_meanwhile(lease_id: str) -> int:
+            granted = await read_granted(lease_id)
+            if reservation.open:
+                await machine._settle(0, reservation, 100, 100)
+            return granted
+
+        process.leases.rows.granted = granted_with_a_settlement_meanwhile  # type: ignore[method-assign]
+        machine.reserve(0, 0, process.book.accounts[machine.account_id].available + 1)  # must grow the lease
+        assert not reservation.open
+        machine.every_book_equals_its_leases()
     finally:
         machine.teardown()

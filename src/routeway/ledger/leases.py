@@ -118,7 +118,8 @@ class Leases:
                     self.rows.lock_account(account.id),
                     self.rows.open(LeaseRow(lease_id, self.holder, account.id, None, 0, 0, 0, expires)),
                     self.rows.grow_account(lease_id, self.holder, account.id, grant, expires)])
-                account.leased = (account.leased or 0) + await self._granted_since(lease_id)
+                added = await self._granted_since(lease_id)  # first: charges may land during the await
+                account.leased = (account.leased or 0) + added
 
     async def _grow_key(self, account: AccountState, key: KeyState, amount: int) -> None:
         async with self._lock(f"k/{key.hash}"):
@@ -146,7 +147,8 @@ class Leases:
                     self.rows.lock_account(account.id),
                     self.rows.open(LeaseRow(lease_id, self.holder, account.id, key.hash, window, 0, 0, expires)),
                     self.rows.grow_key(lease_id, self.holder, account.id, key.hash, window, grant, expires)])
-                key.leased = (key.leased or 0) + await self._granted_since(lease_id)
+                added = await self._granted_since(lease_id)
+                key.leased = (key.leased or 0) + added
 
     async def _granted_since(self, lease_id: str) -> int:
         """How much the last write added to the lease (0 when another process's grow took the credit first).
