@@ -283,3 +283,28 @@ def test_a_charge_applied_while_a_lease_grows_is_not_lost() -> None:
         machine.every_book_equals_its_leases()
     finally:
         machine.teardown()
+
+
+def test_a_402_from_a_worker_says_what_the_account_has_left_not_what_this_worker_leased() -> None:
+    machine = SharedMoney()
+    try:
+        machine.reserve(1, 0, 1_000_000)  # another process leases a slice and holds part of it
+        process = machine.processes[0]
+        key = process.book.keys[machine.key_hashes[0]]
+        need = None
+        try:
+            process.metering.reserve(key, 30_000_000, PRICE, 0)
+        except NeedsLease as short:
+            need = short
+        assert need is not None
+        machine.run(process.metering.cover(need))
+        try:
+            process.metering.reserve(key, 30_000_000, PRICE, 0, covered=True)
+        except APIError as error:
+            assert error.status == 402
+            other = machine.processes[1].book.accounts[machine.account_id]
+            assert round(error.metadata["available_usd"] * 1e9) == 20_000_000 - (other.leased or 0)
+        else:
+            raise AssertionError("30,000,000 nano-USD of 20,000,000 was reserved")
+    finally:
+        machine.teardown()

@@ -58,6 +58,7 @@ class Leases:
         self.ledger = LedgerRepository(store)
         self.granted: dict[str, int] = {}  # lease id -> granted_nano as this process last wrote it
         self.locks: dict[str, asyncio.Lock] = {}
+        self.free_seen: dict[str, int] = {}  # account id or key hash -> what the store had free at the last grow
         self.idle_marks: dict[str, int | None] = {}  # account id -> its lease at the last beat (unchanged: idle)
 
     # ---- ids --------------------------------------------------------------------------------------
@@ -97,6 +98,11 @@ class Leases:
         if key.limit is not None:
             await self._grow_key(account, key, amount)
 
+    def unleased(self, subject: str) -> int:
+        """What the store had free for an account (its id) or a key (its hash) at this process's last grow:
+        with what this process holds, what a 402 says is left."""
+        return max(0, self.free_seen.get(subject, 0))
+
     def _lock(self, lease_id: str) -> asyncio.Lock:
         lock = self.locks.get(lease_id)
         if lock is None:
@@ -110,7 +116,8 @@ class Leases:
                 need = amount - account.available
                 if need <= 0:
                     return
-                grant = slice_size(need, await self.rows.account_free(account.id), self.processes)
+                free = self.free_seen[account.id] = await self.rows.account_free(account.id)
+                grant = slice_size(need, free, self.processes)
                 if grant <= 0:
                     return
                 expires = now_ms() + LEASE_TTL_MS
@@ -139,7 +146,8 @@ class Leases:
                 need = amount - remaining
                 if need <= 0:
                     return
-                grant = slice_size(need, await self.rows.key_free(account.id, key.hash, window), self.processes)
+                free = self.free_seen[key.hash] = await self.rows.key_free(account.id, key.hash, window)
+                grant = slice_size(need, free, self.processes)
                 if grant <= 0:
                     return
                 expires = now_ms() + LEASE_TTL_MS

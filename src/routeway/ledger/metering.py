@@ -95,6 +95,8 @@ class Metering:
             if self.leases is not None and not covered:
                 raise NeedsLease(key, amount) from None
             left = short.available
+            if self.leases is not None:  # what this process holds, and what no process holds yet
+                left += self.leases.unleased(key.account_id if short.scope == "account" else key.hash)
             tokens = max(0, (left - prompt_cost) * 1_000_000 // completion_nano_per_m) if completion_nano_per_m else 0
             whose = "Your account's credits" if short.scope == "account" else "This key's limit"
             raise APIError(
