@@ -308,3 +308,23 @@ def test_a_402_from_a_worker_says_what_the_account_has_left_not_what_this_worker
             raise AssertionError("30,000,000 nano-USD of 20,000,000 was reserved")
     finally:
         machine.teardown()
+
+
+def test_a_stalled_process_whose_leases_expired_holds_nothing_of_them() -> None:
+    machine = SharedMoney()
+    try:
+        machine.reserve(0, 1, 1_000_000)  # account and key leases for process 0
+        stalled = machine.processes[0]
+        assert (stalled.book.accounts[machine.account_id].leased or 0) > 0
+        machine.run(stalled.store.write([("UPDATE credit_leases SET expires_at = 0 WHERE holder = ?",
+                                          (stalled.holder,))]))
+        machine.beat(1)  # another process deletes them as expired: their credit is free for anyone
+        assert machine.rows("SELECT COUNT(*) FROM credit_leases WHERE holder = ?", (stalled.holder,)) == [(0,)]
+        machine.beat(0)
+        assert stalled.book.accounts[machine.account_id].leased == 0
+        assert stalled.book.keys[machine.key_hashes[1]].leased == 0
+        for p in range(PROCESSES):  # what it had reserved is settled without minting credit for anyone
+            machine.reserve(p, 0, 6_000_000)
+        machine.nothing_overspent()
+    finally:
+        machine.teardown()

@@ -199,6 +199,7 @@ class Leases:
         now = now_ms()
         await self.store.write([self.rows.renew(self.holder, now + LEASE_TTL_MS), self.rows.expire(now),
                                 self.changes.prune(now - CHANGES_KEPT_MS)])
+        await self._forget_lost()
         for lease_id in list(self.granted):
             _, kind, subject = lease_id.split("/", 3)[:3]
             if kind != "a":
@@ -211,6 +212,18 @@ class Leases:
             self.idle_marks[subject] = account.leased
             # what every process charged, for display (what this one may spend is its lease)
             account.credits, account.usage = await self.ledger.balance(subject)
+
+    async def _forget_lost(self) -> None:
+        """Leases another process deleted as expired (this one was stalled for ``LEASE_TTL_MS``): their credit
+        may be leased to others now, so this process holds nothing of them any more."""
+        held = await self.rows.held_by(self.holder)
+        for lease_id in [lease_id for lease_id in self.granted if lease_id not in held]:
+            log.warning("credit lease %s expired while this process was stalled; it leases anew", lease_id)
+            del self.granted[lease_id]
+            _, kind, subject = lease_id.split("/")[:3]
+            state = self.book.accounts.get(subject) if kind == "a" else self.book.keys.get(subject)
+            if state is not None and (kind == "a" or lease_id == self.key_lease(state)):  # type: ignore[arg-type]
+                state.leased = 0
 
     async def run(self) -> None:
         while True:

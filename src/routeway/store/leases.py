@@ -127,6 +127,10 @@ class LeaseRepository:
         rows = await self.store.fetch("SELECT granted_nano FROM credit_leases WHERE id = ?", (lease_id,))
         return int(rows[0][0]) if rows else 0
 
+    async def held_by(self, holder: str) -> set[str]:
+        return {str(row[0]) for row in await self.store.fetch("SELECT id FROM credit_leases WHERE holder = ?",
+                                                               (holder,))}
+
     async def ledger_has(self, entry_id: str) -> bool:
         return bool(await self.store.fetch("SELECT 1 FROM ledger WHERE id = ?", (entry_id,)))
 
