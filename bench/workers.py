@@ -26,6 +26,23 @@ import run as bench  # noqa: E402
 import targets as tg  # noqa: E402
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (a supervisor and its workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=6, help="runs per side (default 6)")
@@ -51,12 +68,17 @@ def main() -> None:
             bench.measure(server, mock, warm, None)
         order = [w if k % 2 == 0 else 3 - w for k in range(args.runs) for w in (1, 2)]
         for workers in order:
+            pid = servers[workers].pid
+            assert pid is not None
+            cpu0 = tree_cpu_seconds(pid)
             result = bench.measure(servers[workers], mock, sc, None, 1.0)
+            cpu = tree_cpu_seconds(pid) - cpu0
             row = {"throughput": result["throughput"], "p50": result["summary"]["total"]["p50"] / 1000,
                    "errors": sum(result["errors"].values()), "other": result["other_cpu_s"],
-                   "load": os.getloadavg()[0]}
+                   "load": os.getloadavg()[0], "cpu_us": cpu / max(1, result["completed"]) * 1e6}
             rows[workers].append(row)
             print(f"--workers {workers}: {row['throughput']:,.0f} req/s  p50 {row['p50']:.2f} ms  "
+                  f"CPU {row['cpu_us']:.0f} µs/request (all its processes)  "
                   f"errors {row['errors']}  load average {row['load']:.1f}  CPU-s of others {row['other']:.1f}",
                   flush=True)
     finally:
@@ -65,6 +87,9 @@ def main() -> None:
         mock.stop()
     one = statistics.median(r["throughput"] for r in rows[1])
     two = statistics.median(r["throughput"] for r in rows[2])
+    cpu_one = statistics.median(r["cpu_us"] for r in rows[1])
+    cpu_two = statistics.median(r["cpu_us"] for r in rows[2])
+    print(f"CPU per request, medians: 1 worker {cpu_one:.0f} µs, 2 workers {cpu_two:.0f} µs")
     print(f"medians: 1 worker {one:,.0f} req/s, 2 workers {two:,.0f} req/s: {two / one:.2f}x "
           f"({os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f})")
 
