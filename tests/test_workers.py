@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -143,3 +145,21 @@ def test_a_key_revoked_through_one_worker_is_refused_by_the_other_within_a_secon
     assert deleted.status_code == 200, deleted.text
     time.sleep(1.0)
     assert {status for status, _, _ in hammer(gw.url, [key], 40, 4)} == {401}
+
+
+def test_the_group_owns_the_data_folder_and_returns_its_leases_on_sigterm(upstream: Any, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url)
+    gw = start_gateway(config, tmp_path / "data", args=("--workers", "2"))
+    try:
+        account = gw.account(credits=1.0)
+        assert {status for status, _, _ in hammer(gw.url, [account.api_key], 20, 4)} == {200}
+        assert gw.rows("SELECT COUNT(*) FROM credit_leases")[0][0] >= 1
+        second = subprocess.run([sys.executable, "-m", "routeway", "serve", "--config", str(config), "--port", "0",
+                                 "--data-dir", str(gw.data_dir)], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "ROUTEWAY_ADMIN_KEY": "x"})
+        assert second.returncode != 0
+        assert f"another routeway (pid {gw.process.pid}) is serving from" in second.stderr
+    finally:
+        stop_gateway(gw)
+    assert gw.process.returncode == 0
+    assert gw.rows("SELECT COUNT(*) FROM credit_leases") == [(0,)]  # every worker returned its leases
