@@ -163,3 +163,15 @@ def test_the_group_owns_the_data_folder_and_returns_its_leases_on_sigterm(upstre
         stop_gateway(gw)
     assert gw.process.returncode == 0
     assert gw.rows("SELECT COUNT(*) FROM credit_leases") == [(0,)]  # every worker returned its leases
+
+
+def test_local_models_share_the_cores_between_workers(tmp_path: Path) -> None:
+    from routeway.config import LocalModelConfig, ProviderConfig, Settings
+    from routeway.workers import share_cores
+
+    unset = ProviderConfig("a", "local", "", local=LocalModelConfig(tmp_path / "a.gguf"))
+    chosen = ProviderConfig("b", "local", "", local=LocalModelConfig(tmp_path / "b.gguf", threads=3))
+    shared = share_cores(Settings(providers=(unset, chosen)), 64)
+    assert [p.local.threads for p in shared.providers if p.local] == [1, 3]  # at least one; a choice is kept
+    halves = share_cores(Settings(providers=(unset,)), 2).providers[0].local
+    assert halves is not None and halves.threads == max(1, (os.cpu_count() or 2) // 4)

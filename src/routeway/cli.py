@@ -55,12 +55,14 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     from routeway.app import create_app
     from routeway.connections import fit_open_file_limit, protocol_class
     from routeway.store.sqlite import SQLiteStore, StoreUnavailable
-    from routeway.workers import Supervisor, role_from_env, serve_worker, store_path
+    from routeway.workers import Supervisor, role_from_env, serve_worker, share_cores, store_path
 
     role = role_from_env(os.environ)
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
                          model_paths=tuple(Path(m) for m in models), default_model=default_model, workers=workers,
                          worker=role[0] if role else None)
+    if role is not None:
+        settings = share_cores(settings, role[0].processes)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings)

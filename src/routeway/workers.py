@@ -25,10 +25,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from routeway.config import WorkerRole
+from routeway.config import Settings, WorkerRole
 from routeway.store.base import StoreUnwritable
 from routeway.store.leases import LeaseRepository
 from routeway.store.sqlite import SQLiteStore
@@ -48,6 +48,16 @@ def role_from_env(environ: dict[str, str] | os._Environ[str]) -> tuple[WorkerRol
         return None
     index, processes, holder, parent, fd = value.split()
     return WorkerRole(int(index), int(processes), holder, int(parent)), int(fd)
+
+
+def share_cores(settings: Settings, processes: int) -> Settings:
+    """Each worker runs its own engine for every local model; left to llama.cpp's default (half the CPUs)
+    N engines would ask for N halves. A local model without ``threads`` gets half the CPUs split between
+    the workers instead (at least one)."""
+    share = max(1, (os.cpu_count() or 2) // 2 // processes)
+    providers = tuple(replace(p, local=replace(p.local, threads=share)) if p.local and p.local.threads is None else p
+                      for p in settings.providers)
+    return replace(settings, providers=providers)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
