@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openai import APIConnectionError, APIStatusError, OpenAI
 
 from routeway.ledger.leases import LEASE_TTL_MS
 
@@ -22,7 +23,8 @@ from tests.conftest import Gateway, start_gateway, stop_gateway, write_config
 
 pytestmark = pytest.mark.e2e
 
-BODY = {"model": "test/echo", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 10}
+BODY: dict[str, Any] = {"model": "test/echo", "messages": [{"role": "user", "content": "hello there"}],
+                        "max_tokens": 10}
 
 
 @pytest.fixture()
@@ -39,18 +41,28 @@ def worker_pids(gateway: Gateway) -> list[int]:
 
 
 def hammer(url: str, keys: list[str], requests: int, threads: int = 16) -> list[tuple[int, str | None, str]]:
-    """(status, generation id, key) of every request, sent ``threads`` at a time over new connections."""
+    """(status, generation id, key) of every request: one openai client per key shared by ``threads`` threads,
+    without keep-alive, so the kernel hands every request's connection to either worker."""
+    clients = {key: OpenAI(base_url=url + "/api/v1", api_key=key, max_retries=0, timeout=30,
+                           http_client=httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)))
+               for key in keys}
+
     def one(i: int) -> tuple[int, str | None, str]:
         key = keys[i % len(keys)]
         try:
-            response = httpx.post(url + "/api/v1/chat/completions", json=BODY, timeout=30,
-                                  headers={"authorization": f"Bearer {key}"})
-        except httpx.HTTPError:
+            completion = clients[key].chat.completions.create(**BODY)
+        except APIStatusError as error:
+            return (error.status_code, None, key)
+        except APIConnectionError:
             return (0, None, key)
-        return (response.status_code, response.json().get("id") if response.status_code == 200 else None, key)
+        return (200, completion.id, key)
 
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, range(requests)))
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(one, range(requests)))
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 def test_two_workers_share_one_ledger_exactly(workers_gateway: Gateway) -> None:
