@@ -113,7 +113,7 @@ def m005_usage_trust() -> list[str]:
     ]
 
 
-def m006_credit_leases_and_changes() -> list[str]:
+def m008_credit_leases_and_changes() -> list[str]:
     """Several processes on one store (``serve --workers N``, replicas): slices of an account's or a key's
     credit leased to one process (ledger/leases.py), and the log of account and key changes every process
     follows (ledger/follow.py). ``store_changes.id`` is assigned by the database in commit order (SQLite's
@@ -142,4 +142,4 @@ def m006_credit_leases_and_changes() -> list[str]:
 
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust,
-                                             m006_credit_leases_and_changes]
+                                             m008_credit_leases_and_changes]
