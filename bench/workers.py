@@ -60,7 +60,7 @@ def main() -> None:
             folder = work / f"w{workers}"
             folder.mkdir()
             servers[workers] = tg.start_routeway(folder, mock, ["mock"], None, "full", None,
-                                                 Path(source) if source else None, ("--workers", str(workers)))
+                                                 Path(source) if source else None, extra_args=("--workers", str(workers)))
         sc = bench.Scenario("workers", "saturation", "mock", args.seconds, connections=args.connections,
                             saturate=True)
         warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=300)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from routeway.api import admin, catalog as catalog_api, chat, generation, keys, openapi
+from routeway.api import admin, catalog as catalog_api, chat, generation, keys, messages, openapi, responses
 from routeway.api.http import (
     ClientDisconnected,
     Handler,
@@ -23,8 +23,9 @@ from routeway.api.http import (
 )
 from routeway.api.metrics import metrics_handler
 from routeway.config import Settings
-from routeway.errors import APIError
+from routeway.errors import APIError, store_unavailable
 from routeway.services import Services
+from routeway.store.base import StoreUnwritable
 from routeway.web import Dashboard
 
 # Services is re-exported for the modules that still import it from here (web/sessions.py, this round)
@@ -51,7 +52,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, catalog_api, keys, generation, admin):
+        for module in (chat, messages, responses, catalog_api, keys, generation, admin):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above
@@ -98,6 +99,9 @@ class App:
         except APIError as error:
             if not started:
                 await error_response(error)(send)
+        except StoreUnwritable as unreachable:  # a read while the database is away (PostgreSQL down): 503, not 500
+            if not started:
+                await error_response(store_unavailable(unreachable.problem))(send)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from routeway.api.metrics import LoopLag
 from routeway.api.throttle import Throttle
+from routeway.cache.backends import CacheBackend, RedisBackend, StoreBackend
+from routeway.cache.service import ResponseCache
 from routeway.catalog import Catalog
 from routeway.config import Settings
 from routeway.connections import ConnectionStats
@@ -35,6 +37,16 @@ from routeway.store.sqlite import SQLiteStore
 log = logging.getLogger("routeway")
 
 GC_YOUNG_THRESHOLD = 10_000  # net new container objects before a young collection (Python's default: 700)
+
+
+def build_store(settings: Settings) -> Store:
+    """PostgreSQL when a URL is configured, else the embedded SQLite store in the data folder."""
+    if settings.store_url:
+        from routeway.store.postgres import PostgresStore  # psycopg is loaded only by those who use it
+
+        return PostgresStore(settings.store_url)
+    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability,
+                       group_member=settings.worker is not None)
 
 
 @dataclass
@@ -61,14 +73,20 @@ class Services:
     # change log they all follow. None when this process owns the store alone.
     leases: Leases | None = None
     follower: ChangeFollower | None = None
+    response_cache: ResponseCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        cache = self.settings.cache
+        backend: CacheBackend = (RedisBackend(cache.redis_url, cache.redis_prefix) if cache.redis_url
+                                 else StoreBackend(self.store))
+        self.response_cache = ResponseCache(self.store, backend, cache.max_entry_bytes)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
         worker = settings.worker
-        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability,
-                            group_member=worker is not None)
+        store = build_store(settings)
         book = Book()
         leases = Leases(store, book, worker.holder, worker.processes) if worker is not None else None
         accounts = Accounts(store, book, leases)
@@ -85,6 +103,7 @@ class Services:
         if self.follower is not None:
             self.follower.start_now()  # before the load: a change made meanwhile is applied again, never missed
         self.accounts.load()
+        self.response_cache.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         worker = self.settings.worker
@@ -124,5 +143,6 @@ class Services:
         self.metering.pending.report_lost()
         if self.leases is not None and not self.metering.pending.waiting:
             await self.leases.release()  # held settlements still spend them: those leases expire instead
+        await self.response_cache.close()
         self.http.close()
         self.store.close()

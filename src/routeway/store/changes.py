@@ -1,6 +1,6 @@
 """The change log: one row per account or key change (created, granted, limit changed, disabled, deleted),
 written in the change's own transaction, so every process sharing the store can follow it (ledger/follow.py)
-with one indexed read of the rows after the last id it saw. Ids are the database's, in commit order."""
+with one indexed read of the rows after the last id it saw. Ids follow commit order."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ class ChangeRepository:
 
     @staticmethod
     def append(kind: str, subject: str, at_ms: int) -> Op:
-        return ("INSERT INTO store_changes (kind, subject, created_at) VALUES (?, ?, ?)", (kind, subject, at_ms))
+        # The next id in the change's own transaction: SQLite's writers take turns, and on PostgreSQL two
+        # changes at once collide on the primary key (one fails) rather than commit out of id order.
+        return ("INSERT INTO store_changes (id, kind, subject, created_at)"
+                " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ? FROM store_changes", (kind, subject, at_ms))
 
     @staticmethod
     def prune(before_ms: int) -> Op:
