@@ -56,8 +56,9 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
 
     from routeway.app import create_app
     from routeway.connections import fit_open_file_limit, protocol_class
-    from routeway.store.sqlite import SQLiteStore, StoreUnavailable
-    from routeway.workers import Supervisor, role_from_env, serve_worker, share_cores, store_path
+    from routeway.services import build_store
+    from routeway.store.sqlite import StoreUnavailable
+    from routeway.workers import Supervisor, role_from_env, serve_worker, share_cores
 
     role = role_from_env(os.environ)
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
@@ -83,7 +84,7 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     if role is not None:  # one of the processes a supervisor started (routeway/workers.py)
         serve_worker(app, role[1], role[0], server_options)
         return
-    group_store = SQLiteStore(store_path(s.data_dir), s.durability) if s.workers > 1 else None
+    group_store = build_store(s) if s.workers > 1 else None  # the supervisor's: a group member's is not claimed
     try:
         # before listening: a second server on one data folder stops here (a group's supervisor holds it)
         (group_store or app.services.store).claim()

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import secrets
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,7 +91,12 @@ class Services:
         worker = settings.worker
         store = build_store(settings)
         book = Book()
-        leases = Leases(store, book, worker.holder, worker.processes) if worker is not None else None
+        leases: Leases | None = None
+        if worker is not None:
+            leases = Leases(store, book, worker.holder, worker.processes)
+        elif settings.store_url:  # a replica on a shared PostgreSQL: its leases expire if it dies
+            leases = Leases(store, book, f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}",
+                            max(2, settings.workers))
         accounts = Accounts(store, book, leases)
         catalog = Catalog.build(settings)
         r = settings.routing

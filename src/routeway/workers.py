@@ -26,12 +26,10 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from routeway.config import Settings, WorkerRole
-from routeway.store.base import StoreUnwritable
+from routeway.store.base import Store, StoreUnwritable
 from routeway.store.leases import LeaseRepository
-from routeway.store.sqlite import SQLiteStore
 
 log = logging.getLogger("routeway.workers")
 
@@ -79,7 +77,7 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, argv: Sequence[str], workers: int, host: str, port: int, store: SQLiteStore) -> None:
+    def __init__(self, argv: Sequence[str], workers: int, host: str, port: int, store: Store) -> None:
         self.argv = list(argv)
         self.count = workers
         self.store = store  # claimed and open: the group's, for releasing a dead worker's leases
@@ -139,7 +137,7 @@ class Supervisor:
 
     def _release(self, worker: _Worker) -> None:
         try:
-            self.store.write_now([self.leases.release(worker.holder)])
+            self.store.write_now([self.leases.release(worker.holder)])  # type: ignore[attr-defined]
         except StoreUnwritable as exc:
             log.error("cannot release the credit leases of worker %d (%s): they expire by themselves", worker.index,
                       exc.problem)
@@ -169,7 +167,3 @@ def _watch_parent(server: object, parent_pid: int) -> None:
                 return
 
     threading.Thread(target=watch, name="routeway-parent-watch", daemon=True).start()
-
-
-def store_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "routeway.sqlite3"
