@@ -89,3 +89,23 @@ def test_two_replicas_spend_one_balance_and_one_key_limit_exactly(upstream: Mock
         for replica in replicas:
             stop_gateway(replica)
     assert rows(url, "SELECT COUNT(*) FROM credit_leases") == [(0,)]  # each returned its leases at shutdown
+
+
+def test_workers_on_postgresql_share_it_through_leases(upstream: MockUpstream, database: ThrowawayDatabase,
+                                                       tmp_path: Path) -> None:
+    url = database.url_for(str(tmp_path))
+    gw = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url), tmp_path / "data",
+                       {"ROUTEWAY_DATABASE_URL": url}, args=("--workers", "2"))
+    try:
+        account = gw.account(credits=0.002)
+        results = hammer([gw.url], [account.api_key], 200)
+        assert {status for status, _ in results} <= {200, 402} and any(s == 402 for s, _ in results)
+        charged = -rows(url, "SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = %s AND"
+                             " kind = 'charge'", (account.id,))[0][0]
+        assert 0 < charged <= 2_000_000
+        holders = {h for (h,) in rows(url, "SELECT DISTINCT holder FROM credit_leases")}
+        assert len(holders) >= 1  # the workers' leases, in PostgreSQL
+    finally:
+        stop_gateway(gw)
+    assert gw.process.returncode == 0
+    assert rows(url, "SELECT COUNT(*) FROM credit_leases") == [(0,)]
