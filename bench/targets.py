@@ -167,7 +167,8 @@ def _admin(port: int, path: str, body: dict) -> dict:
 
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
                    durability: str = "full", python: str | None = None, source: Path | None = None,
-                   database_url: str | None = None, env_extra: dict[str, str] | None = None) -> Target:
+                   database_url: str | None = None, env_extra: dict[str, str] | None = None,
+                   extra_args: tuple[str, ...] = ()) -> Target:
     """``python``: another interpreter with routeway's dependencies; ``source``: a ``src/`` folder to import
     routeway from instead of the installed one (bench/ab.py's other build); ``database_url``: serve from
     this PostgreSQL database instead of SQLite in the work folder; ``env_extra``: variables for this server
@@ -195,7 +196,7 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
     log = directory / "server.log"
     process = subprocess.Popen(
         pinned(cpu, argv + ["serve", "--config", str(config), "--port", str(port), "--data-dir",
-                            str(directory / "data"), "--log-level", "warning"]),
+                            str(directory / "data"), "--log-level", "warning", *extra_args]),
         env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     wait_port(port, process, f"routeway (log: {log})")
     account = _admin(port, "/admin/accounts", {"name": "bench", "credits": 1_000_000})["data"]["id"]

@@ -135,6 +135,17 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """This process is worker ``index`` of ``processes`` sharing the store (``serve --workers N``); its credit
+    leases are held as ``holder``, a name its supervisor can release them by when it dies."""
+
+    index: int
+    processes: int
+    holder: str
+    parent_pid: int
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The response cache, read from ``[cache]``: where answers are kept and how large one may be."""
 
@@ -179,6 +190,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
     durability: str = "full"  # "full": fsync every group commit; "normal": WAL synced every 50 ms in the background
+    workers: int = 1  # serving processes on one listening socket (``serve --workers N``)
+    worker: WorkerRole | None = None  # set in each of those processes
     store_url: str | None = None  # "postgresql://…": the PostgreSQL store; None: SQLite in data_dir
     admin_key: str | None = None
     connections: ConnectionSettings = ConnectionSettings()
@@ -424,7 +437,11 @@ def load_settings(
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY)),
         "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
         "durability": server.get("durability", "full"),
+        "workers": server.get("workers", 1),
     }
+    workers = values["workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError(f"[server] workers must be a whole number from 1 to 64, not {values['workers']!r}")
     values["store_url"] = _store_url(raw.get("store", {}), env)
     if values["durability"] not in ("full", "normal"):
         raise ConfigError(f"[server] durability must be 'full' or 'normal', not {values['durability']!r}")

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import secrets
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from routeway.connections import ConnectionStats
 from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
+from routeway.ledger.follow import ChangeFollower
+from routeway.ledger.leases import Leases
 from routeway.ledger.metering import Metering
 from routeway.observe.broadcast import Broadcast
 from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
@@ -51,7 +56,8 @@ def build_store(settings: Settings) -> Store:
         from routeway.store.postgres import PostgresStore  # psycopg is loaded only by those who use it
 
         return PostgresStore(settings.store_url)
-    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
+    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability,
+                       group_member=settings.worker is not None)
 
 
 @dataclass
@@ -78,6 +84,10 @@ class Services:
     tracing: Tracing | None = None  # OpenTelemetry, only when [telemetry] traces is on (observe/tracing.py)
     watchers: list[Watcher] = field(default_factory=list)  # told of every finished exchange (observe/)
     request_log: RequestLog | None = None  # [log] format = "json": a line per API request (observe/logs.py)
+    # Set when other processes share the store (a worker of ``serve --workers N``): credit leases and the
+    # change log they all follow. None when this process owns the store alone.
+    leases: Leases | None = None
+    follower: ChangeFollower | None = None
     response_cache: ResponseCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,14 +100,23 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
+        worker = settings.worker
         store = build_store(settings)
         book = Book()
+        leases: Leases | None = None
+        if worker is not None:
+            leases = Leases(store, book, worker.holder, worker.processes)
+        elif settings.store_url:  # a replica on a shared PostgreSQL: its leases expire if it dies
+            leases = Leases(store, book, f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}",
+                            max(2, settings.workers))
+        accounts = Accounts(store, book, leases)
         catalog = Catalog.build(settings)
         r = settings.routing
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
-        services = cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
-                       metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                       throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+        services = cls(settings=settings, catalog=catalog, store=store, book=book, accounts=accounts,
+                       metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
+                       throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings), leases=leases,
+                       follower=ChangeFollower(accounts) if leases is not None else None)
         services.broadcast = Broadcast(services.http)
         services.watch(settings)
         return services
@@ -124,11 +143,20 @@ class Services:
 
     async def start(self) -> None:
         self.store.open()
+        if self.follower is not None:
+            self.follower.start_now()  # before the load: a change made meanwhile is applied again, never missed
         self.accounts.load()
         self.response_cache.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
-        self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        worker = self.settings.worker
+        # Each worker keeps its own endpoint health; one of them writes its minutes (they would overwrite
+        # each other's rows otherwise).
+        if worker is None or worker.index == 0:
+            self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        if self.leases is not None and self.follower is not None:
+            self.tasks.append(asyncio.create_task(self.leases.run()))
+            self.tasks.append(asyncio.create_task(self.follower.run()))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
@@ -156,13 +184,15 @@ class Services:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.broadcast.stop()
-        if self.health_log is not None:
+        if self.health_log is not None and (self.settings.worker is None or self.settings.worker.index == 0):
             try:
                 await self.health_log.flush(time.time())
             except StoreUnwritable:
                 log.warning("the last minutes of endpoint health could not be written: the store cannot write")
         await self.metering.pending.retry(force=True)
         self.metering.pending.report_lost()
+        if self.leases is not None and not self.metering.pending.waiting:
+            await self.leases.release()  # held settlements still spend them: those leases expire instead
         await self.response_cache.close()
         self.http.close()
         if self.tracing is not None:

@@ -19,7 +19,7 @@ from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.bound import TokenBound, worst_case
 from routeway.ledger.ids import new_generation_id
-from routeway.ledger.metering import GenerationRecord
+from routeway.ledger.metering import GenerationRecord, NeedsLease
 from routeway.ledger.money import worst_case_cost
 from routeway.observe.ids import REQUEST_ID, traceparent, tracestate, upstream_headers
 from routeway.providers.propagate import UPSTREAM_HEADERS
@@ -104,7 +104,11 @@ class Exchange:
                 log.exception("observer %s failed on generation %s", type(watcher).__name__, self.id)
 
     async def _run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
-        reservation = self._reserve()
+        try:
+            reservation = self._reserve()
+        except NeedsLease as need:  # several processes share the store: lease more credit, then reserve
+            await self.services.metering.cover(need)
+            reservation = self._reserve(covered=True)
         result: Answer | APIError | None = None
         try:
             result = await body(self)
@@ -134,13 +138,15 @@ class Exchange:
     def bound(self, endpoint: Endpoint) -> TokenBound:
         return TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
 
-    def _reserve(self) -> Reservation:
+    def _reserve(self, covered: bool = False) -> Reservation:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
         worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
-        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
-                                              worst_case_cost(min(self.body_bytes, chosen.context_length),
-                                                              chosen.prompt_bound_nano_per_m))
+        prompt_cost = worst_case_cost(min(self.body_bytes, chosen.context_length), chosen.prompt_bound_nano_per_m)
+        if covered:
+            return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost,
+                                                  covered=True)
+        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost)
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
