@@ -82,6 +82,7 @@ def test_the_daily_free_limit_rises_with_ten_dollars_of_credits(upstream: MockUp
 def test_counters_start_no_threads_and_expire_on_the_sweep() -> None:
     """The library's own memory storage starts a timer thread every 10 ms under load; ours must not,
     and its expired counters must still go away."""
+    import asyncio
     import threading
     import time
 
@@ -93,7 +94,7 @@ def test_counters_start_no_threads_and_expire_on_the_sweep() -> None:
     key = KeyState(hash="h", account_id="a", name="n", label="l", is_management=False, created_at=0)
     timers = 0
     for _ in range(50):
-        throttle.check_key(key)
+        asyncio.run(throttle.check_key(key))
         timers = max(timers, sum(isinstance(t, threading.Timer) for t in threading.enumerate()))
         time.sleep(0.002)
     assert timers == 0

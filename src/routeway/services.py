@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from routeway.api.metrics import LoopLag
 from routeway.api.throttle import Throttle
@@ -29,6 +30,10 @@ from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
 from routeway.store.base import Store, StoreUnwritable
 from routeway.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from routeway.shared import SharedState
+    from routeway.web.session_store import SessionStore
 
 log = logging.getLogger("routeway")
 
@@ -55,6 +60,8 @@ class Services:
     # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
     usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    shared: SharedState | None = None  # Redis, when [shared] redis is set: limits, health and sessions live there
+    session_store: SessionStore | None = None  # dashboard sessions; None: in this process (web/sessions.py)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -64,10 +71,19 @@ class Services:
         book = Book()
         catalog = Catalog.build(settings)
         r = settings.routing
-        health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
+        health_settings = HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown)
+        health: HealthRegistry = Health(health_settings)
+        throttle: RateLimits = Throttle(settings.limits)
+        shared = session_store = None
+        if settings.shared.redis:
+            from routeway.shared import build_shared
+
+            shared = build_shared(settings, health_settings)
+            health, throttle, session_store = shared.health, shared.throttle, shared.sessions
         return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
                    metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+                   throttle=throttle, redact=Redactor.from_settings(settings), shared=shared,
+                   session_store=session_store)
 
     async def start(self) -> None:
         self.store.open()
@@ -76,6 +92,8 @@ class Services:
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
+        if self.shared is not None:
+            self.tasks.extend(await self.shared.start())
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
@@ -103,4 +121,6 @@ class Services:
         await self.metering.pending.retry(force=True)
         self.metering.pending.report_lost()
         self.http.close()
+        if self.shared is not None:
+            await self.shared.close()
         self.store.close()

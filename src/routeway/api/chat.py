@@ -25,23 +25,23 @@ if TYPE_CHECKING:
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        services.throttle.check_key(key)
+        await services.throttle.check_key(key)
         if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
             raise store_unavailable(services.store.problem)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
         if any(model.endswith(":free") for model in requested_models(chat)):
-            services.throttle.check_free(services.accounts.of_key(key))
+            await services.throttle.check_free(services.accounts.of_key(key))
         structured.check_request(chat)
         demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
         attempts = services.planner.plan(chat, demand, time.time())
         if not chat.stream:
             return await _exchange(services, request, chat, key, attempts, len(raw))
-        services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+        await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
         try:
             return await _exchange(services, request, chat, key, attempts, len(raw))
         finally:
-            services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
+            await services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
     return [("POST", "/chat/completions", chat_completions)]
 
