@@ -39,6 +39,7 @@ class Side:
     name: str
     revision: str
     python: str | None
+    redis: str | None = None  # [shared] redis of this side's server
     source: Path | None = None  # a temporary worktree's src/, or None for this checkout
 
 
@@ -82,10 +83,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=6, help="runs per side (default 6)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each run (default 4)")
     parser.add_argument("--durability", choices=("full", "normal"), default="full")
+    parser.add_argument("--a-redis", default=None, help="A shares its state through this Redis ([shared] redis)")
+    parser.add_argument("--b-redis", default=None, help="B shares its state through this Redis")
     args = parser.parse_args()
 
     root = Path(__file__).resolve().parents[1]
-    sides = [Side("A", args.a, args.a_python), Side("B", args.b, args.b_python)]
+    sides = [Side("A", args.a, args.a_python, args.a_redis), Side("B", args.b, args.b_python, args.b_redis)]
     sc = scenario(args.scenario, args.seconds)
     pin = tg.pinning()
     if pin["client"] is not None:
@@ -101,7 +104,7 @@ def main() -> None:
             folder = work / side.name
             folder.mkdir()
             servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"], args.durability,
-                                             side.python, side.source))
+                                             side.python, side.source, side.redis))
         warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=500)
         order = [i if k % 2 == 0 else 1 - i for k in range(args.runs) for i in (0, 1)]
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -144,7 +147,8 @@ def report(sides: list[Side], rows: dict[str, list[dict]], args: argparse.Namesp
         runs = rows[side.name]
         med = {k: statistics.median(r[k] for r in runs) for k in ("throughput", "p50", "p90", "p99", "cpu_us")}
         medians[side.name] = med
-        build = side.revision + (f" on {side.python}" if side.python else "")
+        build = (side.revision + (f" on {side.python}" if side.python else "")
+                 + (f", shared via {side.redis}" if side.redis else ""))
         table.add_row(side.name, build, f"{med['throughput']:,.0f}", f"{med['p50']:.2f}", f"{med['p90']:.2f}",
                       f"{med['p99']:.2f}", f"{med['cpu_us']:.1f}", ", ".join(f"{r['cpu_us']:.0f}" for r in runs))
     console = Console()
