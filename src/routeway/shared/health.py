@@ -145,8 +145,11 @@ class SharedHealth(Health):
         cooldown = self.settings.breaker_cooldown
         for key, opened_at in batch.opened.items():
             breaker = self.of(key).breaker
-            # an open breaker elsewhere opens this one, until the same moment (not a new cool-down of its own)
-            if breaker.state == CLOSED and now - cooldown < opened_at <= now + 1:
+            # an open breaker elsewhere opens this one until the same moment (not a cool-down of its own, from
+            # when the news arrived, as the others' failures recorded here would give it)
+            if not now - cooldown < opened_at <= now + 1:
+                continue
+            if breaker.state == CLOSED or (breaker.state == OPEN and opened_at < breaker.opened_at):
                 breaker.state, breaker.opened_at, breaker.probing = OPEN, opened_at, False
         for key, retry_at in batch.retry_at.items():
             health = self.of(key)
