@@ -23,7 +23,8 @@ from routeway.config import SharedSettings
 
 log = logging.getLogger("routeway.shared")
 
-PROBE_SECONDS = 0.5  # how soon a Redis that came back is used again
+PROBE_SECONDS = 0.5
+MAX_CONNECTIONS = 64  # to Redis, per process  # how soon a Redis that came back is used again
 T = TypeVar("T")
 
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)  # what "Redis is away" looks like to redis-py
@@ -39,9 +40,11 @@ class Link:
         self.url = settings.redis
         self.prefix = settings.prefix
         self.timeout = settings.timeout_seconds
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            settings.redis, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0, max_connections=64)
+        # a bounded pool that waits (up to the timeout) for a free connection rather than failing at once
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis, max_connections=MAX_CONNECTIONS, timeout=self.timeout, socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self.degraded = False
         self.failures = 0  # calls that failed, since start (routeway_shared_state_failures_total)
         self.degraded_spells = 0  # times the link went from shared to degraded
@@ -96,7 +99,7 @@ class Link:
 
     async def close(self) -> None:
         with contextlib.suppress(*FAILURES):
-            await self.client.aclose()
+            await self.client.aclose(close_connection_pool=True)
 
     def _where(self) -> str:
         """The URL without its password."""

@@ -70,26 +70,27 @@ return answer
 """
 
 # KEYS[1]: the key's hash of open streams per replica, KEYS[2]: replicas by last heartbeat. ARGV: this
-# replica, its open streams with the new one, the limit. Returns -1 when let through, else the streams open.
-STREAMS = """
+# replica, the limit, how long a silent replica still counts. Counts one more stream of this replica and
+# returns -1, or returns the streams open when that would pass the limit.
+OPEN_STREAM = """
 local now = tonumber(redis.call('TIME')[1])
-local mine, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-local others = 0
+local open = 1
 local fields = redis.call('HGETALL', KEYS[1])
 for j = 1, #fields, 2 do
-  if fields[j] ~= ARGV[1] then
-    local seen = redis.call('ZSCORE', KEYS[2], fields[j])
-    if seen and tonumber(seen) >= now - tonumber(ARGV[4]) then
-      others = others + tonumber(fields[j + 1])
-    else
-      redis.call('HDEL', KEYS[1], fields[j])
-    end
-  end
+  local seen = fields[j] == ARGV[1]
+    or tonumber(redis.call('ZSCORE', KEYS[2], fields[j]) or '0') >= now - tonumber(ARGV[3])
+  if seen then open = open + tonumber(fields[j + 1]) else redis.call('HDEL', KEYS[1], fields[j]) end
 end
-if others + mine > limit then return others + mine - 1 end
-redis.call('HSET', KEYS[1], ARGV[1], mine)
+if open > tonumber(ARGV[2]) then return open - 1 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('EXPIRE', KEYS[1], 86400)
 return -1
+"""
+
+# KEYS[1]: the key's hash of open streams per replica. ARGV: this replica. One stream fewer (never below 0).
+CLOSE_STREAM = """
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
+return 0
 """
 
 
@@ -101,8 +102,10 @@ class SharedThrottle(Throttle):
         self.link = link
         self.replica = uuid.uuid4().hex[:16]
         self.windows: AsyncScript = link.client.register_script(WINDOWS)
-        self.streams_script: AsyncScript = link.client.register_script(STREAMS)
-        self.unsynced: set[str] = set()  # keys whose stream count Redis may have wrong (a write failed)
+        self.open_script: AsyncScript = link.client.register_script(OPEN_STREAM)
+        self.close_script: AsyncScript = link.client.register_script(CLOSE_STREAM)
+        self.shared_streams: dict[str, int] = {}  # key hash -> this replica's streams counted in Redis
+        self.unsynced: set[str] = set()  # keys whose count in Redis may be wrong (a give-back was lost)
         self.writes: set[asyncio.Task[None]] = set()
 
     # ---- request-rate windows ---------------------------------------------------------------------
@@ -162,40 +165,55 @@ class SharedThrottle(Throttle):
 
     # ---- concurrent streams ---------------------------------------------------------------------
     async def open_stream(self, key: KeyState) -> None:
-        mine = self.open_streams.get(key.hash, 0) + 1
+        """Counted in Redis (this replica's field of the key's hash) when it answers, else in this process;
+        ``shared_streams`` remembers which, so each stream is given back where it was counted."""
         if not self.max_streams:
-            self.open_streams[key.hash] = mine
             return
         try:
-            answer = await self.link.call(self.streams_script(
+            answer = int(await self.link.call(self.open_script(
                 keys=[self.link.key("streams", key.hash), self.link.key("replicas")],
-                args=[self.replica, mine, self.max_streams, STALE_SECONDS]))
+                args=[self.replica, self.max_streams, STALE_SECONDS])))
         except Unavailable:
-            self.unsynced.add(key.hash)
+            # per process: this process's streams counted in Redis before it went away count too
+            if self.open_streams.get(key.hash, 0) + self.shared_streams.get(key.hash, 0) >= self.max_streams:
+                raise self.too_many_streams(self.max_streams) from None
             await super().open_stream(key)
             return
-        if int(answer) >= 0:
-            raise self.too_many_streams(int(answer))
-        self.open_streams[key.hash] = mine
+        if answer >= 0:
+            raise self.too_many_streams(answer)
+        self.shared_streams[key.hash] = self.shared_streams.get(key.hash, 0) + 1
 
     async def close_stream(self, key: KeyState) -> None:
-        """Given back here at once; Redis learns this replica's new count in the background (a ``finally``
-        must not wait on the network)."""
-        self.forget_stream(key)
-        if self.max_streams:
-            self.unsynced.add(key.hash)
-            task = asyncio.create_task(self._sync_streams())
-            self.writes.add(task)
-            task.add_done_callback(self.writes.discard)
+        """Given back here at once; Redis learns it in the background (a ``finally`` must not wait on the
+        network)."""
+        if not self.max_streams:
+            return
+        counted = self.shared_streams.get(key.hash, 0)
+        if counted <= 0:
+            self.forget_stream(key)  # counted in this process while Redis was away
+            return
+        if counted == 1:
+            del self.shared_streams[key.hash]
+        else:
+            self.shared_streams[key.hash] = counted - 1
+        task = asyncio.create_task(self._give_back(key.hash))
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
+
+    async def _give_back(self, key_hash: str) -> None:
+        try:
+            await self.link.call(self.close_script(keys=[self.link.key("streams", key_hash)], args=[self.replica]))
+        except Unavailable:
+            self.unsynced.add(key_hash)
 
     async def _sync_streams(self) -> None:
-        """Write this replica's open-stream counts of the keys Redis may have wrong."""
+        """After Redis was away: write this replica's true counts of the keys whose give-back was lost."""
         if not self.unsynced or self.link.degraded:
             return
         todo, self.unsynced = self.unsynced, set()
         pipe = self.link.client.pipeline(transaction=False)
         for key_hash in todo:
-            count = self.open_streams.get(key_hash, 0)
+            count = self.shared_streams.get(key_hash, 0)
             if count:
                 pipe.hset(self.link.key("streams", key_hash), self.replica, count)
             else:
