@@ -12,19 +12,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
 from routeway.config import SharedSettings
 
 log = logging.getLogger("routeway.shared")
 
-PROBE_SECONDS = 0.5
-MAX_CONNECTIONS = 64  # to Redis, per process  # how soon a Redis that came back is used again
+PROBE_SECONDS = 0.5  # how soon a Redis that came back is used again
+MAX_CONNECTIONS = 64  # to Redis, per process (script calls of one loop turn share one: ``Batcher``)
+MAX_BATCH = 512  # script calls sent in one pipeline
 T = TypeVar("T")
 
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)  # what "Redis is away" looks like to redis-py
@@ -45,6 +47,7 @@ class Link:
             settings.redis, max_connections=MAX_CONNECTIONS, timeout=self.timeout, socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
         self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self.scripts = Batcher(self)  # the hot path's script calls, batched per loop turn
         self.degraded = False
         self.failures = 0  # calls that failed, since start (routeway_shared_state_failures_total)
         self.degraded_spells = 0  # times the link went from shared to degraded
@@ -105,3 +108,65 @@ class Link:
         """The URL without its password."""
         head, _, tail = self.url.rpartition("@")
         return f"{head.split('://')[0]}://…@{tail}" if head else self.url
+
+
+class Batcher:
+    """Script calls made during one turn of the event loop go to Redis in one pipeline: one write and one
+    read for all of them instead of one each (under load, many requests check their limits in the same
+    turn), and one connection instead of one per call, so a burst of thousands of requests does not open
+    or wait for thousands of connections."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.pending: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]] = []
+        self.sending: set[asyncio.Future[None]] = set()
+
+    async def run(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+        """The script's answer, or ``Unavailable``."""
+        if self.link.degraded:
+            raise Unavailable
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.pending.append((script, keys, args, answer))
+        return await answer
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        for start in range(0, len(batch), MAX_BATCH):
+            task = asyncio.ensure_future(self._send(batch[start:start + MAX_BATCH]))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
+
+    async def _send(self, batch: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self.link.call(self._execute(batch))
+        except Unavailable:
+            for *_, answer in batch:
+                if not answer.done():
+                    answer.set_exception(Unavailable())
+            return
+        for (*_, answer), result in zip(batch, results, strict=True):
+            if answer.done():
+                continue
+            if isinstance(result, Exception):  # a script Redis refused: counted as Redis away, never a 500
+                self.link.failed(result)
+                answer.set_exception(Unavailable())
+            else:
+                answer.set_result(result)
+
+    async def _execute(self, batch: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]]
+                       ) -> list[Any]:
+        client = self.link.client
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                for script in {id(s): s for s, *_ in batch}.values():  # Redis restarted: load them again
+                    await client.script_load(script.script)
+                continue
+            return results
+        return results
+

@@ -116,7 +116,7 @@ class SharedThrottle(Throttle):
         for item, _, _, mode in checks:
             args += [item.amount, item.get_expiry(), mode]
         try:
-            answer = await self.link.call(self.windows(keys=keys, args=args))
+            answer = await self.link.scripts.run(self.windows, keys, args)
         except Unavailable:
             return None
         return [int(value) for value in answer]
@@ -170,9 +170,9 @@ class SharedThrottle(Throttle):
         if not self.max_streams:
             return
         try:
-            answer = int(await self.link.call(self.open_script(
-                keys=[self.link.key("streams", key.hash), self.link.key("replicas")],
-                args=[self.replica, self.max_streams, STALE_SECONDS])))
+            answer = int(await self.link.scripts.run(
+                self.open_script, [self.link.key("streams", key.hash), self.link.key("replicas")],
+                [self.replica, self.max_streams, STALE_SECONDS]))
         except Unavailable:
             # per process: this process's streams counted in Redis before it went away count too
             if self.open_streams.get(key.hash, 0) + self.shared_streams.get(key.hash, 0) >= self.max_streams:
@@ -202,7 +202,7 @@ class SharedThrottle(Throttle):
 
     async def _give_back(self, key_hash: str) -> None:
         try:
-            await self.link.call(self.close_script(keys=[self.link.key("streams", key_hash)], args=[self.replica]))
+            await self.link.scripts.run(self.close_script, [self.link.key("streams", key_hash)], [self.replica])
         except Unavailable:
             self.unsynced.add(key_hash)
 
