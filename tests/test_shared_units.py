@@ -140,7 +140,7 @@ def test_health_outcomes_and_breakers_reach_the_other_replica() -> None:
         await a.sync()
         merged = b.of("p/m")
         assert merged.breaker.state == "open" and merged.breaker.opened_at == a.of("p/m").breaker.opened_at
-        assert merged.counts(60, time.time()) == (1, 3, 0) == a.of("p/m").counts(60, time.time())
+        assert merged.counts(3600, time.time()) == (1, 3, 0) == a.of("p/m").counts(3600, time.time())
         assert merged.retry_at == a.of("p/m").retry_at
         assert a.of("p/m").percentiles(1, 60, time.time()) == {"p50": 100.0, "p75": 100.0, "p90": 100.0,
                                                                 "p99": 100.0}

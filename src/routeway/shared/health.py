@@ -91,7 +91,9 @@ class SharedHealth(Health):
     async def begin(self) -> None:
         """Read the stream from now on (at start, before serving, so no other replica's outcome is missed)."""
         seconds, micros = await self.link.call(self.link.client.time())
-        self.last_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+        # a millisecond back: an entry added in this very millisecond has an id above "<ms>-0" but reads are
+        # exclusive of the id given, so "<ms>-0" itself would be missed
+        self.last_id = f"{int(seconds) * 1000 + int(micros) // 1000 - 1}-0"
 
     async def sync(self) -> None:
         """Publish this replica's outcomes and apply the others' (one round trip once started)."""
