@@ -108,6 +108,7 @@ class SharedHealth(Health):
         if queued:
             pipe.xadd(self.stream, {"b": self.encoder.encode(self._batch(queued))}, maxlen=STREAM_KEPT,
                       approximate=True)
+            pipe.expire(self.stream, 86400)  # an install that stopped leaves nothing behind for long
         pipe.xread({self.stream: read_from}, count=READ_BATCH)
         answers = await self.link.call(pipe.execute())
         for _, entries in answers[-1] or []:

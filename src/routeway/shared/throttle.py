@@ -241,6 +241,7 @@ class SharedThrottle(Throttle):
         pipe = self.link.client.pipeline(transaction=False)
         pipe.zadd(replicas, {self.replica: now})
         pipe.zremrangebyscore(replicas, "-inf", now - 10 * STALE_SECONDS)
+        pipe.expire(replicas, 86400)
         await pipe.execute()
 
 
