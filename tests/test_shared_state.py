@@ -112,6 +112,20 @@ def test_a_key_limit_holds_across_two_replicas_hammered_at_once(upstream: MockUp
         stop_gateway(b)
 
 
+def test_without_redis_each_process_holds_the_limit_on_its_own(upstream: MockUpstream, tmp_path: Path) -> None:
+    """What the README promises without ``[shared] redis``: limits per process, each exact."""
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url, '\n[limits]\nkey_requests = "10/hour"\n')
+    a, b, account = twin(tmp_path, config)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: post(a if i % 2 else b, account.api_key, ask()).status_code, range(40)))
+        # 10 each, 20 in all (11 if the hour turned during the run: the window weighs the last hour down)
+        assert answers[1::2].count(200) in (10, 11) and answers[0::2].count(200) in (10, 11)
+    finally:
+        stop_gateway(a)
+        stop_gateway(b)
+
+
 def test_concurrent_streams_of_a_key_are_counted_over_both_replicas(upstream: MockUpstream, tmp_path: Path,
                                                                        prefix: str) -> None:
     config = shared_config(tmp_path, upstream, '\n[limits]\nkey_concurrent_streams = 2\n', SHARED_REDIS, prefix)
