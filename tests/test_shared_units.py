@@ -147,3 +147,22 @@ def test_health_outcomes_and_breakers_reach_the_other_replica() -> None:
 
     run("redis://127.0.0.1:6379/0", test)
 
+
+
+def test_without_redis_sessions_live_in_this_process() -> None:
+    from routeway.shared.sessions import RedisSessionStore
+    from routeway.web.sessions import Session
+
+    async def test(link: Link) -> None:
+        store = RedisSessionStore(link, per_key=1)
+        first = Session(id="s1", csrf="c", expires=time.time() + 60, key_hash="k")
+        assert await store.add(first) == [] and link.degraded
+        assert await store.get("s1") is first
+        first.flashes.append(("ok", "saved"))
+        await store.save(first)  # the object itself is what this process keeps
+        second = Session(id="s2", csrf="c", expires=time.time() + 60, key_hash="k")
+        assert await store.add(second) == [first]  # the per-key cap holds here too
+        assert await store.remove("s2") is second and await store.get("s2") is None
+        assert link.failures == 1
+
+    run(f"redis://127.0.0.1:{closed_port()}/0", test)
