@@ -65,7 +65,8 @@ def generation(id_: str, account_id: str, model: str, at: int, cost: int = 0, to
     record.update(id=id_, account_id=account_id, key_hash=key_hash, model=model, provider_name="P",
                   provider_slug="p", upstream_model="u", http_referer=referer, app_title=title,
                   tokens_prompt=tokens[0], tokens_completion=tokens[1], usage_estimated=False, usage_capped=True,
-                  total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at)
+                  total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at,
+                  api="chat", cache_hit=False, cache_saved_nano=0)
     return [record[column] for column in COLUMNS]
 
 

@@ -90,6 +90,8 @@ class EndpointConfig:
     upstream_model: str
     prompt_price: Decimal | None = None  # USD per 1M tokens; None = the catalog's price
     completion_price: Decimal | None = None
+    input_cache_read: Decimal | None = None  # USD per 1M cached prompt tokens read; None = the catalog's
+    input_cache_write: Decimal | None = None  # ... written into the upstream's prompt cache
     context_length: int | None = None
     max_output: int | None = None
     quantization: str = "unknown"
@@ -143,6 +145,32 @@ class SharedSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The response cache, read from ``[cache]``: where answers are kept and how large one may be."""
+
+    max_entry_bytes: int = 1024 * 1024  # a larger answer is not cached
+    redis_url: str | None = None  # ``[shared] redis`` / ROUTEWAY_REDIS_URL: shared by replicas; None: the store
+    redis_prefix: str = "routeway:cache:"
+
+
+DEFAULT_CACHE_ENTRY_BYTES = 1024 * 1024
+DEFAULT_CACHE_PREFIX = "routeway:cache:"
+
+
+def _cache(table: Mapping[str, Any], redis_url: str | None) -> CacheSettings:
+    unknown = set(table) - {"max_entry_bytes", "redis_prefix"}
+    if unknown:
+        raise ConfigError(f"[cache]: unknown settings {sorted(unknown)}")
+    size = table.get("max_entry_bytes", DEFAULT_CACHE_ENTRY_BYTES)
+    if type(size) is not int or not 0 < size <= 64 * 1024 * 1024:
+        raise ConfigError("[cache] max_entry_bytes must be a whole number of bytes from 1 to 67108864")
+    prefix = table.get("redis_prefix", DEFAULT_CACHE_PREFIX)
+    if not isinstance(prefix, str):
+        raise ConfigError("[cache] redis_prefix must be a string")
+    return CacheSettings(size, redis_url or None, prefix)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -155,6 +183,7 @@ class Settings:
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
     shared: SharedSettings = SharedSettings()
+    cache: CacheSettings = CacheSettings()
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
@@ -326,6 +355,8 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
         upstream_model=table.get("upstream_model", table["model"]),
         prompt_price=_price(table.get("prompt_price"), where),
         completion_price=_price(table.get("completion_price"), where),
+        input_cache_read=_price(table.get("input_cache_read"), where),
+        input_cache_write=_price(table.get("input_cache_write"), where),
         context_length=table.get("context_length"), max_output=table.get("max_output"),
         quantization=table.get("quantization", "unknown"),
         supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
@@ -382,6 +413,7 @@ def load_settings(
     values["limits"] = _limits(raw.get("limits", {}))
     values["connections"] = _connections(server)
     values["shared"] = _shared(raw.get("shared", {}), env)
+    values["cache"] = _cache(raw.get("cache", {}), values["shared"].redis)  # one [shared] redis, checked once
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

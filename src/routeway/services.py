@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from routeway.api.metrics import LoopLag
 from routeway.api.throttle import Throttle
+from routeway.cache.backends import CacheBackend, RedisBackend, StoreBackend
+from routeway.cache.service import ResponseCache
 from routeway.catalog import Catalog
 from routeway.config import Settings
 from routeway.connections import ConnectionStats
@@ -62,6 +64,13 @@ class Services:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     shared: SharedState | None = None  # Redis, when [shared] redis is set: limits, health and sessions live there
     session_store: SessionStore | None = None  # dashboard sessions; None: in this process (web/sessions.py)
+    response_cache: ResponseCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        cache = self.settings.cache
+        backend: CacheBackend = (RedisBackend(cache.redis_url, cache.redis_prefix) if cache.redis_url
+                                 else StoreBackend(self.store))
+        self.response_cache = ResponseCache(self.store, backend, cache.max_entry_bytes)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -88,6 +97,7 @@ class Services:
     async def start(self) -> None:
         self.store.open()
         self.accounts.load()
+        self.response_cache.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
@@ -120,6 +130,7 @@ class Services:
                 log.warning("the last minutes of endpoint health could not be written: the store cannot write")
         await self.metering.pending.retry(force=True)
         self.metering.pending.report_lost()
+        await self.response_cache.close()
         self.http.close()
         if self.shared is not None:
             await self.shared.close()

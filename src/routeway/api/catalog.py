@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.http import Request, Response, json_response
+from routeway.api.messages import anthropic_models
 from routeway.api.views import architecture, endpoint_view, model_view
 from routeway.errors import APIError
 
@@ -17,6 +18,8 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     catalog = services.catalog
 
     async def list_models(request: Request) -> Response:
+        if "anthropic-version" in request.headers:  # Claude Code's model picker reads Anthropic's list shape
+            return anthropic_models(services, request)
         wanted = [p for p in request.query.get("supported_parameters", "").split(",") if p]
         data = [model_view(m, catalog.endpoints_for(m.id)) for m in catalog.models.values()
                 if all(p in m.supported_parameters for p in wanted)]

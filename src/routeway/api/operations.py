@@ -8,11 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
+from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant, ResponseCacheSetting
 from routeway.api.keys import KeyCreate, KeyPatch
-from routeway.wire import admin, catalog, completion, generation, keys
+from routeway.wire import admin, catalog, completion, generation, keys, responses
 from routeway.wire.chat import ChatRequest
-from routeway.wire.errors import Deleted
+from routeway.wire.errors import Deleted, ErrorResponse
+from routeway.wire.messages import (
+    AnthropicError,
+    CountTokensRequest,
+    CountTokensResponse,
+    MessagesRequest,
+    MessagesResponse,
+    MessagesStreamEvent,
+)
 
 # Security kinds (bearer tokens all): an API key calls inference, a management key manages an account's
 # keys, the operator key (ROUTEWAY_ADMIN_KEY) runs /admin. "any" is either kind of account key.
@@ -42,6 +50,7 @@ class Operation:
     stream_chunk: type | None = None  # also answers text/event-stream (``stream: true``) with these chunks
     error_in_body: bool = False  # a 200 already sent may carry the error envelope as its body
     examples: tuple[dict[str, Any], ...] = ()  # request bodies, for readers and schemathesis's example phase
+    error_answer: type = ErrorResponse  # the body of an error (Anthropic's routes answer Anthropic's shape)
 
 
 OFFSET = Query("offset", COUNT, "How many entries to skip.")
@@ -54,6 +63,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200},
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200,
              "stream": True})),
+    ("POST", "/messages"): Operation(
+        "Create a message, Anthropic's Messages API (JSON, or Anthropic's SSE events with `stream: true`); keys"
+        " also as `x-api-key`", MessagesResponse, security=API, body=MessagesRequest,
+        stream_chunk=MessagesStreamEvent, error_answer=AnthropicError, errors=(402, 404, 408, 422, 429, 502, 503),
+        examples=({"model": "nousresearch/hermes-4-70b", "max_tokens": 200,
+                   "messages": [{"role": "user", "content": "Hi"}]},
+                  {"model": "nousresearch/hermes-4-70b", "max_tokens": 200, "stream": True,
+                   "messages": [{"role": "user", "content": "Hi"}]})),
+    ("POST", "/messages/count_tokens"): Operation(
+        "Count a Messages request's input tokens (routeway's estimate; nothing is charged)", CountTokensResponse,
+        security=API, body=CountTokensRequest, error_answer=AnthropicError, errors=(429,),
+        examples=({"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}]},)),
+    ("POST", "/responses"): Operation(
+        "Create a response (OpenAI Responses API, stateless: JSON, or typed SSE events with `stream: true`)",
+        responses.ResponsesResult, security=API, body=responses.ResponsesRequest, stream_chunk=responses.StreamEvent,
+        error_in_body=True, errors=(402, 404, 408, 422, 429, 502, 503), examples=(
+            {"model": "nousresearch/hermes-4-70b", "input": "Hi", "max_output_tokens": 200},
+            {"model": "nousresearch/hermes-4-70b", "input": [{"role": "user", "content": "Hi"}],
+             "max_output_tokens": 200, "stream": True})),
     ("GET", "/models"): Operation(
         "List the catalog's models", catalog.ModelsListResponse,
         query=(Query("supported_parameters", {"type": "string"},
@@ -85,6 +113,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/keys/{hash}"): Operation("Delete a key", Deleted, security=MANAGEMENT, errors=(404, 503)),
     ("POST", "/admin/accounts"): Operation("Create an account, with initial credits", admin.AccountResponse,
                                            security=OPERATOR, body=AccountCreate, status=201, errors=(503,)),
+    ("PUT", "/admin/accounts/{account}/response-cache"): Operation(
+        "Turn the response cache on (with its TTL) or off for every request of an account",
+        admin.ResponseCacheSettingResponse, security=OPERATOR, body=ResponseCacheSetting, errors=(404, 503)),
     ("GET", "/admin/accounts"): Operation("List accounts", admin.AccountsListResponse, security=OPERATOR),
     ("GET", "/admin/accounts/{account}"): Operation("Get an account", admin.AccountResponse, security=OPERATOR,
                                                     errors=(404,)),

@@ -31,6 +31,8 @@ class ModelInfo:
     supported_parameters: tuple[str, ...]
     hugging_face_id: str | None
     upstream_ids: Mapping[str, str]
+    input_cache_read: Decimal | None = None  # USD per 1M prompt tokens read from the upstream's prompt cache
+    input_cache_write: Decimal | None = None  # ... written into it; None: the prompt price
 
     @property
     def author(self) -> str:
@@ -50,6 +52,14 @@ class Endpoint:
     supported_parameters: tuple[str, ...]
     dialect: str | None  # a name in routeway.dialects' registry; None: the default (openai)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    cache_read_nano_per_m: int | None = None  # prompt tokens read from the upstream's prompt cache; None: prompt price
+    cache_write_nano_per_m: int | None = None  # prompt tokens written into it; None: prompt price
+
+    @property
+    def prompt_bound_nano_per_m(self) -> int:
+        """The dearest price a prompt token may be billed at (a cache write costs more than a plain
+        prompt token at Anthropic): what the reservation assumes for the prompt."""
+        return max(self.prompt_nano_per_m, self.cache_read_nano_per_m or 0, self.cache_write_nano_per_m or 0)
 
     @property
     def tag(self) -> str:
@@ -93,9 +103,24 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
             output_modalities=tuple(entry.get("output_modalities", ["text"])),
             supported_parameters=tuple(entry.get("supported_parameters", ())),
             hugging_face_id=entry.get("hugging_face_id"), upstream_ids=dict(entry.get("upstream_ids", {})),
+            input_cache_read=_optional_price(entry.get("input_cache_read")),
+            input_cache_write=_optional_price(entry.get("input_cache_write")),
         )
     except KeyError as exc:
         raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
+
+
+def _optional_price(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    price = Decimal(str(value))
+    if not price.is_finite() or price < 0:
+        raise ConfigError(f"cache price {value!r} must be a number of USD per 1M tokens, not negative")
+    return price
+
+
+def _nano(price: Decimal | None) -> int | None:
+    return None if price is None else nano_per_million(price)
 
 
 def builtin_entries() -> list[dict[str, Any]]:
@@ -145,6 +170,10 @@ class Catalog:
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
                 dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
                 extra_body=declared.extra_body,
+                cache_read_nano_per_m=_nano(declared.input_cache_read if declared.input_cache_read is not None
+                                            else model.input_cache_read),
+                cache_write_nano_per_m=_nano(declared.input_cache_write if declared.input_cache_write is not None
+                                             else model.input_cache_write),
             ))
         for provider in settings.providers:
             if provider.serves_catalog:
@@ -169,4 +198,6 @@ class Catalog:
                 completion_nano_per_m=nano_per_million(model.completion_price),
                 context_length=model.context_length, max_output=model.max_output, quantization="unknown",
                 supported_parameters=model.supported_parameters, dialect=default_for(provider.kind, provider.name),
+                cache_read_nano_per_m=_nano(model.input_cache_read),
+                cache_write_nano_per_m=_nano(model.input_cache_write),
             ))

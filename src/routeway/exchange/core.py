@@ -40,14 +40,17 @@ class Exchange:
     """The state of one request; the streaming and whole-answer halves are functions over it."""
 
     def __init__(self, services: Services, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None) -> None:
+                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None,
+                 api: str = "chat") -> None:
         self.services = services
+        self.api = api  # the inbound API the request came in by, for the generation record
         self.chat = chat
         self.key = key
         self.attempts = attempts
         self.body_bytes = body_bytes
         self.headers = headers
         self.client = client
+        self.api = api  # the inbound API the request came in by, for its record
         self.id = generation_id or new_generation_id()
         self.started = time.monotonic()
         self.attempt_began = self.started
@@ -106,7 +109,7 @@ class Exchange:
         worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(min(self.body_bytes, chosen.context_length),
-                                                              chosen.prompt_nano_per_m))
+                                                              chosen.prompt_bound_nano_per_m))
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
@@ -147,6 +150,7 @@ class Exchange:
         if self.usage is not None:
             self.usage = usage  # the client sees the counts it is billed for
         record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
+        record.tokens_cache_read, record.tokens_cache_write = usage.cached, usage.cache_write
         record.usage_estimated, record.usage_capped = usage.estimated, usage.capped
         record.usage_rejected = self.usage_rejected
         if claimed.native is not None:
@@ -178,11 +182,13 @@ class Exchange:
                 prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
                 streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
                 app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
+                api=self.api,
             )
         record = self.record
         record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
         record.upstream_model = e.upstream_model
         record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+        record.cache_read_nano_per_m, record.cache_write_nano_per_m = e.cache_read_nano_per_m, e.cache_write_nano_per_m
         self.attempt, self.attempt_began = attempt, time.monotonic()
 
     def tools(self) -> list[dict[str, Any]] | None:

@@ -88,7 +88,7 @@ async def _relay(ex: Exchange) -> APIError | None:
 async def _open_stream(ex: Exchange, attempt: Attempt, entry: dict[str, Any]) -> FirstToken:
     """Open the upstream stream and wait for its first token; until then a failure falls back."""
     body, entry["dropped_parameters"] = upstream_body(ex.chat, attempt.endpoint, True)
-    call = await ex.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, True)
+    call = await ex.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, True, ex.headers)
     entry["status"] = call.upstream_status
     try:
         if not ex.client.committed:

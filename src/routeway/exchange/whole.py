@@ -76,7 +76,7 @@ async def _fetch(ex: Exchange, attempt: Attempt, entry: dict[str, Any]) -> tuple
     """The answer and its usage. Malformed usage makes the whole answer malformed: a 502 that
     falls back to the next endpoint and costs the client nothing."""
     body, entry["dropped_parameters"] = upstream_body(ex.chat, attempt.endpoint, False)
-    call = await ex.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, False)
+    call = await ex.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, False, ex.headers)
     entry["status"] = call.upstream_status
     try:
         answer = await call.json()

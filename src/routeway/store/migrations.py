@@ -113,5 +113,31 @@ def m005_usage_trust() -> list[str]:
     ]
 
 
+def m006_generation_api() -> list[str]:
+    """Which inbound API a generation came in by (chat, messages, responses, completions, embeddings)."""
+    return ["ALTER TABLE generations ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'"]
+
+
+def m007_response_cache() -> list[str]:
+    """The response cache (cache/): answers kept per API key until they expire, the accounts that turned it
+    on for every request, and on each generation whether it was a hit and what the hit saved."""
+    return [
+        """CREATE TABLE response_cache (
+            cache_key TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX response_cache_expiry ON response_cache (expires_at)",
+        """CREATE TABLE response_cache_accounts (
+            account_id TEXT PRIMARY KEY,
+            ttl_seconds INTEGER NOT NULL
+        )""",
+        "ALTER TABLE generations ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE generations ADD COLUMN cache_saved_nano BIGINT NOT NULL DEFAULT 0",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
-                                             m004_drop_ledger_key_index, m005_usage_trust]
+                                             m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
+                                             m007_response_cache]
