@@ -42,6 +42,7 @@ class Side:
     revision: str
     python: str | None
     database_url: str | None = None  # serve from this PostgreSQL database (None: SQLite)
+    redis: str | None = None  # [shared] redis of this side's server
     source: Path | None = None  # a temporary worktree's src/, or None for this checkout
     env: dict[str, str] | None = None  # variables for this side's server alone (--a-env, --b-env)
 
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--durability", choices=("full", "normal"), default="full")
     parser.add_argument("--a-database-url", default=None, help="A serves from this PostgreSQL database, not SQLite")
     parser.add_argument("--b-database-url", default=None, help="B serves from this PostgreSQL database, not SQLite")
+    parser.add_argument("--a-redis", default=None, help="A shares its state through this Redis ([shared] redis)")
+    parser.add_argument("--b-redis", default=None, help="B shares its state through this Redis")
     parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE", help="a variable for A's server")
     parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE", help="a variable for B's server")
     parser.add_argument("--otlp-sink", action="store_true",
@@ -119,8 +122,10 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(__file__).resolve().parents[1]
-    sides = [Side("A", args.a, args.a_python, args.a_database_url, env=dict(v.split("=", 1) for v in args.a_env)),
-             Side("B", args.b, args.b_python, args.b_database_url, env=dict(v.split("=", 1) for v in args.b_env))]
+    sides = [Side("A", args.a, args.a_python, args.a_database_url, args.a_redis,
+                  env=dict(v.split("=", 1) for v in args.a_env)),
+             Side("B", args.b, args.b_python, args.b_database_url, args.b_redis,
+                  env=dict(v.split("=", 1) for v in args.b_env))]
     if args.otlp_sink:
         sink = otlp_sink()
         for side in sides:
@@ -140,7 +145,8 @@ def main() -> None:
             folder = work / side.name
             folder.mkdir()
             servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"], args.durability,
-                                             side.python, side.source, side.database_url, side.env))
+                                             side.python, side.source, side.database_url, side.env,
+                                             redis=side.redis))
         warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=500)
         order = [i if k % 2 == 0 else 1 - i for k in range(args.runs) for i in (0, 1)]
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -184,7 +190,7 @@ def report(sides: list[Side], rows: dict[str, list[dict]], args: argparse.Namesp
         med = {k: statistics.median(r[k] for r in runs) for k in ("throughput", "p50", "p90", "p99", "cpu_us")}
         medians[side.name] = med
         build = side.revision + (f" on {side.python}" if side.python else "") + (
-            " on PostgreSQL" if side.database_url else "") + "".join(
+            " on PostgreSQL" if side.database_url else "") + (f", shared via {side.redis}" if side.redis else "") + "".join(
             f" {k}={v}" for k, v in (side.env or {}).items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT")
         table.add_row(side.name, build, f"{med['throughput']:,.0f}", f"{med['p50']:.2f}", f"{med['p90']:.2f}",
                       f"{med['p99']:.2f}", f"{med['cpu_us']:.1f}", ", ".join(f"{r['cpu_us']:.0f}" for r in runs))

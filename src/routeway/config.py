@@ -146,6 +146,16 @@ class WorkerRole:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedSettings:
+    """``[shared]``: state that replicas share through Redis (rate limits, endpoint health, dashboard
+    sessions); with no URL each process keeps its own."""
+
+    redis: str | None = None  # "redis://host:6379/0" (or ROUTEWAY_REDIS_URL); None = per process
+    prefix: str = "routeway:"  # every key routeway writes starts with this (several installs on one Redis)
+    timeout_seconds: float = 0.25  # a Redis call slower than this counts as Redis being away
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The response cache, read from ``[cache]``: where answers are kept and how large one may be."""
 
@@ -197,6 +207,7 @@ class Settings:
     connections: ConnectionSettings = ConnectionSettings()
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
+    shared: SharedSettings = SharedSettings()
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     providers: tuple[ProviderConfig, ...] = ()
@@ -277,6 +288,22 @@ def _limits(table: Mapping[str, Any]) -> LimitSettings:
     if not isinstance(streams, int) or isinstance(streams, bool) or streams < 0:
         raise ConfigError("[limits] key_concurrent_streams must be a whole number of streams (0 = no limit)")
     return settings
+
+
+def _shared(table: Mapping[str, Any], env: Mapping[str, str]) -> SharedSettings:
+    unknown = set(table) - set(SharedSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[shared]: unknown settings {sorted(unknown)}")
+    url = table.get("redis") or env.get("ROUTEWAY_REDIS_URL") or None
+    if url is not None and (not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))):
+        raise ConfigError("[shared] redis must be a URL such as \"redis://127.0.0.1:6379/0\"")
+    prefix = table.get("prefix", "routeway:")
+    if not isinstance(prefix, str):
+        raise ConfigError("[shared] prefix must be a string")
+    timeout = table.get("timeout_seconds", 0.25)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 10:
+        raise ConfigError("[shared] timeout_seconds must be a number of seconds between 0 and 10")
+    return SharedSettings(redis=url, prefix=prefix, timeout_seconds=float(timeout))
 
 
 def _telemetry(table: Mapping[str, Any], log: Mapping[str, Any], env: Mapping[str, str]) -> TelemetrySettings:
@@ -452,7 +479,8 @@ def load_settings(
     values["routing"] = RoutingSettings(**routing)
     values["limits"] = _limits(raw.get("limits", {}))
     values["connections"] = _connections(server)
-    values["cache"] = _cache(raw.get("cache", {}), raw.get("shared", {}).get("redis") or env.get("ROUTEWAY_REDIS_URL"))
+    values["shared"] = _shared(raw.get("shared", {}), env)
+    values["cache"] = _cache(raw.get("cache", {}), values["shared"].redis)  # one [shared] redis, checked once
     values["telemetry"] = _telemetry(raw.get("telemetry", {}), raw.get("log", {}), env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from routeway.observe.logs import RequestLog
     from routeway.observe.summary import Watcher
     from routeway.observe.tracing import Tracing
+    from routeway.shared import SharedState
+    from routeway.web.session_store import SessionStore
 
 log = logging.getLogger("routeway")
 
@@ -88,6 +90,8 @@ class Services:
     # change log they all follow. None when this process owns the store alone.
     leases: Leases | None = None
     follower: ChangeFollower | None = None
+    shared: SharedState | None = None  # Redis, when [shared] redis is set: limits, health and sessions live there
+    session_store: SessionStore | None = None  # dashboard sessions; None: in this process (web/sessions.py)
     response_cache: ResponseCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,11 +116,20 @@ class Services:
         accounts = Accounts(store, book, leases)
         catalog = Catalog.build(settings)
         r = settings.routing
-        health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
+        health_settings = HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown)
+        health: HealthRegistry = Health(health_settings)
+        throttle: RateLimits = Throttle(settings.limits)
+        shared = session_store = None
+        if settings.shared.redis:
+            from routeway.shared import build_shared
+
+            shared = build_shared(settings, health_settings)
+            health, throttle, session_store = shared.health, shared.throttle, shared.sessions
         services = cls(settings=settings, catalog=catalog, store=store, book=book, accounts=accounts,
                        metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
-                       throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings), leases=leases,
-                       follower=ChangeFollower(accounts) if leases is not None else None)
+                       throttle=throttle, redact=Redactor.from_settings(settings), leases=leases,
+                       follower=ChangeFollower(accounts) if leases is not None else None, shared=shared,
+                       session_store=session_store)
         services.broadcast = Broadcast(services.http)
         services.watch(settings)
         return services
@@ -158,6 +171,8 @@ class Services:
             self.tasks.append(asyncio.create_task(self.leases.run()))
             self.tasks.append(asyncio.create_task(self.follower.run()))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
+        if self.shared is not None:
+            self.tasks.extend(await self.shared.start())
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
         for row in DestinationRepository(self.store).enabled_now():
@@ -197,4 +212,6 @@ class Services:
         self.http.close()
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)  # the last spans go out
+        if self.shared is not None:
+            await self.shared.close()
         self.store.close()
