@@ -18,17 +18,20 @@ from routeway.api.throttle import Throttle
 from routeway.catalog import Catalog
 from routeway.config import Settings
 from routeway.connections import ConnectionStats
-from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
+from routeway.interfaces import AccountsBook, ConcurrencyLimits, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
 from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
 from routeway.providers.http1 import Pool
+from routeway.routing.concurrency import Slots
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
 from routeway.store.base import Store, StoreUnwritable
 from routeway.store.sqlite import SQLiteStore
+from routeway.teams.guardrails import Guardrails
+from routeway.teams.presets import Presets
 
 log = logging.getLogger("routeway")
 
@@ -47,6 +50,9 @@ class Services:
     planner: Planner
     throttle: RateLimits
     redact: Redactor  # every configured secret, taken out of upstream errors (providers/redact.py)
+    guardrails: Guardrails  # policies and budgets of each account's keys (teams/guardrails.py)
+    presets: Presets  # request templates of each account (teams/presets.py)
+    slots: ConcurrencyLimits = field(default_factory=Slots)  # requests in flight per capped engine and key
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -67,11 +73,14 @@ class Services:
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
         return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
                    metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings),
+                   guardrails=Guardrails(store, book), presets=Presets(store))
 
     async def start(self) -> None:
         self.store.open()
         self.accounts.load()
+        self.guardrails.load()
+        self.presets.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))

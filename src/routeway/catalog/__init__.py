@@ -50,6 +50,7 @@ class Endpoint:
     supported_parameters: tuple[str, ...]
     dialect: str | None  # a name in routeway.dialects' registry; None: the default (openai)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    max_concurrency: int | None = None  # requests in flight to this engine at once (routing/concurrency.py)
 
     @property
     def tag(self) -> str:
@@ -144,7 +145,7 @@ class Catalog:
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
                 dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
-                extra_body=declared.extra_body,
+                extra_body=declared.extra_body, max_concurrency=declared.max_concurrency,
             ))
         for provider in settings.providers:
             if provider.serves_catalog:

@@ -68,6 +68,7 @@ class Exchange:
         self.finish_reason = finish_reason  # the answering engine's finish reasons, normalized
         self.client_left = False  # the client went away: nothing more is sent
         self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
+        self.slot: str | None = None  # the answering engine's max_concurrency slot, given back at the end
 
     async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
@@ -83,6 +84,9 @@ class Exchange:
                 raise
             result = error
         finally:
+            if self.slot is not None:
+                self.services.slots.release(self.slot)
+                self.slot = None
             if self.record is None:
                 self.services.metering.release(reservation)
             else:
@@ -162,8 +166,10 @@ class Exchange:
             self._on_attempt(attempt)
             return await start(attempt, entry)
 
-        _, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
-                                       begin, self.attempt_log)
+        answering, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
+                                               begin, self.attempt_log, self.services.slots)
+        if answering.endpoint.max_concurrency is not None:
+            self.slot = answering.endpoint.key  # held until the exchange ends
         assert self.attempt is not None
         reading = reading_for(self.attempt.endpoint)
         self.finish_reason = reading.finish_reason
