@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from routeway.api import admin, catalog as catalog_api, chat, generation, keys, messages, openapi
+from routeway.api import admin, catalog as catalog_api, chat, generation, guardrails, keys, messages, openapi, presets
 from routeway.api.http import (
     ClientDisconnected,
     Handler,
@@ -51,7 +51,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, messages, catalog_api, keys, generation, admin):
+        for module in (chat, messages, catalog_api, keys, generation, admin, guardrails, presets):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above
