@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -317,15 +317,19 @@ def test_presets_through_the_openrouter_sdk(team: Account, engine: GatedUpstream
 def test_max_concurrency_waits_in_a_bounded_queue_then_429(team: Account, engine: GatedUpstream) -> None:
     engine.close_gate()
     with ThreadPoolExecutor(3) as pool:
-        first = pool.submit(team.chat, ask("team/capped"))
-        engine.wait_in_flight("gated-c", 1)
-        queued: list[Future[httpx.Response]] = [pool.submit(team.chat, ask("team/capped")) for _ in range(2)]
-        refused = next(f.result(WAIT) for f in _first_done(queued))  # one waits in the queue of 1, one is refused
+        try:
+            first = pool.submit(team.chat, ask("team/capped"))
+            engine.wait_in_flight("gated-c", 1)
+            queued: list[Future[httpx.Response]] = [pool.submit(team.chat, ask("team/capped")) for _ in range(2)]
+            finished = _first_done(queued)  # one waits in the queue of 1, the other is refused at once
+            assert finished, f"no request was refused: {engine.in_flight}"
+            refused = finished[0].result()
+        finally:
+            engine.open_gate()
         assert refused.status_code == 429, refused.text
         assert refused.headers["retry-after"] == "1"
         assert "max_concurrency" in refused.json()["error"]["message"]
-        engine.open_gate()
-        done = [first.result(WAIT), *(f.result(WAIT) for f in queued if f.result(WAIT) is not refused)]
+        done = [first.result(WAIT), *(f.result(WAIT) for f in queued if f is not finished[0])]
     assert [d.status_code for d in done] == [200, 200]
     assert engine.most["gated-c"] == 1  # the engine never saw two at once
 
@@ -334,21 +338,21 @@ def test_max_concurrency_falls_back_to_the_next_endpoint(team: Account, engine: 
     engine.close_gate()
     spill = ask("team/spill", provider={"order": ["eng-c", "eng-d"]})
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(team.chat, spill)
-        engine.wait_in_flight("gated-c", 1)
-        second = pool.submit(team.chat, spill)
-        engine.wait_in_flight("gated-d", 1)  # eng-c is full: the second request went to eng-d at once
-        engine.open_gate()
+        try:
+            first = pool.submit(team.chat, spill)
+            engine.wait_in_flight("gated-c", 1)
+            second = pool.submit(team.chat, spill)
+            engine.wait_in_flight("gated-d", 1)  # eng-c is full: the second request went to eng-d at once
+        finally:
+            engine.open_gate()
         providers = [first.result(WAIT).json()["provider"], second.result(WAIT).json()["provider"]]
     assert providers == ["eng-c", "eng-d"]
     assert engine.most["gated-c"] == 1
 
 
-def _first_done(futures: list[Future[httpx.Response]]) -> Iterator[Future[httpx.Response]]:
-    from concurrent.futures import FIRST_COMPLETED, wait
-
+def _first_done(futures: list[Future[httpx.Response]]) -> list[Future[httpx.Response]]:
     done, _ = wait(futures, timeout=WAIT, return_when=FIRST_COMPLETED)
-    yield from done
+    return list(done)
 
 
 def test_config_refuses_a_bad_max_concurrency(tmp_path: Path) -> None:
