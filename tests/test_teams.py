@@ -19,6 +19,7 @@ from openrouter import OpenRouter
 from openrouter.utils import RetryConfig
 
 from tests.conftest import Account, Gateway, start_gateway, stop_gateway
+from tests.support.dashboard_client import _CSRF, signed_in
 from tests.support.loopback import LoopbackServer
 
 WAIT = 30  # bound on waiting for a thread's answer; never an assertion about time
@@ -362,3 +363,28 @@ def test_config_refuses_a_bad_max_concurrency(tmp_path: Path) -> None:
     path.write_text(config("http://127.0.0.1:9/v1").replace("max_concurrency = 1", "max_concurrency = 0"))
     with pytest.raises(ConfigError, match="max_concurrency"):
         load_settings(path, env={})
+
+
+# ---- dashboard ----------------------------------------------------------------------------------------
+def test_the_dashboard_lists_and_saves_presets_and_guardrails(team: Account, engine: GatedUpstream) -> None:
+    with signed_in(team.gateway.url, team.management_key) as page:
+        form = page.get("/presets")
+        assert form.status_code == 200 and "No presets yet." in form.text
+        token = _CSRF.search(form.text)
+        assert token is not None
+        saved = page.post("/presets", data={"csrf": token.group(1), "slug": "web", "name": "From the web",
+                                            "system_prompt": "Be kind.", "config": '{"model": "team/other"}'})
+        assert saved.status_code == 303
+        listed = page.get("/presets").text
+        assert "@preset/web" in listed and "From the web" in listed and "Be kind." in listed
+        refused = page.post("/presets", data={"csrf": token.group(1), "slug": "web", "config": "{not json"})
+        assert refused.status_code == 303 and "version 2" not in page.get("/presets").text
+
+        made = page.post("/guardrails", data={"csrf": token.group(1), "name": "web budget", "limit_usd": "2",
+                                              "reset_interval": "weekly", "ignored_providers": "eng-a, eng-c",
+                                              "account_default": "on"})
+        assert made.status_code == 303
+        shown = page.get("/guardrails").text
+        assert "web budget" in shown and "eng-a, eng-c" in shown and "account default" in shown
+    assert team.chat({"model": "@preset/web", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert team.chat(ask("team/solo")).json()["error"]["metadata"]["guardrail"] == "web budget"
