@@ -150,7 +150,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/presets"): Operation("List the account's presets", teams.PresetsListResponse, security=MANAGEMENT,
                                    errors=(400,), query=(OFFSET, LIMIT)),
     ("POST", "/presets"): Operation(
-        "Create a preset, or save a new version of an existing slug (201 when created)", teams.PresetResponse,
+        "Create a preset, or save a new version of an existing slug", teams.PresetResponse,
         security=MANAGEMENT, body=PresetCreate, status=201, errors=(503,)),
     ("GET", "/presets/{slug}"): Operation("Get a preset with its designated (latest) version", teams.PresetResponse,
                                           security=MANAGEMENT, errors=(404,)),

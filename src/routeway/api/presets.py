@@ -78,10 +78,9 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def create(request: Request) -> Response:
         key = authenticate(services, request, management=True)
         body = decode(await request.body(limit), PresetCreate)
-        existed = presets.get(key.account_id, body.slug) is not None
         saved = await presets.save(key.account_id, body.slug, name=body.name, description=body.description,
                                    config=checked_config(body.config), system_prompt=body.system_prompt)
-        return json_response({"data": preset_view(saved, with_version=True)}, status=200 if existed else 201)
+        return json_response({"data": preset_view(saved, with_version=True)}, status=201)  # a new version, always
 
     async def from_inference(request: Request) -> Response:
         key = authenticate(services, request, management=True)
