@@ -22,6 +22,7 @@ from routeway.store.guardrails import AssignmentRow, GuardrailRepository, Guardr
 from routeway.teams.policy import Guarded, Policy, Rules
 
 _encode = msgspec.json.Encoder().encode
+NO_GUARDRAILS = Policy()
 _decode_rules = msgspec.json.Decoder(Rules).decode
 
 
@@ -82,6 +83,8 @@ class Guardrails:
         return [g for g in mine if g.account_default] + own
 
     def policy(self, key: KeyState) -> Policy:
+        if not self.by_id:  # no guardrail anywhere: nothing to look through on the request path
+            return NO_GUARDRAILS
         return Policy(tuple(Guarded(g.id, g.name, g.rules) for g in self.of_key(key)))
 
     # ---- changes ------------------------------------------------------------------------------------
