@@ -86,7 +86,8 @@ def config(upstream: str) -> str:
         lines += ["[[providers]]", f'name = "{name}"', 'kind = "openai"', f'base_url = "{upstream}"', f"zdr = {zdr}", ""]
     models = {"team/open": [("eng-a", "a"), ("eng-b", "b")], "team/other": [("eng-b", "b")],
               "team/solo": [("eng-a", "a")], "team/greedy": [("eng-b", "greedy")],
-              "team/capped": [("eng-c", "gated-c")], "team/spill": [("eng-c", "gated-c"), ("eng-d", "gated-d")]}
+              "team/capped": [("eng-c", "gated-c")], "team/spill": [("eng-c", "gated-c"), ("eng-d", "gated-d")],
+              "team/gated": [("eng-d", "gated-d")]}
     for model, endpoints in models.items():
         lines += ["[[models]]", f'id = "{model}"', f'name = "{model}"', "context_length = 8192",
                   'prompt_price = "10"', 'completion_price = "10"',
@@ -349,6 +350,33 @@ def test_max_concurrency_falls_back_to_the_next_endpoint(team: Account, engine: 
         providers = [first.result(WAIT).json()["provider"], second.result(WAIT).json()["provider"]]
     assert providers == ["eng-c", "eng-d"]
     assert engine.most["gated-c"] == 1
+
+
+@pytest.mark.e2e
+def test_key_max_concurrency_queues_then_refuses_that_key_only(engine: GatedUpstream, tmp_path: Path) -> None:
+    (tmp_path / "routeway.toml").write_text(config(engine.base_url) + "\n[limits]\nkey_max_concurrency = 1\n")
+    gateway = start_gateway(tmp_path / "routeway.toml", tmp_path / "data")
+    try:
+        team = gateway.account(credits=10)
+        other_key = manage(team, "POST", "/keys", {"name": "other"}).json()["key"]
+        engine.close_gate()
+        with ThreadPoolExecutor(3) as pool:
+            try:
+                first = pool.submit(team.chat, ask("team/gated"))
+                engine.wait_in_flight("gated-d", 1)
+                queued = [pool.submit(team.chat, ask("team/gated")) for _ in range(2)]
+                finished = _first_done(queued)
+                assert finished, f"no request was refused: {engine.in_flight}"
+                refused = finished[0].result()
+                assert team.chat(ask("team/other"), key=other_key).status_code == 200  # another key is not held up
+            finally:
+                engine.open_gate()
+            assert refused.status_code == 429 and refused.json()["error"]["metadata"]["limited_by"] == \
+                "key_max_concurrency"
+            rest = [first.result(WAIT), *(f.result(WAIT) for f in queued if f is not finished[0])]
+        assert [r.status_code for r in rest] == [200, 200]
+    finally:
+        stop_gateway(gateway)
 
 
 def _first_done(futures: list[Future[httpx.Response]]) -> list[Future[httpx.Response]]:

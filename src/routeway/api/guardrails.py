@@ -30,6 +30,12 @@ class GuardrailCreate(Rules, kw_only=True, forbid_unknown_fields=False):
     account_default: bool = False  # routeway: the account's default guardrail, on every key
 
 
+class GuardrailPatch(Rules, kw_only=True, forbid_unknown_fields=False):
+    """PATCH /guardrails/{id}: the fields given replace the guardrail's (null clears one)."""
+    name: Name | None = None
+    account_default: bool | None = None
+
+
 class KeyHashes(Struct, forbid_unknown_fields=False):
     key_hashes: Annotated[list[Annotated[str, Meta(max_length=128)]], Meta(min_length=1, max_length=1000)]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
-from routeway.api.guardrails import GuardrailCreate, KeyHashes
+from routeway.api.guardrails import GuardrailCreate, GuardrailPatch, KeyHashes
 from routeway.api.keys import KeyCreate, KeyPatch
 from routeway.api.presets import PresetCreate, PresetPatch
 from routeway.wire import admin, catalog, completion, generation, keys, teams
@@ -135,7 +135,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/guardrails/{id}"): Operation("Get a guardrail", teams.GuardrailResponse, security=MANAGEMENT,
                                            errors=(404,)),
     ("PATCH", "/guardrails/{id}"): Operation("Change a guardrail (the fields given)", teams.GuardrailResponse,
-                                             security=MANAGEMENT, body=GuardrailCreate, errors=(404, 503)),
+                                             security=MANAGEMENT, body=GuardrailPatch, errors=(404, 503)),
     ("DELETE", "/guardrails/{id}"): Operation("Delete a guardrail and its assignments", Deleted,
                                               security=MANAGEMENT, errors=(404, 503)),
     ("GET", "/guardrails/{id}/assignments/keys"): Operation(
