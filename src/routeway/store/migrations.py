@@ -118,7 +118,7 @@ def m006_generation_api() -> list[str]:
     return ["ALTER TABLE generations ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'"]
 
 
-def m007_guardrails_and_presets() -> list[str]:
+def m010_guardrails_and_presets() -> list[str]:
     """Guardrails (policies an account assigns to its keys, or to all of them as its default) and presets
     (named request templates; every save is a new version, the highest is the one used)."""
     return [
@@ -163,4 +163,4 @@ def m007_guardrails_and_presets() -> list[str]:
 
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
-                                             m007_guardrails_and_presets]
+                                             m010_guardrails_and_presets]
