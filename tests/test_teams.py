@@ -416,3 +416,15 @@ def test_the_dashboard_lists_and_saves_presets_and_guardrails(team: Account, eng
         assert "web budget" in shown and "eng-a, eng-c" in shown and "account default" in shown
     assert team.chat({"model": "@preset/web", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
     assert team.chat(ask("team/solo")).json()["error"]["metadata"]["guardrail"] == "web budget"
+
+
+def test_guardrails_hold_on_the_messages_api_too(team: Account, engine: GatedUpstream) -> None:
+    made = manage(team, "POST", "/guardrails", {"name": "no solo here", "ignored_models": ["team/solo"]}).json()["data"]
+    manage(team, "POST", f"/guardrails/{made['id']}/assignments/keys", {"key_hashes": [key_hash(team, team.api_key)]})
+    seen = len(engine.bodies)
+    refused = httpx.post(team.gateway.api + "/messages", timeout=WAIT,
+                         headers={"x-api-key": team.api_key, "anthropic-version": "2023-06-01"},
+                         json={"model": "team/solo", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["type"] == "permission_error" and "no solo here" in refused.json()["error"]["message"]
+    assert len(engine.bodies) == seen
