@@ -40,6 +40,7 @@ from routeway.exchange import stream, whole
 from routeway.exchange.core import Exchange
 from routeway.exchange.events import Answer, Delta
 from routeway.ledger.bound import output_tokens
+from routeway.routing.concurrency import Slots
 from routeway.routing.health import Health
 from routeway.routing.plan import Attempt
 from routeway.transform.request import upstream_body
@@ -242,6 +243,7 @@ def run(name: str, request: dict[str, Any], call: FakeCall) -> Answer | list[Del
     e, client = endpoint(name), FakeClient()
     services = SimpleNamespace(
         metering=FakeMetering(), health=Health(), adapters={"fake": FakeAdapter(call)}, usage_rejections=Counter(), tracing=None, watchers=[],
+        slots=Slots(),
         settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
         store=SimpleNamespace(problem=None))
     request_ = chat(request)

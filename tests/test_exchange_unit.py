@@ -19,6 +19,7 @@ from routeway.exchange import stream, whole
 from routeway.exchange.core import Exchange
 from routeway.exchange.events import Delta, Outcome
 from routeway.ledger.metering import GenerationRecord
+from routeway.routing.concurrency import Slots
 from routeway.routing.health import Health
 from routeway.routing.plan import Attempt
 from routeway.wire.chat import parse_chat_request
@@ -116,6 +117,7 @@ def run(body: dict[str, Any], call: FakeCall, dialect: str | None = None, writab
     e = endpoint(dialect)
     services = SimpleNamespace(
         metering=metering, health=Health(), adapters={"fake": adapter}, usage_rejections=Counter(), tracing=None, watchers=[],
+        slots=Slots(),
         settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
         store=SimpleNamespace(problem="disk full" if not writable else None))
     exchange = Exchange(services, chat, SimpleNamespace(account_id="acct", hash="h"),  # type: ignore[arg-type]
@@ -222,7 +224,8 @@ def test_a_client_that_leaves_before_any_attempt_is_cancelled_and_holds_nothing(
 
     chat = parse_chat_request(b'{"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}')
     metering, e = FakeMetering(), endpoint()
-    services = SimpleNamespace(metering=metering, health=Health(), adapters={}, usage_rejections=Counter(), tracing=None, watchers=[],
+    services = SimpleNamespace(metering=metering, health=Health(), adapters={}, usage_rejections=Counter(), tracing=None,
+                               watchers=[], slots=Slots(),
                                settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
                                store=SimpleNamespace(problem=None))
     exchange = Exchange(services, chat, SimpleNamespace(account_id="a", hash="h"),  # type: ignore[arg-type]

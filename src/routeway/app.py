@@ -15,9 +15,11 @@ from routeway.api import (
     chat,
     destinations,
     generation,
+    guardrails,
     keys,
     messages,
     openapi,
+    presets,
     responses,
 )
 from routeway.api.http import (
@@ -64,7 +66,8 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, messages, responses, catalog_api, keys, generation, admin, destinations):
+        for module in (chat, messages, responses, catalog_api, keys, generation, admin, destinations, guardrails,
+                       presets):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above

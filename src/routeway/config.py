@@ -98,6 +98,7 @@ class EndpointConfig:
     supported_parameters: tuple[str, ...] | None = None
     dialect: str | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)  # merged into every upstream request
+    max_concurrency: int | None = None  # requests in flight to this engine at once; None: no cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,8 @@ class RoutingSettings:
     breaker_threshold: int = 5  # consecutive failures that open an endpoint's circuit breaker
     breaker_cooldown: float = 30.0  # seconds before a half-open probe
     health_flush_seconds: float = 30.0  # how often per-minute health counters are persisted
+    concurrency_queue: int = 16  # requests that may wait for a slot of one capped endpoint (or key); more: 429
+    concurrency_wait_seconds: float = 30.0  # the longest such a wait; then 429 with Retry-After
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,7 @@ class LimitSettings:
     free_daily: int = 50  # per account per day (sliding 24 h) on `:free` variants, while granted < $10 in all
     free_daily_with_credits: int = 1000  # ... once it was granted $10 or more
     key_concurrent_streams: int = 0  # streams open at once per API key; 0 = no limit
+    key_max_concurrency: int = 0  # requests in flight at once per API key, streamed or not; 0 = no limit
     signin_per_key: str = "60/minute;300/hour"  # dashboard sign-in attempts per key tried (any text counts)
     signin_failures_per_address: str = "30/minute;300/hour"  # failed sign-ins per client address
 
@@ -422,8 +426,16 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
         context_length=table.get("context_length"), max_output=table.get("max_output"),
         quantization=table.get("quantization", "unknown"),
         supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
-        extra_body=dict(table.get("extra_body", {})),
+        extra_body=dict(table.get("extra_body", {})), max_concurrency=_cap(table.get("max_concurrency"), where),
     )
+
+
+def _cap(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
+        raise ConfigError(f"{where}: max_concurrency must be a whole number from 1 to 100,000")
+    return value
 
 
 def load_settings(

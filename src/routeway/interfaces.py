@@ -88,3 +88,20 @@ class RateLimits(Protocol):
 
     async def sweep_forever(self) -> None:
         """Background upkeep of the counters (returns at once when the storage needs none)."""
+
+
+class ConcurrencyLimits(Protocol):
+    """Requests in flight per named engine or key, each under its cap (routing/concurrency.py in-process;
+    shared through Redis, the caps would hold across processes and replicas)."""
+
+    @property
+    def in_flight(self) -> Mapping[str, int]: ...
+
+    def try_acquire(self, name: str, cap: int) -> bool:
+        """Take a slot now if one is free and nobody waits for it."""
+
+    async def acquire(self, name: str, cap: int, queue: int, timeout: float) -> bool:
+        """Take a slot, waiting in arrival order behind at most ``queue`` others for at most ``timeout``."""
+
+    def release(self, name: str) -> None:
+        """Give a slot back (to the oldest waiter, if any)."""

@@ -24,7 +24,7 @@ from routeway.cache.service import ResponseCache
 from routeway.catalog import Catalog
 from routeway.config import Settings
 from routeway.connections import ConnectionStats
-from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
+from routeway.interfaces import AccountsBook, ConcurrencyLimits, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.follow import ChangeFollower
@@ -33,12 +33,15 @@ from routeway.ledger.metering import Metering
 from routeway.observe.broadcast import Broadcast
 from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
 from routeway.providers.http1 import Pool
+from routeway.routing.concurrency import Slots
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
 from routeway.store.base import Store, StoreUnwritable
 from routeway.store.destinations import DestinationRepository
 from routeway.store.sqlite import SQLiteStore
+from routeway.teams.guardrails import Guardrails
+from routeway.teams.presets import Presets
 
 if TYPE_CHECKING:
     from routeway.observe.logs import RequestLog
@@ -74,6 +77,9 @@ class Services:
     planner: Planner
     throttle: RateLimits
     redact: Redactor  # every configured secret, taken out of upstream errors (providers/redact.py)
+    guardrails: Guardrails  # policies and budgets of each account's keys (teams/guardrails.py)
+    presets: Presets  # request templates of each account (teams/presets.py)
+    slots: ConcurrencyLimits = field(default_factory=Slots)  # requests in flight per capped engine and key
     adapters: dict[str, Adapter] = field(default_factory=dict)
     http: Pool = field(default_factory=Pool)  # upstream connections, kept alive between calls
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -129,7 +135,7 @@ class Services:
                        metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
                        throttle=throttle, redact=Redactor.from_settings(settings), leases=leases,
                        follower=ChangeFollower(accounts) if leases is not None else None, shared=shared,
-                       session_store=session_store)
+                       session_store=session_store, guardrails=Guardrails(store, book), presets=Presets(store))
         services.broadcast = Broadcast(services.http)
         services.watch(settings)
         return services
@@ -160,6 +166,8 @@ class Services:
             self.follower.start_now()  # before the load: a change made meanwhile is applied again, never missed
         self.accounts.load()
         self.response_cache.load()
+        self.guardrails.load()
+        self.presets.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         worker = self.settings.worker

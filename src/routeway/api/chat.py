@@ -12,7 +12,7 @@ from routeway.api.auth import authenticate
 from routeway.api.chat_cache import record_misses, replay
 from routeway.api.chat_render import ChatCompletions
 from routeway.api.http import Request, Response
-from routeway.errors import store_unavailable
+from routeway.errors import APIError, store_unavailable
 from routeway.exchange import stream, whole
 from routeway.exchange.client import Renderer
 from routeway.exchange.core import Exchange
@@ -30,7 +30,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
         await admit(services, key)
-        raw = await request.body(services.settings.max_body_bytes)
+        raw = services.presets.resolve(key.account_id, await request.body(services.settings.max_body_bytes))
         chat = parse_chat_request(raw)
         cached = services.response_cache.policy(request.headers, key, "chat", chat.stream, raw)
         if cached is not None:
@@ -70,15 +70,25 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
     structured.check_request(chat)
     prompt = await _prompt_estimate(services, chat, body_bytes)
     demand = Demand(prompt, chat.output_limit, sent_parameters(chat))
-    attempts = services.planner.plan(chat, demand, time.time())
+    attempts = services.planner.plan(chat, demand, time.time(), services.guardrails.policy(key))
     client = renderer(new_generation_id(), prompt)
-    if not chat.stream:
-        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
-    await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+    cap = services.settings.limits.key_max_concurrency
+    if cap:
+        routing = services.settings.routing
+        if not await services.slots.acquire(key.hash, cap, routing.concurrency_queue, routing.concurrency_wait_seconds):
+            raise APIError(429, f"This key has {cap} requests in flight, its max_concurrency; retry shortly.",
+                           headers={"retry-after": "1"}, metadata={"limited_by": "key_max_concurrency"})
     try:
-        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
+        if not chat.stream:
+            return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
+        await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+        try:
+            return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
+        finally:
+            await services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
     finally:
-        await services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
+        if cap:
+            services.slots.release(key.hash)
 
 
 async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:

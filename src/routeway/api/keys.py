@@ -9,6 +9,7 @@ from msgspec import Meta, Struct
 
 from routeway.api.auth import authenticate
 from routeway.api.http import Request, Response, json_response
+from routeway.api.teams_views import budgets_view
 from routeway.api.views import key_view
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
@@ -67,9 +68,11 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
 
     async def current_key(request: Request) -> Response:
         key = authenticate(services, request)
-        view = key_view(key, now_ms())
+        now = now_ms()
+        view = key_view(key, now)
+        budgets, effective = budgets_view(key, services.guardrails.of_key(key), now)
         view.update(is_provisioning_key=key.is_management, organization_id=None,
-                    workspace_id=None, allowed_data_regions=["global"], budgets=[], effective_budget=None,
+                    workspace_id=None, allowed_data_regions=["global"], budgets=budgets, effective_budget=effective,
                     **await services.throttle.describe(accounts.of_key(key)))
         return json_response({"data": view})
 

@@ -15,8 +15,10 @@ from routeway.api.destinations import (
     DestinationResponse,
     DestinationsListResponse,
 )
+from routeway.api.guardrails import GuardrailCreate, GuardrailPatch, KeyHashes
 from routeway.api.keys import KeyCreate, KeyPatch
-from routeway.wire import admin, catalog, completion, generation, keys, responses
+from routeway.api.presets import PresetCreate, PresetPatch
+from routeway.wire import admin, catalog, completion, generation, keys, responses, teams
 from routeway.wire.chat import ChatRequest
 from routeway.wire.errors import Deleted, ErrorResponse
 from routeway.wire.messages import (
@@ -60,6 +62,7 @@ class Operation:
 
 
 OFFSET = Query("offset", COUNT, "How many entries to skip.")
+LIMIT = Query("limit", COUNT, "How many entries to list at most (100 at most).")
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/chat/completions"): Operation(
@@ -150,5 +153,49 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/admin/accounts/{account}/ledger"): Operation("List an account's ledger rows", admin.LedgerResponse,
                                                            security=OPERATOR, errors=(404,)),
     ("GET", "/openapi.json"): Operation("This OpenAPI document", None),
+    # guardrails and presets (teams/): OpenRouter's paths, management keys
+    ("GET", "/guardrails"): Operation("List the account's guardrails", teams.GuardrailsListResponse,
+                                      security=MANAGEMENT, errors=(400,), query=(OFFSET, LIMIT)),
+    ("POST", "/guardrails"): Operation(
+        "Create a guardrail (enforces nothing until assigned to keys, or `account_default`)",
+        teams.GuardrailResponse, security=MANAGEMENT, body=GuardrailCreate, status=201, errors=(503,)),
+    ("GET", "/guardrails/assignments/keys"): Operation(
+        "List every key assignment of the account's guardrails", teams.KeyAssignmentsResponse,
+        security=MANAGEMENT, errors=(400,), query=(OFFSET, LIMIT)),
+    ("GET", "/guardrails/{id}"): Operation("Get a guardrail", teams.GuardrailResponse, security=MANAGEMENT,
+                                           errors=(404,)),
+    ("PATCH", "/guardrails/{id}"): Operation("Change a guardrail (the fields given)", teams.GuardrailResponse,
+                                             security=MANAGEMENT, body=GuardrailPatch, errors=(404, 503)),
+    ("DELETE", "/guardrails/{id}"): Operation("Delete a guardrail and its assignments", Deleted,
+                                              security=MANAGEMENT, errors=(404, 503)),
+    ("GET", "/guardrails/{id}/assignments/keys"): Operation(
+        "List the keys a guardrail is assigned to", teams.KeyAssignmentsResponse, security=MANAGEMENT,
+        errors=(400, 404), query=(OFFSET, LIMIT)),
+    ("POST", "/guardrails/{id}/assignments/keys"): Operation(
+        "Assign a guardrail to API keys", teams.AssignedCount, security=MANAGEMENT, body=KeyHashes,
+        errors=(404, 503)),
+    ("POST", "/guardrails/{id}/assignments/keys/remove"): Operation(
+        "Unassign a guardrail from API keys", teams.UnassignedCount, security=MANAGEMENT, body=KeyHashes,
+        errors=(404, 503)),
+    ("GET", "/presets"): Operation("List the account's presets", teams.PresetsListResponse, security=MANAGEMENT,
+                                   errors=(400,), query=(OFFSET, LIMIT)),
+    ("POST", "/presets"): Operation(
+        "Create a preset, or save a new version of an existing slug", teams.PresetResponse,
+        security=MANAGEMENT, body=PresetCreate, status=201, errors=(503,)),
+    ("GET", "/presets/{slug}"): Operation("Get a preset with its designated (latest) version", teams.PresetResponse,
+                                          security=MANAGEMENT, errors=(404,)),
+    ("PATCH", "/presets/{slug}"): Operation(
+        "Change a preset's name, description or status; a new config or system prompt is a new version",
+        teams.PresetResponse, security=MANAGEMENT, body=PresetPatch, errors=(404, 503)),
+    ("GET", "/presets/{slug}/versions"): Operation("List a preset's versions, newest first",
+                                                   teams.PresetVersionsResponse, security=MANAGEMENT,
+                                                   errors=(400, 404), query=(OFFSET,)),
+    ("GET", "/presets/{slug}/versions/{version}"): Operation("Get one version of a preset",
+                                                             teams.PresetVersionResponse, security=MANAGEMENT,
+                                                             errors=(404,)),
+    ("POST", "/presets/{slug}/chat/completions"): Operation(
+        "Save a chat completions body's configuration as the preset's new version (messages and stream are not"
+        " kept; a system message becomes the system prompt)", teams.PresetResponse, security=MANAGEMENT,
+        body=ChatRequest, errors=(503,)),
 }
 

@@ -54,6 +54,7 @@ class Endpoint:
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     cache_read_nano_per_m: int | None = None  # prompt tokens read from the upstream's prompt cache; None: prompt price
     cache_write_nano_per_m: int | None = None  # prompt tokens written into it; None: prompt price
+    max_concurrency: int | None = None  # requests in flight to this engine at once (routing/concurrency.py)
 
     @property
     def prompt_bound_nano_per_m(self) -> int:
@@ -169,7 +170,7 @@ class Catalog:
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
                 dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
-                extra_body=declared.extra_body,
+                extra_body=declared.extra_body, max_concurrency=declared.max_concurrency,
                 cache_read_nano_per_m=_nano(declared.input_cache_read if declared.input_cache_read is not None
                                             else model.input_cache_read),
                 cache_write_nano_per_m=_nano(declared.input_cache_write if declared.input_cache_write is not None

@@ -80,6 +80,7 @@ class Exchange:
         if request_id is not None or parent is not None:  # upstream calls carry the request's id and trace
             state = tracestate(headers.get("tracestate"))
             UPSTREAM_HEADERS.set(upstream_headers(request_id, traceparent(parent), state))
+        self.slot: str | None = None  # the answering engine's max_concurrency slot, given back at the end
 
     async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
@@ -119,6 +120,9 @@ class Exchange:
                 raise
             result = error
         finally:
+            if self.slot is not None:
+                self.services.slots.release(self.slot)
+                self.slot = None
             if self.record is None:
                 self.services.metering.release(reservation)
             else:
@@ -203,8 +207,10 @@ class Exchange:
                 self.trace.attempt(attempt, entry, len(self.attempt_log) - 1)
             return await start(attempt, entry)
 
-        _, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
-                                       begin, self.attempt_log)
+        answering, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,
+                                               begin, self.attempt_log, self.services.slots)
+        if answering.endpoint.max_concurrency is not None:
+            self.slot = answering.endpoint.key  # held until the exchange ends
         assert self.attempt is not None
         reading = reading_for(self.attempt.endpoint)
         self.finish_reason = reading.finish_reason

@@ -33,6 +33,16 @@ class AccountState:
         return self.leased - self.reserved
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A guardrail's dollar budget over one key's spend, checked like the key's own limit (teams/guardrails.py
+    keeps each key's ``budgets`` current as guardrails and assignments change)."""
+    guardrail_id: str
+    name: str
+    limit: int  # nano-USD per window
+    reset: str | None  # daily, weekly, monthly; None: lifetime
+
+
 @dataclass(slots=True)
 class KeyState:
     hash: str
@@ -54,6 +64,7 @@ class KeyState:
     windows: dict[str, list[int]] = field(default_factory=dict)
     leased: int | None = None  # of the limit, in the window ``lease_window``: as AccountState.leased
     lease_window: int = 0  # ms: the limit window the lease belongs to (0 without a reset)
+    budgets: tuple[Budget, ...] = ()
 
     def window_start(self, now_ms: int) -> int:
         return period_start_ms(self.limit_reset, now_ms) if self.limit_reset else 0
@@ -66,7 +77,14 @@ class KeyState:
         return window[1]
 
     def limit_usage(self, now_ms: int) -> int:
-        return self.usage_in(self.limit_reset, now_ms) if self.limit_reset else self.usage
+        return self.spent(self.limit_reset, now_ms)
+
+    def spent(self, reset: str | None, now_ms: int) -> int:
+        """Charged in the current ``reset`` window, or all time when there is none."""
+        return self.usage_in(reset, now_ms) if reset else self.usage
+
+    def budget_remaining(self, budget: Budget, now_ms: int) -> int:
+        return max(0, budget.limit - self.spent(budget.reset, now_ms) - self.reserved)
 
     def limit_left(self, now_ms: int) -> int:
         """What the limit still allows, reservations not deducted (a key with a limit only)."""
@@ -93,11 +111,12 @@ class KeyState:
 
 
 class InsufficientFunds(Exception):
-    def __init__(self, available: int, needed: int, scope: str) -> None:
+    def __init__(self, available: int, needed: int, scope: str, budget: Budget | None = None) -> None:
         super().__init__(scope)
         self.available = available
         self.needed = needed
-        self.scope = scope  # "account" or "key"
+        self.scope = scope  # "account", "key" or "guardrail"
+        self.budget = budget  # the guardrail budget that is short
 
 
 @dataclass(slots=True)
@@ -120,6 +139,10 @@ class Book:
         key_left = key.limit_remaining(now_ms)
         if key_left is not None and key_left < amount:
             raise InsufficientFunds(key_left, amount, "key")
+        for budget in key.budgets:
+            budget_left = key.budget_remaining(budget, now_ms)
+            if budget_left < amount:
+                raise InsufficientFunds(budget_left, amount, "guardrail", budget)
         account.reserved += amount
         key.reserved += amount
         return Reservation(account, key, amount)
@@ -136,6 +159,8 @@ class Book:
         if key.limit is not None:
             left = key.leased if key.leased is not None else key.limit - key.limit_usage(now_ms)
             charge = min(charge, left - (key.reserved - reservation.amount))
+        for budget in key.budgets:
+            charge = min(charge, budget.limit - key.spent(budget.reset, now_ms) - (key.reserved - reservation.amount))
         charge = max(0, charge)
         unused = reservation.amount - charge
         account.reserved -= unused

@@ -11,7 +11,7 @@ import msgspec
 
 from routeway.errors import APIError, store_unavailable
 from routeway.ledger.accounts import now_ms
-from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
+from routeway.ledger.book import Book, Budget, InsufficientFunds, KeyState, Reservation
 from routeway.ledger.ids import new_id
 from routeway.ledger.leases import Leases
 from routeway.ledger.money import MILLION, nano_to_usd, token_cost
@@ -85,6 +85,16 @@ class GenerationRecord:
         return GenerationRepository.insert((*values[:_ATTEMPTS], _encode(self.attempts).decode(), *values[_ATTEMPTS:]))
 
 
+def budget_exceeded(budget: Budget, left: int, needed: int) -> APIError:
+    """403, as OpenRouter answers a guardrail's budget: the policy and its rule named."""
+    window = budget.reset or "lifetime"
+    return APIError(
+        403, f"Guardrail \"{budget.name}\" {window} budget of ${nano_to_usd(budget.limit):.6f} would be exceeded:"
+             f" ${nano_to_usd(left):.6f} left, and this request may cost up to ${nano_to_usd(needed):.6f}.",
+        metadata={"guardrail_id": budget.guardrail_id, "guardrail": budget.name, "rule": "limit_usd",
+                  "reset_interval": window, "available_usd": nano_to_usd(left), "required_usd": nano_to_usd(needed)})
+
+
 _encode = msgspec.json.Encoder().encode
 _ATTEMPTS = GENERATION_COLUMNS.index("attempts")
 _fields = attrgetter(*(name for name in GENERATION_COLUMNS if name != "attempts"))
@@ -112,6 +122,8 @@ class Metering:
         try:
             return self.book.reserve(key, amount, now_ms())
         except InsufficientFunds as short:
+            if short.budget is not None:  # a guardrail's budget: no lease can cover it
+                raise budget_exceeded(short.budget, short.available, short.needed) from None
             if self.leases is not None and not covered:
                 raise NeedsLease(key, amount) from None
             left = short.available

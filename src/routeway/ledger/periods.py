@@ -48,3 +48,15 @@ def parse_iso_ms(text: str) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
+
+
+def period_end_ms(reset: str, now_ms: int) -> int:
+    """When the window that holds ``now_ms`` ends (the next one starts)."""
+    now = datetime.fromtimestamp(period_start_ms(reset, now_ms) / 1000, tz=UTC)
+    if reset == "daily":
+        end = now + timedelta(days=1)
+    elif reset == "weekly":
+        end = now + timedelta(days=7)
+    else:
+        end = (now.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return int(end.timestamp() * 1000)

@@ -22,11 +22,13 @@ from typing import Any
 from routeway.catalog import Catalog, Endpoint, ModelInfo
 from routeway.errors import APIError
 from routeway.interfaces import HealthRegistry
+from routeway.teams.policy import Policy, Refusal
 from routeway.wire.chat import ChatRequest, ProviderPreferences, SortConfig
 
 VARIANTS = ("nitro", "floor", "free")
 SEED_VARIABLE = "ROUTEWAY_ROUTING_SEED"
-_TTFT, _TPS = 1, 2  # sample fields in EndpointHealth.samples
+_TTFT, _TPS = 1, 2
+NO_POLICY = Policy()  # sample fields in EndpointHealth.samples
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Exclusion:
     reason: str
     by_request: bool  # excluded by the caller's preferences, rather than by what the endpoint can do
     temporary: bool = False  # rate limited or breaker open: it may take requests again soon
+    refusal: Refusal | None = None  # a guardrail forbids it
 
 
 @dataclass(slots=True)
@@ -85,7 +88,14 @@ class Planner:
         self.health = health
         self.rng = rng or seeded_random()
 
-    def plan(self, chat: ChatRequest, demand: Demand, now: float) -> list[Attempt]:
+    def plan(self, chat: ChatRequest, demand: Demand, now: float, policy: Policy = NO_POLICY) -> list[Attempt]:
+        """``policy``: the caller's guardrails; a model one forbids is a 403 before anything else, and the
+        endpoints one forbids are left out (all of them left out: a 403 too)."""
+        if policy:
+            for requested in requested_models(chat):
+                refusal = policy.model_refusal(requested)
+                if refusal is not None:
+                    raise guardrail_refusal(refusal)
         prefs = chat.provider or ProviderPreferences()
         groups: list[list[Attempt]] = []
         exclusions: list[Exclusion] = []
@@ -99,6 +109,11 @@ class Planner:
                 continue
             eligible: list[Endpoint] = []
             for endpoint in self.catalog.endpoints_for(base):
+                refusal = policy.endpoint_refusal(endpoint) if policy else None
+                if refusal is not None:
+                    exclusions.append(Exclusion(base, endpoint.tag, f"forbidden by guardrail \"{refusal.guardrail}\""
+                                                f" ({refusal.rule}: {refusal.reason})", True, refusal=refusal))
+                    continue
                 reason, by_request = self._exclusion(endpoint, chat, prefs, demand, variant)
                 if reason is None and self.health.of(endpoint.key).rate_limited(now):
                     wait = self.health.of(endpoint.key).retry_at - now
@@ -235,6 +250,11 @@ class Planner:
                             metadata={"availability": {"code": "no_endpoints", "requested_models": requested}})
         details = "; ".join(f"{x.provider}: {x.reason}" for x in exclusions)
         excluded_by = [{"model": x.model, "provider": x.provider, "reason": x.reason} for x in exclusions]
+        refusals = [x.refusal for x in exclusions if x.refusal is not None]
+        if len(refusals) == len(exclusions):  # nothing but guardrails stands in the way: the policy refuses
+            return APIError(403, f"Guardrails forbid every endpoint of {', '.join(requested)}: {details}.",
+                            metadata={**refusals[0].metadata, "availability": {"code": "guardrail_filtered",
+                                                                              "excluded_by": excluded_by}})
         capable = [x for x in exclusions if not x.by_request]
         if capable and all(x.temporary for x in capable):
             wait = max(1, int(min(retry_after) + 0.999))
@@ -249,6 +269,11 @@ class Planner:
             x.reason == "no tool use support" for x in exclusions) else "No endpoints found that can take this request"
         return APIError(404, f"{headline} for {', '.join(requested)}: {details}.",
                         metadata={"availability": {"code": "constraint_filtered", "excluded_by": excluded_by}})
+
+
+def guardrail_refusal(refusal: Refusal) -> APIError:
+    return APIError(403, f"Guardrail \"{refusal.guardrail}\" forbids this request: {refusal.reason}"
+                         f" ({refusal.rule}).", metadata=refusal.metadata)
 
 
 def _sort_of(prefs: ProviderPreferences) -> str | None:

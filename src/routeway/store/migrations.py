@@ -190,10 +190,53 @@ def m009_credit_leases_and_changes() -> list[str]:
     ]
 
 
+def m010_guardrails_and_presets() -> list[str]:
+    """Guardrails (policies an account assigns to its keys, or to all of them as its default) and presets
+    (named request templates; every save is a new version, the highest is the one used)."""
+    return [
+        """CREATE TABLE guardrails (
+            id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            name TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            account_default INTEGER NOT NULL,
+            deleted INTEGER NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT
+        )""",
+        """CREATE TABLE guardrail_keys (
+            guardrail_id TEXT NOT NULL REFERENCES guardrails(id),
+            key_hash TEXT NOT NULL REFERENCES api_keys(hash),
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (guardrail_id, key_hash)
+        )""",
+        """CREATE TABLE presets (
+            id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            slug TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT,
+            status TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            UNIQUE (account_id, slug)
+        )""",
+        """CREATE TABLE preset_versions (
+            id TEXT PRIMARY KEY,
+            preset_id TEXT NOT NULL REFERENCES presets(id),
+            version INTEGER NOT NULL,
+            config TEXT NOT NULL,
+            system_prompt TEXT,
+            created_at BIGINT NOT NULL,
+            UNIQUE (preset_id, version)
+        )""",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
                                              m007_response_cache, m008_observability_destinations,
-                                             m009_credit_leases_and_changes]
+                                             m009_credit_leases_and_changes, m010_guardrails_and_presets]
 
 
 def applied_migrations(store: Store) -> list[str]:

@@ -106,14 +106,14 @@ class Ctx:
 
 class Dashboard:
     def __init__(self, services: Services) -> None:
-        from routeway.web import account, activity, keys, models, playground, rankings
+        from routeway.web import account, activity, keys, models, playground, rankings, teams
 
         self.services = services
         self.env = make_env()
         self.sessions = Sessions(services)
         self.static = Static()
         self.router: Router[Page] = Router()
-        for module in (models, rankings, activity, keys, playground, account):
+        for module in (models, rankings, activity, keys, playground, account, teams):
             for method, path, handler in module.routes(self):
                 self.router.add(method, path, handler)
 

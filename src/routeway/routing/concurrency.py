@@ -1,0 +1,71 @@
+"""Requests in flight per engine (an endpoint's ``max_concurrency``) and per API key
+(``[limits] key_max_concurrency``), counted in this process: ``interfaces.ConcurrencyLimits``'s in-process
+implementation. A full slot makes routing fall back to the next endpoint; with none left the request
+waits in a bounded queue (arrival order) for the first one, then gets a 429 with Retry-After.
+
+A slot given back goes straight to the oldest waiter, so a newcomer cannot take it first. Shared across
+processes (issue 12), the counts would live in Redis behind the same interface."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+
+
+class Slots:
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    @property
+    def in_flight(self) -> Mapping[str, int]:
+        return self._held
+
+    def try_acquire(self, name: str, cap: int) -> bool:
+        held = self._held.get(name, 0)
+        if held >= cap or self._waiting.get(name):  # waiters go first
+            return False
+        self._held[name] = held + 1
+        return True
+
+    async def acquire(self, name: str, cap: int, queue: int, timeout: float) -> bool:
+        """A slot, waiting at most ``timeout`` behind at most ``queue`` others; False when there is none."""
+        if self.try_acquire(name, cap):
+            return True
+        waiters = self._waiting.setdefault(name, deque())
+        if len(waiters) >= queue or timeout <= 0:
+            return False
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            if future.done():  # the slot arrived as the time ran out: it is ours, give it on
+                self.release(name)
+            return False
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.release(name)
+            raise
+        finally:
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiting.pop(name, None)
+            if not future.done():
+                future.cancel()
+
+    def release(self, name: str) -> None:
+        waiters = self._waiting.get(name)
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)  # the slot passes to the waiter: the count stays
+                return
+        held = self._held.get(name, 0) - 1
+        if held > 0:
+            self._held[name] = held
+        else:
+            self._held.pop(name, None)
