@@ -39,9 +39,13 @@ def redis_cli(port: int, *args: str) -> str:
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=10).stdout
 
 
-def shared_config(tmp_path: Path, upstream: MockUpstream, extra: str, redis_url: str, prefix: str) -> Path:
+def shared_config(tmp_path: Path, upstream: MockUpstream, extra: str, redis_url: str, prefix: str,
+                  timeout_seconds: float = 5) -> Path:
+    """``timeout_seconds``: how slow a Redis call may be before the replica counts Redis as away and holds
+    its limits alone; tests of sharing give a loaded CI machine room (seconds), the fault test keeps it short."""
     return write_config(tmp_path / "routeway.toml", upstream.base_url,
-                        extra + f'\n[shared]\nredis = "{redis_url}"\nprefix = "{prefix}"\n')
+                        extra + f'\n[shared]\nredis = "{redis_url}"\nprefix = "{prefix}"\n'
+                        f"timeout_seconds = {timeout_seconds}\n")
 
 
 def twin(tmp_path: Path, config: Path) -> tuple[Gateway, Gateway, Account]:
@@ -231,7 +235,7 @@ def test_redis_going_away_degrades_to_per_process_state_and_coming_back_restores
     redis = start_redis()
     (tmp_path / "a").mkdir()
     config = shared_config(tmp_path, upstream, '\n[limits]\nkey_requests = "1000/hour"\n',
-                           f"redis://127.0.0.1:{port}/0", "rw-fault:")
+                           f"redis://127.0.0.1:{port}/0", "rw-fault:", timeout_seconds=0.25)
     gateway = start_gateway(config, tmp_path / "a" / "data")
 
     def degraded() -> str:
