@@ -23,8 +23,11 @@ class ChangeRepository:
 
     @staticmethod
     def append(kind: str, subject: str, at_ms: int) -> Op:
-        # The next id in the change's own transaction: SQLite's writers take turns, and on PostgreSQL two
-        # changes at once collide on the primary key (one fails) rather than commit out of id order.
+        # The next id in the change's own transaction, so ids follow commit order and a follower reading
+        # "after the last id it saw" never skips a row that commits late with a smaller id. SQLite's writers
+        # take turns (BEGIN IMMEDIATE); on PostgreSQL two changes at once collide on the primary key (the
+        # second waits for the first to commit, then fails) and the store replays the loser
+        # (store/postgres.py ``lost_a_race``), which then reads the new last id.
         return ("INSERT INTO store_changes (id, kind, subject, created_at)"
                 " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ? FROM store_changes", (kind, subject, at_ms))
 
