@@ -1,9 +1,11 @@
 """Changes that reach every replica: two `routeway serve` replicas on one PostgreSQL database, changing keys
-at the same instant, never answer 500 and each sees every change the other made."""
+at the same instant, never answer 500 and each sees every change the other made; an account's response-cache
+default and its observability destinations, changed through one, are in force on the other within a second."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.conftest import start_gateway, stop_gateway, write_config
+from tests.support.otlp_receiver import Receiver
 from tests.support.postgres import ThrowawayDatabase, available
 from tests.support.upstream import MockUpstream
 
@@ -69,3 +72,51 @@ def test_key_changes_at_once_through_two_replicas_all_succeed_and_reach_both(
     finally:
         for replica in replicas:
             stop_gateway(replica)
+
+
+def test_cache_defaults_and_destinations_changed_through_one_replica_are_in_force_on_the_other(
+        upstream: MockUpstream, database: ThrowawayDatabase, tmp_path: Path) -> None:
+    url = database.url_for(str(tmp_path))
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url)
+    first, second = (start_gateway(config, tmp_path / name, {"ROUTEWAY_DATABASE_URL": url}) for name in ("a", "b"))
+    receiver = Receiver().start()
+    try:
+        account = first.account(credits=1.0)
+        management = {"authorization": f"Bearer {account.management_key}"}
+
+        def chat(text: str) -> httpx.Response:
+            answer = httpx.post(second.api + "/chat/completions", timeout=30,
+                                json={"model": "test/echo", "messages": [{"role": "user", "content": text}]},
+                                headers={"authorization": f"Bearer {account.api_key}"})
+            assert answer.status_code == 200, answer.text
+            return answer
+
+        # the account's response-cache default, turned on and off through the first replica
+        on = first.admin("PUT", f"/admin/accounts/{account.id}/response-cache", {"enabled": True, "ttl_seconds": 600})
+        assert on.status_code == 200, on.text
+        time.sleep(1.0)
+        text = f"cache me {uuid.uuid4().hex}"
+        assert [chat(text).headers.get("x-openrouter-cache-status") for _ in range(2)] == ["MISS", "HIT"]
+        assert first.admin("PUT", f"/admin/accounts/{account.id}/response-cache", {"enabled": False}).status_code == 200
+        time.sleep(1.0)
+        assert "x-openrouter-cache-status" not in chat(text).headers
+
+        # a destination created through the first replica gets the second's generations
+        made = httpx.post(first.api + "/observability/destinations", headers=management, timeout=30, json={
+            "name": "hook", "type": "webhook", "config": {"endpoint": receiver.root + "/hook"}})
+        assert made.status_code == 201, made.text
+        destination = f"{second.api}/observability/destinations/{made.json()['data']['id']}"
+        time.sleep(1.0)
+        assert httpx.get(destination, headers=management).json()["data"]["status"] is not None  # in force there
+        generation = chat("broadcast me").json()["id"].encode()
+        receiver.wait_for(lambda: any(p == "/hook" and generation in b for p, _, b in receiver.bodies),
+                          "the second replica's generation at the destination")
+        # paused through the first: the second stops sending to it
+        paused = httpx.patch(destination.replace(second.api, first.api), headers=management, json={"enabled": False})
+        assert paused.status_code == 200, paused.text
+        time.sleep(1.0)
+        assert httpx.get(destination, headers=management).json()["data"]["status"] is None
+    finally:
+        receiver.stop()
+        stop_gateway(first)
+        stop_gateway(second)

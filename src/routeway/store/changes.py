@@ -1,6 +1,8 @@
-"""The change log: one row per account or key change (created, granted, limit changed, disabled, deleted),
-written in the change's own transaction, so every process sharing the store can follow it (ledger/follow.py)
-with one indexed read of the rows after the last id it saw. Ids follow commit order."""
+"""The change log: one row per account or key change (created, granted, limit changed, disabled, deleted)
+and per change of a setting every process holds in memory (an account's response-cache default, an
+observability destination), written in the change's own transaction, so every process sharing the store
+can follow it (ledger/follow.py) with one indexed read of the rows after the last id it saw. Ids follow
+commit order."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ BATCH = 1000
 
 class Change(NamedTuple):
     id: int
-    kind: str  # "account" or "key"
-    subject: str  # the account id or the key hash
+    kind: str  # "account", "key", "response_cache" (an account's default) or "destination"
+    subject: str  # the account id, the key hash or the destination id
 
 
 class ChangeRepository:
