@@ -50,13 +50,19 @@ def test_key_changes_at_once_through_two_replicas_all_succeed_and_reach_both(
 
         def change(i: int) -> tuple[int, str]:
             replica, key = replicas[i % 2], keys[i % len(keys)]
-            limit = round(0.01 * (1 + i // len(keys)), 2)  # the last round sets the highest limit
+            limit = round(0.01 * (1 + i // len(keys)), 2)
             answer = httpx.patch(f"{replica.api}/keys/{key}", json={"limit": limit}, headers=management, timeout=30)
             return answer.status_code, answer.text
 
+        def grant(i: int) -> tuple[int, str]:  # account changes, at the same instants as the key changes
+            answer = replicas[i % 2].admin("POST", f"/admin/accounts/{account.id}/credits", {"amount": 0.001})
+            return answer.status_code, answer.text
+
         with ThreadPoolExecutor(32) as pool:
-            answers = list(pool.map(change, range(len(keys) * rounds)))
-        assert Counter(status for status, _ in answers) == {200: len(keys) * rounds}, [
+            changes = [pool.submit(change, i) for i in range(len(keys) * rounds)]
+            grants = [pool.submit(grant, i) for i in range(rounds)]
+            answers = [future.result() for future in changes + grants]
+        assert Counter(status for status, _ in answers) == {200: len(keys) * rounds, 201: rounds}, [
             text for status, text in answers if status != 200][:3]
 
         # every change is in the log exactly once, and both replicas follow it to the state the store holds
@@ -65,6 +71,8 @@ def test_key_changes_at_once_through_two_replicas_all_succeed_and_reach_both(
             (len(keys) * (rounds + 1),)]  # each key's creation and its changes
         stored = dict(rows(url, "SELECT hash, limit_nano FROM api_keys WHERE hash = ANY(%s)", (keys,)))
         time.sleep(1.0)
+        credits = [r.admin("GET", f"/admin/accounts/{account.id}").json()["data"]["total_credits"] for r in replicas]
+        assert credits == [pytest.approx(1.0 + 0.001 * rounds)] * 2  # every grant, seen by both
         for replica in replicas:
             for key in keys:
                 seen = httpx.get(f"{replica.api}/keys/{key}", headers=management, timeout=10).json()["data"]
