@@ -10,10 +10,11 @@ import pytest
 
 from routeway.api.destinations import REDACTED, view
 from routeway.config import ConfigError, TelemetrySettings, load_settings
-from routeway.observe.broadcast import BATCH, QUEUE, QUEUE_BYTES, Destination
+from routeway.observe.broadcast import BATCH, QUEUE, QUEUE_BYTES, Broadcast, Destination
 from routeway.observe.exports import Export
 from routeway.observe.ids import request_id, traceparent, tracestate, upstream_headers
 from routeway.observe.summary import Finished
+from routeway.providers.http1 import Pool
 
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -87,6 +88,19 @@ def test_a_destination_that_is_down_holds_a_bounded_queue_and_keeps_the_newest()
     assert len(small.queue) == QUEUE and small.dropped == 5
     batch = small.take()
     assert len(batch) == BATCH and small.queued_bytes == sum(e.size for e in small.queue)
+
+
+def test_a_destination_told_again_of_its_own_row_keeps_its_queue() -> None:
+    """The change log tells a process of its own changes too: re-applying the same row loses nothing queued."""
+    broadcast = Broadcast(Pool())
+    broadcast.put(_row())
+    broadcast.by_id["dst-1"].enqueue(Export(_finished("gen-1"), "0" * 32, None, None, ""))
+    broadcast.put(_row())
+    assert [e.finished.generation_id for e in broadcast.by_id["dst-1"].queue] == ["gen-1"]
+    broadcast.put(_row(name="renamed", updated_at=2))  # a real change replaces it
+    assert not broadcast.by_id["dst-1"].queue
+    broadcast.put(_row(enabled=0))
+    assert "dst-1" not in broadcast.by_id and broadcast.by_account == {} and broadcast.rows == {}
 
 
 def test_telemetry_settings_follow_the_standard_variables_and_refuse_bad_values(tmp_path: Path) -> None:

@@ -104,7 +104,11 @@ class Services:
         cache = self.settings.cache
         backend: CacheBackend = (RedisBackend(cache.redis_url, cache.redis_prefix) if cache.redis_url
                                  else StoreBackend(self.store))
-        self.response_cache = ResponseCache(self.store, backend, cache.max_entry_bytes)
+        self.response_cache = ResponseCache(self.store, backend, cache.max_entry_bytes,
+                                            logged=self.follower is not None)
+        if self.follower is not None:  # settings held in memory follow the change log as accounts and keys do
+            self.follower.on("response_cache", self.response_cache.follow)
+            self.follower.on("destination", self.follow_destination)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -146,6 +150,17 @@ class Services:
         self.broadcast.put(row)
         if self.broadcast.by_id and self.broadcast not in self.watchers:
             self.watchers.append(self.broadcast)
+
+    async def follow_destination(self, destination_id: str) -> None:
+        """A destination changed, maybe through another process: read it back and apply it."""
+        row = await DestinationRepository(self.store).by_id(destination_id)
+        if row is None or not row["enabled"]:
+            self.broadcast.remove(destination_id)
+            return
+        try:
+            self.broadcasting(row)
+        except (ValueError, KeyError) as exc:  # one unusable row must not stop following
+            log.error("observability destination %s cannot be used, skipped: %s", destination_id, exc)
 
     def watch(self, settings: Settings) -> None:
         """The observers the settings ask for; none by default, so the exchange core does nothing more."""

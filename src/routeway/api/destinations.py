@@ -18,6 +18,7 @@ from routeway.ledger.ids import new_id
 from routeway.observe.broadcast import request_headers, target_url
 from routeway.providers.http1 import Target, header_block
 from routeway.store.base import Op, StoreUnwritable
+from routeway.store.changes import ChangeRepository
 from routeway.store.destinations import DestinationRepository
 from routeway.wire.decode import decode
 
@@ -120,9 +121,12 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     repository = DestinationRepository(services.store)
     limit = services.settings.max_body_bytes
 
-    async def write(op: Op) -> None:
+    async def write(op: Op, destination_id: str) -> None:
+        ops = [op]
+        if services.follower is not None:  # other processes share the store: they follow the change
+            ops.append(ChangeRepository.append("destination", destination_id, now_ms()))
         try:
-            await services.store.write([op])
+            await services.store.write(ops)
         except StoreUnwritable as exc:
             raise store_unavailable(exc.problem) from None
 
@@ -153,7 +157,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
                "privacy_mode": int(body.privacy_mode), "enabled": int(body.enabled),
                "api_key_hashes": msgspec.json.encode(body.api_key_hashes).decode() if body.api_key_hashes is not None
                else None, "created_at": now_ms(), "updated_at": None}
-        await write(repository.insert(row))
+        await write(repository.insert(row), row["id"])
         services.broadcasting(row)
         return json_response({"data": view(row, status_of(row))}, status=201)
 
@@ -175,13 +179,13 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         if patch.api_key_hashes is not None:
             row["api_key_hashes"] = msgspec.json.encode(patch.api_key_hashes).decode()
         row["updated_at"] = now_ms()
-        await write(repository.update(row))
+        await write(repository.update(row), row["id"])
         services.broadcasting(row)
         return json_response({"data": view(row, status_of(row))})
 
     async def delete_destination(request: Request) -> Response:
         account_id, row = await owned(request)
-        await write(repository.delete(row["id"], account_id))
+        await write(repository.delete(row["id"], account_id), row["id"])
         services.broadcast.remove(row["id"])
         return json_response({"deleted": True})
 

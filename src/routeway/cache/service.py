@@ -14,15 +14,18 @@ from routeway.cache.policy import CachePolicy
 from routeway.errors import store_unavailable
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState
-from routeway.store.base import Store, StoreUnwritable
+from routeway.store.base import Op, Store, StoreUnwritable
+from routeway.store.changes import ChangeRepository
 from routeway.store.response_cache import ResponseCacheRepository
 
 log = logging.getLogger("routeway.cache")
 
 
 class ResponseCache:
-    def __init__(self, store: Store, backend: CacheBackend, max_entry_bytes: int) -> None:
+    def __init__(self, store: Store, backend: CacheBackend, max_entry_bytes: int, logged: bool = False) -> None:
         self.store = store
+        # Other processes share the store: a change goes to the change log, and they apply it (``follow``).
+        self.logged = logged
         self.backend = backend
         self.max_entry_bytes = max_entry_bytes
         self.account_ttls: dict[str, int] = {}  # accounts that cache every request by default
@@ -35,9 +38,19 @@ class ResponseCache:
     async def set_account(self, account_id: str, ttl_seconds: int | None) -> None:
         """Written, then applied (a 503 when the store cannot write: nothing changed)."""
         try:
-            await self.store.write(ResponseCacheRepository.set_account(account_id, ttl_seconds))
+            ops: list[Op] = ResponseCacheRepository.set_account(account_id, ttl_seconds)
+            if self.logged:
+                ops.append(ChangeRepository.append("response_cache", account_id, now_ms()))
+            await self.store.write(ops)
         except StoreUnwritable as unwritable:
             raise store_unavailable(unwritable.problem) from None
+        self._apply(account_id, ttl_seconds)
+
+    async def follow(self, account_id: str) -> None:
+        """An account's default changed, maybe through another process: read it back (ledger/follow.py)."""
+        self._apply(account_id, await ResponseCacheRepository(self.store).account_ttl(account_id))
+
+    def _apply(self, account_id: str, ttl_seconds: int | None) -> None:
         if ttl_seconds is None:
             self.account_ttls.pop(account_id, None)
         else:

@@ -2,13 +2,16 @@
 process sharing the store within a poll (``POLL_SECONDS``): one indexed read of the rows after the last id
 seen. A changed key is read back whole (a deleted or disabled key is refused from then on); a changed
 account has its name and its balance read back (credits and usage are for display: what a process may
-spend is its lease)."""
+spend is its lease). Other kinds of change (an account's response-cache default, an observability
+destination) go to the handler their owner registered with ``on``; a kind nobody handles (written by a
+newer replica during a rolling deploy) is passed over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import AccountState, KeyState
@@ -26,6 +29,12 @@ class ChangeFollower:
         self.accounts = accounts
         self.changes = ChangeRepository(accounts.store)
         self.last_id = 0
+        self.handlers: dict[str, Callable[[str], Awaitable[None]]] = {}
+
+    def on(self, kind: str, handler: Callable[[str], Awaitable[None]]) -> None:
+        """``handler(subject)`` reads the subject's state back from the store and applies it; it runs for
+        this process's own changes too, so it must be idempotent."""
+        self.handlers[kind] = handler
 
     def start_now(self) -> None:
         """Before the book is loaded: every change after this point is applied on top of the load."""
@@ -44,6 +53,8 @@ class ChangeFollower:
             await self._account(change.subject)
         elif change.kind == "key":
             await self._key(change.subject)
+        elif (handler := self.handlers.get(change.kind)) is not None:
+            await handler(change.subject)
 
     async def _account(self, account_id: str) -> AccountState | None:
         accounts = self.accounts

@@ -131,21 +131,27 @@ class Broadcast:
         self.pool = pool
         self.by_account: dict[str, list[Destination]] = {}
         self.by_id: dict[str, Destination] = {}
+        self.rows: dict[str, dict[str, Any]] = {}  # the stored row each destination was built from
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
 
     # ---- the destinations ----------------------------------------------------------------------
     def put(self, row: dict[str, Any]) -> None:
-        """Add or replace a destination (its queue and counters go with the replaced one)."""
+        """Add or replace a destination (its queue and counters go with the replaced one). The row it was
+        built from again changes nothing: a process is told of its own changes too (the change log)."""
+        if self.rows.get(row["id"]) == row and row["id"] in self.by_id:
+            return
         self.remove(row["id"])
         if not row["enabled"]:
             return
         destination = Destination.from_row(row)
         self.by_id[destination.id] = destination
+        self.rows[destination.id] = dict(row)
         self.by_account.setdefault(destination.account_id, []).append(destination)
 
     def remove(self, destination_id: str) -> None:
         old = self.by_id.pop(destination_id, None)
+        self.rows.pop(destination_id, None)
         if old is not None:
             peers = self.by_account[old.account_id]
             peers.remove(old)

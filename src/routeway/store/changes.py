@@ -1,6 +1,8 @@
-"""The change log: one row per account or key change (created, granted, limit changed, disabled, deleted),
-written in the change's own transaction, so every process sharing the store can follow it (ledger/follow.py)
-with one indexed read of the rows after the last id it saw. Ids follow commit order."""
+"""The change log: one row per account or key change (created, granted, limit changed, disabled, deleted)
+and per change of a setting every process holds in memory (an account's response-cache default, an
+observability destination), written in the change's own transaction, so every process sharing the store
+can follow it (ledger/follow.py) with one indexed read of the rows after the last id it saw. Ids follow
+commit order."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ BATCH = 1000
 
 class Change(NamedTuple):
     id: int
-    kind: str  # "account" or "key"
-    subject: str  # the account id or the key hash
+    kind: str  # "account", "key", "response_cache" (an account's default) or "destination"
+    subject: str  # the account id, the key hash or the destination id
 
 
 class ChangeRepository:
@@ -23,8 +25,11 @@ class ChangeRepository:
 
     @staticmethod
     def append(kind: str, subject: str, at_ms: int) -> Op:
-        # The next id in the change's own transaction: SQLite's writers take turns, and on PostgreSQL two
-        # changes at once collide on the primary key (one fails) rather than commit out of id order.
+        # The next id in the change's own transaction, so ids follow commit order and a follower reading
+        # "after the last id it saw" never skips a row that commits late with a smaller id. SQLite's writers
+        # take turns (BEGIN IMMEDIATE); on PostgreSQL two changes at once collide on the primary key (the
+        # second waits for the first to commit, then fails) and the store replays the loser
+        # (store/postgres.py ``lost_a_race``), which then reads the new last id.
         return ("INSERT INTO store_changes (id, kind, subject, created_at)"
                 " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ? FROM store_changes", (kind, subject, at_ms))
 

@@ -1,6 +1,7 @@
 """Observability destinations in the store: one row per export target of an account (observe/broadcast.py
 sends to them; api/destinations.py manages them). Reads are always scoped to one account, except the
-start-up load of every enabled destination."""
+start-up load of every enabled destination and the read-back of one that changed (``by_id``, for the
+change log every process follows)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class DestinationRepository:
 
     async def get(self, destination_id: str, account_id: str) -> dict[str, Any] | None:
         rows = await self.store.fetch(f"{_SELECT} WHERE id = ? AND account_id = ?", (destination_id, account_id))
+        return _row(rows[0]) if rows else None
+
+    async def by_id(self, destination_id: str) -> dict[str, Any] | None:
+        rows = await self.store.fetch(f"{_SELECT} WHERE id = ?", (destination_id,))
         return _row(rows[0]) if rows else None
 
     def enabled_now(self) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import re
 import threading
 import time
@@ -76,6 +77,18 @@ def describe_url(url: str) -> str:
         return "postgresql (unparsable URL)"
     return (f"postgresql://{params.get('user', '')}{'@' if params.get('user') else ''}{params.get('host', '')}"
             f"{':' + str(params['port']) if params.get('port') else ''}/{params.get('dbname', '')}")
+
+
+RACE_RETRIES = 20  # a write that lost a race is replayed; each replay waits a little longer (up to ~0.2 s)
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """True when a write failed only because another transaction was at the same rows at the same instant,
+    so replaying it unchanged will succeed: two change-log rows given the same next id by two processes
+    (store/changes.py), a deadlock or a serialization failure. Never true of a write's own fault."""
+    if isinstance(exc, pg_errors.TransactionRollback):
+        return True
+    return isinstance(exc, pg_errors.UniqueViolation) and exc.diag.table_name == "store_changes"
 
 
 def store_failure(exc: BaseException) -> str | None:
@@ -200,23 +213,36 @@ class PostgresStore:
         return self._writer.commits if self._writer is not None else 0
 
     async def write(self, ops: Sequence[Op]) -> None:
-        if self._writer is None:
-            raise StoreUnwritable("the store is not open")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._writer.submit(ops, future, loop)
-        await future
+        """One write, replayed while it loses a race with another process (``lost_a_race``): a write is
+        atomic (its own savepoint in the group commit), so a replay never applies part of it twice."""
+        for attempt in range(RACE_RETRIES + 1):
+            if self._writer is None:
+                raise StoreUnwritable("the store is not open")
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._writer.submit(ops, future, loop)
+            try:
+                await future
+                return
+            except psycopg.Error as exc:
+                if attempt == RACE_RETRIES or not lost_a_race(exc):
+                    raise
+            await asyncio.sleep(_backoff(attempt))
 
     def write_now(self, ops: Sequence[Op]) -> None:
-        """Blocking write for the CLI, through the same writer thread."""
-        if self._writer is None:
-            raise StoreUnwritable("the store is not open")
-        done = threading.Event()
-        errors: list[BaseException] = []
-        self._writer.submit(ops, (done, errors), None)
-        done.wait()
-        if errors:
-            raise errors[0]
+        """Blocking write for the CLI, through the same writer thread (replayed as ``write`` is)."""
+        for attempt in range(RACE_RETRIES + 1):
+            if self._writer is None:
+                raise StoreUnwritable("the store is not open")
+            done = threading.Event()
+            errors: list[BaseException] = []
+            self._writer.submit(ops, (done, errors), None)
+            done.wait()
+            if not errors:
+                return
+            if attempt == RACE_RETRIES or not lost_a_race(errors[0]):
+                raise errors[0]
+            time.sleep(_backoff(attempt))
 
     def _reader(self) -> psycopg.Connection[tuple[Any, ...]]:
         conn: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "conn", None)
@@ -264,6 +290,11 @@ class PostgresStore:
         for conn in readers:
             conn.close()
         self._local = threading.local()
+
+
+def _backoff(attempt: int) -> float:
+    """Jittered, so two processes that collided do not collide again in lockstep."""
+    return random.uniform(0, min(0.2, 0.005 * 2 ** attempt))
 
 
 def migrate(conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:

@@ -12,6 +12,7 @@ _GET = "SELECT entry FROM response_cache WHERE cache_key = ? AND expires_at > ?"
 _ACCOUNT_DELETE = "DELETE FROM response_cache_accounts WHERE account_id = ?"
 _ACCOUNT_INSERT = "INSERT INTO response_cache_accounts (account_id, ttl_seconds) VALUES (?, ?)"
 _ACCOUNTS = "SELECT account_id, ttl_seconds FROM response_cache_accounts"
+_ACCOUNT = "SELECT ttl_seconds FROM response_cache_accounts WHERE account_id = ?"
 
 
 class ResponseCacheRepository:
@@ -43,3 +44,8 @@ class ResponseCacheRepository:
     def accounts_now(self) -> dict[str, int]:
         """Every account's default TTL (start-up)."""
         return {str(a): int(t) for a, t in self.store.fetch_now(_ACCOUNTS)}
+
+    async def account_ttl(self, account_id: str) -> int | None:
+        """One account's default TTL; None when its default is off (a change another process made)."""
+        rows = await self.store.fetch(_ACCOUNT, (account_id,))
+        return int(rows[0][0]) if rows else None
