@@ -218,18 +218,19 @@ def m010_guardrails_and_presets() -> list[str]:
             description TEXT,
             status TEXT NOT NULL,
             created_at BIGINT NOT NULL,
-            updated_at BIGINT NOT NULL,
-            UNIQUE (account_id, slug)
+            updated_at BIGINT NOT NULL
         )""",
+        # named unique indexes, not inline UNIQUE: both stores then list the same index (store/schema.py)
+        "CREATE UNIQUE INDEX presets_account_slug ON presets (account_id, slug)",
         """CREATE TABLE preset_versions (
             id TEXT PRIMARY KEY,
             preset_id TEXT NOT NULL REFERENCES presets(id),
             version INTEGER NOT NULL,
             config TEXT NOT NULL,
             system_prompt TEXT,
-            created_at BIGINT NOT NULL,
-            UNIQUE (preset_id, version)
+            created_at BIGINT NOT NULL
         )""",
+        "CREATE UNIQUE INDEX preset_versions_version ON preset_versions (preset_id, version)",
     ]
 
 
