@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import targets as tg  # noqa: E402
+import targets as tg
+
 
 def start_group(workdir: Path, mock: tg.Target, workers: int, wrapper: list[str],
                 env_extra: dict[str, str]) -> tuple[subprocess.Popen, int, str]:
