@@ -24,10 +24,6 @@ log = logging.getLogger("routeway.store")
 
 # durability = "normal": how often the WAL's new commits are pushed to the disk in the background
 WAL_FLUSH_SECONDS = 0.05
-# Pages of the database file are read through a shared mapping instead of each connection's page cache: a
-# worker's cache is emptied whenever another worker of the group commits, and re-reading it through the
-# mapping costs no system call (bench/NOTES.md step 35). Address space only; the kernel's page cache backs it.
-MMAP_BYTES = 1 << 30
 # 100 µs (a commit without fsync) to 1 s (a stalled disk)
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -63,7 +59,6 @@ class SQLiteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         return conn
 
     def claim(self) -> None:
