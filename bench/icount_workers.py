@@ -168,6 +168,11 @@ def count_syscalls(workers: int, args: argparse.Namespace) -> dict[str, float]:
         send_all(port, key, args.requests, args.connections)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(60)
+        time.sleep(0.5)
+        pids = group_pids(process.pid)
+        before = context_switches(pids)  # untraced: ptrace's own stops would count
+        send_all(port, key, args.requests, args.connections)
+        switches = context_switches(pids) - before
     finally:
         stop(process)
         mock.stop()
@@ -177,8 +182,22 @@ def count_syscalls(workers: int, args: argparse.Namespace) -> dict[str, float]:
         # % time, seconds, usecs/call, calls, [errors], syscall
         if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
             calls[fields[-1]] = int(fields[3]) / args.requests
+    calls["(context switches, untraced)"] = switches / args.requests
     shutil.rmtree(workdir, ignore_errors=True)
     return calls
+
+
+def context_switches(pids: list[int]) -> int:
+    """Voluntary and involuntary context switches of every thread of these processes so far."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                status = (task / "status").read_text()
+            except FileNotFoundError:
+                continue
+            total += sum(int(n) for n in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", status, re.MULTILINE))
+    return total
 
 
 def main() -> None:
@@ -197,8 +216,10 @@ def main() -> None:
     for workers in args.workers:
         if args.strace:
             calls = count_syscalls(workers, args)
+            switches = calls.pop("(context switches, untraced)")
             listed = sorted(calls.items(), key=lambda kv: -kv[1])
-            print(f"--workers {workers}: system calls per request, all processes: {sum(calls.values()):.1f}  "
+            print(f"--workers {workers}: context switches per request {switches:.2f};"
+                  f" system calls per request, all processes: {sum(calls.values()):.1f}  "
                   + "  ".join(f"{k} {v:.2f}" for k, v in listed if v >= 0.01), flush=True)
         else:
             c = count_instructions(workers, args)
