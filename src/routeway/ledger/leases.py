@@ -221,7 +221,7 @@ class Leases:
     async def _refresh_balance(self, account: AccountState) -> None:
         """What every process charged, for display (what this one may spend is its lease). It is a sum over
         the account's ledger rows, so it costs more as the ledger grows (~35 ms per 200,000 rows, at every
-        beat of every process: bench/NOTES.md step 35); after a refresh that took T it waits
+        beat of every process: bench/NOTES.md step 36); after a refresh that took T it waits
         ``BALANCE_REFRESH_COST`` × T before the next, so a long ledger's balance is shown a little later
         instead of taking ever more of the workers' CPU."""
         started = monotonic()

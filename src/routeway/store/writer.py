@@ -75,7 +75,7 @@ def store_failure(exc: BaseException) -> str | None:
 class WriteLock:
     """The write lock of the processes sharing one SQLite database (``serve --workers N``), held around
     each group commit: a worker that finds it taken sleeps in the kernel until it is free, instead of
-    polling ``BEGIN IMMEDIATE`` (one fcntl and one sleep per try, bench/NOTES.md step 35), and its group
+    polling ``BEGIN IMMEDIATE`` (one fcntl and one sleep per try, bench/NOTES.md step 36), and its group
     commit then carries everything that queued meanwhile. flock is released by the kernel when its holder
     exits, however it exits. On a filesystem without flock it turns itself off (with a warning) and
     ``begin`` polls as before. It does not time out: its holder is another worker's commit, which ends."""
@@ -223,7 +223,7 @@ class Writer:
                     continue
                 batch = [first]
                 # Drained only once the group's lock is ours: what queued while another worker committed
-                # joins this group commit instead of waiting for one more (bench/NOTES.md step 35).
+                # joins this group commit instead of waiting for one more (bench/NOTES.md step 36).
                 with self._exclusive():
                     while len(batch) < _MAX_BATCH:
                         try:
