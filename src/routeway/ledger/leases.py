@@ -32,9 +32,14 @@ log = logging.getLogger("routeway.ledger")
 def now_ms() -> int:
     return int(time.time() * 1000)
 
+
+def monotonic() -> float:
+    return time.monotonic()
+
 HEARTBEAT_SECONDS = 1.0
 LEASE_TTL_MS = 15_000  # a lease not renewed for this long is freed by whoever sees it first
 CHANGES_KEPT_MS = 3_600_000
+BALANCE_REFRESH_COST = 20  # the displayed balance takes at most ~5% of a core per account and process
 GROW_TRIES = 3  # a grow that lost the free credit to another process's grow is retried with the new numbers
 
 
@@ -60,6 +65,7 @@ class Leases:
         self.locks: dict[str, asyncio.Lock] = {}
         self.free_seen: dict[str, int] = {}  # account id or key hash -> what the store had free at the last grow
         self.idle_marks: dict[str, int | None] = {}  # account id -> its lease at the last beat (unchanged: idle)
+        self.balance_due: dict[str, float] = {}  # account id -> when its displayed balance is read again
 
     # ---- ids --------------------------------------------------------------------------------------
     def account_lease(self, account_id: str) -> str:
@@ -210,8 +216,19 @@ class Leases:
             if self.idle_marks.get(subject) == account.leased and account.reserved == 0:
                 await self.give_back_account(account)
             self.idle_marks[subject] = account.leased
-            # what every process charged, for display (what this one may spend is its lease)
-            account.credits, account.usage = await self.ledger.balance(subject)
+            await self._refresh_balance(account)
+
+    async def _refresh_balance(self, account: AccountState) -> None:
+        """What every process charged, for display (what this one may spend is its lease). It is a sum over
+        the account's ledger rows, so it costs more as the ledger grows (~35 ms per 200,000 rows, at every
+        beat of every process: bench/NOTES.md step 36); after a refresh that took T it waits
+        ``BALANCE_REFRESH_COST`` × T before the next, so a long ledger's balance is shown a little later
+        instead of taking ever more of the workers' CPU."""
+        started = monotonic()
+        if started < self.balance_due.get(account.id, 0.0):
+            return
+        account.credits, account.usage = await self.ledger.balance(account.id)
+        self.balance_due[account.id] = started + (monotonic() - started) * BALANCE_REFRESH_COST
 
     async def _forget_lost(self) -> None:
         """Leases another process deleted as expired (this one was stalled for ``LEASE_TTL_MS``): their credit

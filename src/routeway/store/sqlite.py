@@ -18,7 +18,7 @@ from prometheus_client import Histogram
 
 from routeway.store.base import Op, StoreUnwritable
 from routeway.store.migrations import MIGRATIONS
-from routeway.store.writer import SQLiteSession, Writer
+from routeway.store.writer import SQLiteSession, WriteLock, Writer
 
 log = logging.getLogger("routeway.store")
 
@@ -104,7 +104,9 @@ class SQLiteStore:
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (migration.__name__, int(time.time() * 1000)))
             conn.execute("COMMIT")
         self._stopping.clear()
-        self._writer = Writer(SQLiteSession(conn), self.commit_seconds, self.commit_batches)
+        # The workers of one group take turns at SQLite's write lock through this one (store/writer.py).
+        write_lock = WriteLock(self.path.with_name(self.path.name + ".write-lock")) if self.group_member else None
+        self._writer = Writer(SQLiteSession(conn), self.commit_seconds, self.commit_batches, write_lock=write_lock)
         if self.synchronous == "NORMAL":
             self._flusher = threading.Thread(target=self._flush_wal, name="routeway-wal-flusher", daemon=True)
             self._flusher.start()

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import Histogram
@@ -67,6 +70,37 @@ def store_failure(exc: BaseException) -> str | None:
     if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in _STORE_FAILURES:
         return str(exc)
     return None
+
+
+class WriteLock:
+    """The write lock of the processes sharing one SQLite database (``serve --workers N``), held around
+    each group commit: a worker that finds it taken sleeps in the kernel until it is free, instead of
+    polling ``BEGIN IMMEDIATE`` (one fcntl and one sleep per try, bench/NOTES.md step 36), and its group
+    commit then carries everything that queued meanwhile. flock is released by the kernel when its holder
+    exits, however it exits. On a filesystem without flock it turns itself off (with a warning) and
+    ``begin`` polls as before. It does not time out: its holder is another worker's commit, which ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> WriteLock:
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                log.warning("cannot lock %s (%s): the workers poll for SQLite's write lock instead", self.path, exc)
+                self.close()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Session(Protocol):
@@ -153,8 +187,9 @@ class SQLiteSession:
 
 class Writer:
     def __init__(self, session: Session, commit_seconds: Histogram, commit_batches: Histogram,
-                 name: str = "routeway-sqlite-writer") -> None:
+                 name: str = "routeway-sqlite-writer", write_lock: WriteLock | None = None) -> None:
         self.session = session
+        self.write_lock = write_lock  # held around each group commit when processes share the database
         self.commit_seconds = commit_seconds
         self.commit_batches = commit_batches
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -183,18 +218,23 @@ class Writer:
                     first = self.queue.get(timeout=self.session.idle_check_seconds if self.writable
                                            else PROBE_SECONDS)
                 except queue.Empty:
-                    self._probe()  # idle: notice a database that went away before a paid request does
+                    with self._exclusive():
+                        self._probe()  # idle: notice a database that went away before a paid request does
                     continue
                 batch = [first]
-                while len(batch) < _MAX_BATCH:
-                    try:
-                        batch.append(self.queue.get_nowait())
-                    except queue.Empty:
-                        break
-                stop = any(item is _STOP for item in batch)
-                batch = [item for item in batch if item is not _STOP]
+                # Drained only once the group's lock is ours: what queued while another worker committed
+                # joins this group commit instead of waiting for one more (bench/NOTES.md step 36).
+                with self._exclusive():
+                    while len(batch) < _MAX_BATCH:
+                        try:
+                            batch.append(self.queue.get_nowait())
+                        except queue.Empty:
+                            break
+                    stop = any(item is _STOP for item in batch)
+                    batch = [item for item in batch if item is not _STOP]
+                    outcomes = self._commit_timed(batch) if batch else []
                 if batch:
-                    self._serve(batch)
+                    self._finish(batch, outcomes)
                     batch = []
                 if stop:
                     clean = True
@@ -207,8 +247,13 @@ class Writer:
                 _wake_all(batch, [StoreUnwritable(self.problem or "")] * len(batch))  # the group it was on
             self._fail_queued()
             self.session.close()
+            if self.write_lock is not None:
+                self.write_lock.close()
 
-    def _serve(self, batch: list[Any]) -> None:
+    def _exclusive(self) -> contextlib.AbstractContextManager[object]:
+        return self.write_lock if self.write_lock is not None else contextlib.nullcontext()
+
+    def _commit_timed(self, batch: list[Any]) -> list[BaseException | None]:
         started = time.perf_counter()
         try:
             outcomes = self._commit(batch)
@@ -217,6 +262,9 @@ class Writer:
             outcomes = [exc] * len(batch)
         self.commit_seconds.observe(time.perf_counter() - started)
         self.commit_batches.observe(len(batch))
+        return outcomes
+
+    def _finish(self, batch: list[Any], outcomes: list[BaseException | None]) -> None:
         failed = next((o for o in outcomes if isinstance(o, StoreUnwritable)), None)
         if failed is not None:
             self._mark(False, failed.problem)
