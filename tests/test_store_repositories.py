@@ -65,7 +65,8 @@ def generation(id_: str, account_id: str, model: str, at: int, cost: int = 0, to
     record.update(id=id_, account_id=account_id, key_hash=key_hash, model=model, provider_name="P",
                   provider_slug="p", upstream_model="u", http_referer=referer, app_title=title,
                   tokens_prompt=tokens[0], tokens_completion=tokens[1], usage_estimated=False, usage_capped=True,
-                  total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at)
+                  total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at,
+                  api="chat")
     return [record[column] for column in COLUMNS]
 
 
@@ -124,6 +125,30 @@ def test_generations_are_read_back_only_within_their_account(make_store: Callabl
         assert [g["id"] for g in await generations.page("a1", 10, 0)] == ["g2", "g1"]
         assert [g["id"] for g in await generations.page(None, 2, 1)] == ["g2", "g1"]
         assert [g["id"] for g in await generations.page(None, 10, 0, model="m/x")] == ["g3", "g1"]
+
+    asyncio.run(read())
+
+
+def test_activity_per_day_model_and_endpoint_of_one_account(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    generations = GenerationRepository(store)
+    day = DAY_MS
+    rows = [generation("g1", "a1", "m/x", 3 * day + 5, 100, (10, 5)),
+            generation("g2", "a1", "m/x", 3 * day + 9, 50, (1, 2)),
+            generation("g3", "a1", "m/y", 4 * day, 10, (1, 1), key_hash="k2"),
+            generation("g4", "a2", "m/x", 4 * day + 1, 1000, (100, 100)),
+            generation("g5", "a1", "m/x", 6 * day, 7, (1, 1))]
+    rows[1][COLUMNS.index("native_tokens_reasoning")] = 2
+    write(store, *(generations.insert(r) for r in rows))
+    usage = UsageQueries(store)
+
+    async def read() -> None:
+        found = await usage.activity("a1", 3, 5)
+        assert [(a.day, a.model, a.provider_slug, a.requests, a.prompt_tokens, a.completion_tokens,
+                 a.reasoning_tokens, a.cost_nano) for a in found] == [
+            (4, "m/y", "p", 1, 1, 1, 0, 10), (3, "m/x", "p", 2, 11, 7, 2, 150)]
+        assert [a.model for a in await usage.activity("a1", 3, 5, key_hash="k2")] == ["m/y"]
+        assert [a.day for a in await usage.activity("a1", 6, 6)] == [6]
 
     asyncio.run(read())
 

@@ -8,7 +8,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from routeway.api import admin, catalog as catalog_api, chat, generation, keys, openapi
+from routeway.api import (
+    activity,
+    admin,
+    catalog as catalog_api,
+    chat,
+    completions,
+    embeddings,
+    generation,
+    keys,
+    openapi,
+)
 from routeway.api.http import (
     ClientDisconnected,
     Handler,
@@ -51,7 +61,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, catalog_api, keys, generation, admin):
+        for module in (chat, catalog_api, keys, generation, admin, completions, embeddings, activity):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above

@@ -22,7 +22,7 @@ from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
 from routeway.ledger.metering import Metering
-from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
+from routeway.providers import Adapter, Redactor, adapter_class, build_adapter, check_apis
 from routeway.providers.http1 import Pool
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
@@ -63,6 +63,7 @@ class Services:
         store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
         book = Book()
         catalog = Catalog.build(settings)
+        check_apis(catalog)
         r = settings.routing
         health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
         return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),

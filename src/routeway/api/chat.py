@@ -33,7 +33,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         if any(model.endswith(":free") for model in requested_models(chat)):
             services.throttle.check_free(services.accounts.of_key(key))
         structured.check_request(chat)
-        demand = Demand(await _prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
+        demand = Demand(await prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
         attempts = services.planner.plan(chat, demand, time.time())
         if not chat.stream:
             return await _exchange(services, request, chat, key, attempts, len(raw))
@@ -46,7 +46,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     return [("POST", "/chat/completions", chat_completions)]
 
 
-async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
+async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
     """Bytes bound tokens from above; count (off the loop) only when that bound might not fit a context."""
     contexts = [e.context_length for m in requested_models(chat)
                 for e in services.catalog.endpoints_for(m.partition(":")[0])]

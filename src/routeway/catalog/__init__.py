@@ -9,7 +9,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from routeway.config import ConfigError, ProviderConfig, Settings
+from routeway.config import ConfigError, ProviderConfig, Settings, upstream_apis
 from routeway.dialects import default_for, get as dialect_named
 from routeway.ledger.money import nano_per_million
 
@@ -31,6 +31,10 @@ class ModelInfo:
     supported_parameters: tuple[str, ...]
     hugging_face_id: str | None
     upstream_ids: Mapping[str, str]
+    # the upstream APIs its endpoints serve unless an endpoint declares its own: an embeddings model's serve
+    # /embeddings, any other's /chat/completions (config.UPSTREAM_APIS)
+    apis: tuple[str, ...] = ("chat",)
+    categories: tuple[str, ...] = ()  # OpenRouter's use-case categories it is listed under (GET /models?category=)
 
     @property
     def author(self) -> str:
@@ -50,6 +54,7 @@ class Endpoint:
     supported_parameters: tuple[str, ...]
     dialect: str | None  # a name in routeway.dialects' registry; None: the default (openai)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    apis: tuple[str, ...] = ("chat",)  # the upstream APIs it serves (config.UPSTREAM_APIS)
 
     @property
     def tag(self) -> str:
@@ -82,6 +87,8 @@ class Endpoint:
 
 
 def _model(entry: Mapping[str, Any]) -> ModelInfo:
+    output = tuple(entry.get("output_modalities", ["text"]))
+    apis = upstream_apis(entry.get("apis"), f"model {entry.get('id', '?')!r}")
     try:
         return ModelInfo(
             id=entry["id"], name=entry.get("name", entry["id"]), created=int(entry.get("created", 0)),
@@ -90,9 +97,11 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
             completion_price=Decimal(str(entry.get("completion_price", "0"))),
             tokenizer=entry.get("tokenizer", "Other"), instruct_type=entry.get("instruct_type"),
             input_modalities=tuple(entry.get("input_modalities", ["text"])),
-            output_modalities=tuple(entry.get("output_modalities", ["text"])),
+            output_modalities=output,
             supported_parameters=tuple(entry.get("supported_parameters", ())),
             hugging_face_id=entry.get("hugging_face_id"), upstream_ids=dict(entry.get("upstream_ids", {})),
+            apis=apis or (("embeddings",) if "embeddings" in output else ("chat",)),
+            categories=tuple(str(c).lower() for c in entry.get("categories", ())),
         )
     except KeyError as exc:
         raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
@@ -144,7 +153,7 @@ class Catalog:
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
                 dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
-                extra_body=declared.extra_body,
+                extra_body=declared.extra_body, apis=declared.apis or model.apis,
             ))
         for provider in settings.providers:
             if provider.serves_catalog:
@@ -169,4 +178,5 @@ class Catalog:
                 completion_nano_per_m=nano_per_million(model.completion_price),
                 context_length=model.context_length, max_output=model.max_output, quantization="unknown",
                 supported_parameters=model.supported_parameters, dialect=default_for(provider.kind, provider.name),
+                apis=model.apis,
             ))

@@ -13,19 +13,21 @@ import msgspec
 
 from routeway.errors import APIError
 from routeway.exchange.client import Client
-from routeway.exchange.events import Answer, Outcome
+from routeway.exchange.events import Answer, Outcome, Vectors
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.bound import TokenBound, worst_case
 from routeway.ledger.ids import new_generation_id
 from routeway.ledger.metering import GenerationRecord
 from routeway.ledger.money import worst_case_cost
+from routeway.providers import UpstreamCall, open_call
 from routeway.routing.attempts import first_answer, note_answer
 from routeway.routing.plan import Attempt
 from routeway.transform import tokens
 from routeway.transform.answers import AnswerSplitter, reading_for
 from routeway.transform.normalize import finish_reason
 from routeway.transform.reasoning import wish
+from routeway.transform.request import completion_body, upstream_body
 from routeway.transform.usage import CAPPED, UsageCounts
 from routeway.wire.chat import ChatRequest
 
@@ -40,8 +42,13 @@ class Exchange:
     """The state of one request; the streaming and whole-answer halves are functions over it."""
 
     def __init__(self, services: Services, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None) -> None:
+                 body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None,
+                 api: str = "chat") -> None:
         self.services = services
+        self.api = api  # the inbound API, recorded; "completions" also sends the prompt to /completions
+        self.upstream_fields: dict[str, Any] = {}  # fields of the inbound API's own that go upstream as they are
+        self.prompts = 1  # separate prompts in the request (embedding inputs), each one within the context
+        self.count_prompt: Callable[[], int] = lambda: tokens.count_prompt(self.chat.messages or [])
         self.chat = chat
         self.key = key
         self.attempts = attempts
@@ -67,11 +74,11 @@ class Exchange:
         self.client_left = False  # the client went away: nothing more is sent
         self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
 
-    async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
+    async def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
         before the status line went out is raised; after it, it is the outcome's ``failure``."""
         reservation = self._reserve()
-        result: Answer | APIError | None = None
+        result: Answer | Vectors | APIError | None = None
         try:
             result = await body(self)
         except APIError as error:
@@ -91,19 +98,27 @@ class Exchange:
             provider=self.attempt.endpoint.provider.label if self.attempt else None,
             usage=self.usage if self.record is not None else None,
             cost_nano=self.record.total_cost_nano if self.record is not None else 0,
-            attempts=self.attempt_log, answer=result if isinstance(result, Answer) else None,
+            attempts=self.attempt_log, answer=result if isinstance(result, (Answer, Vectors)) else None,
             failure=result if isinstance(result, APIError) else None,
             held=not recorded, store_problem=self.services.store.problem if not recorded else None,
             cancelled=self.client_left)
 
     # ---- money ----------------------------------------------------------------------------------
     def bound(self, endpoint: Endpoint) -> TokenBound:
-        return TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
+        bound = TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
+        if self.prompts > 1:  # each prompt within the context, all of them within the body's bytes
+            bound = bound._replace(prompt=min(self.body_bytes, endpoint.context_length * self.prompts))
+        return bound
 
     def _reserve(self) -> Reservation:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
-        worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
+        if self.prompts > 1:
+            worst, chosen = max(((self.bound(a.endpoint).cost(a.endpoint.prompt_nano_per_m,
+                                                             a.endpoint.completion_nano_per_m), a.endpoint)
+                                 for a in self.attempts), key=lambda pair: pair[0])
+        else:
+            worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(min(self.body_bytes, chosen.context_length),
                                                               chosen.prompt_nano_per_m))
@@ -115,7 +130,7 @@ class Exchange:
         record = self.record
         assert record is not None
         if self.usage is None and (self.produced or record.status == 200):
-            prompt = await tokens.count_off_loop(tokens.count_prompt, self.chat.messages)
+            prompt = await tokens.count_off_loop(self.count_prompt)
             completion = await tokens.count_off_loop(tokens.count_text, "".join(self.produced))
             self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
         self._bill_usage(record)
@@ -154,6 +169,14 @@ class Exchange:
             record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
 
     # ---- attempts -------------------------------------------------------------------------------
+    async def open_upstream(self, attempt: Attempt, stream: bool, entry: dict[str, Any]) -> UpstreamCall:
+        """The request as ``attempt``'s endpoint takes it, opened on the upstream route of this API."""
+        body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, stream)
+        if self.api == "completions":
+            body = completion_body(body, self.chat.prompt or "", self.upstream_fields)
+        return await open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
+                               body, stream)
+
     async def first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T:
         """The first attempt that starts answering (routing/attempts.py falls back until then)."""
         async def begin(attempt: Attempt, entry: dict[str, Any]) -> T:
@@ -178,6 +201,7 @@ class Exchange:
                 prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
                 streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
                 app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
+                api=self.api,
             )
         record = self.record
         record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag

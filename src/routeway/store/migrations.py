@@ -113,5 +113,10 @@ def m005_usage_trust() -> list[str]:
     ]
 
 
+def m006_generation_api() -> list[str]:
+    """Which inbound API a generation came by (chat, messages, responses, completions, embeddings)."""
+    return ["ALTER TABLE generations ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'"]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
-                                             m004_drop_ledger_key_index, m005_usage_trust]
+                                             m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api]

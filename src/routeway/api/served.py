@@ -1,0 +1,27 @@
+"""Which models can take a request of an upstream API (text completions, embeddings): a clear 404 naming
+the ones that can, before routing, when none of the requested models has an endpoint serving it."""
+
+from __future__ import annotations
+
+from routeway.catalog import Catalog
+from routeway.errors import APIError
+
+_ROUTES = {"completions": "POST /completions", "embeddings": "POST /embeddings"}
+
+
+def check_served(catalog: Catalog, requested: list[str], api: str) -> None:
+    """A 404 naming the models whose endpoints serve ``api`` when none of the requested models' do (an
+    unknown model is left to routing's own 400)."""
+    known = [m for m in requested if catalog.get(m.partition(":")[0]) is not None]
+    if not known or any(api in e.apis for m in known for e in catalog.endpoints_for(m.partition(":")[0])):
+        return
+    serving = sorted({e.model.id for serving in catalog.endpoints.values() for e in serving if api in e.apis})
+    route = _ROUTES.get(api, api)
+    if serving:
+        where = f"Models with an endpoint that serves it: {', '.join(serving[:20])}{' …' if len(serving) > 20 else ''}."
+    else:
+        where = (f"No configured endpoint serves it: declare apis = [\"{api}\"] on an [[endpoints]] entry whose"
+                 f" upstream serves /v1/{api}.")
+    raise APIError(404, f"No endpoint of {', '.join(known)} serves {route}. {where}",
+                   metadata={"availability": {"code": "api_not_served", "api": api, "requested_models": requested,
+                                              "serving_models": serving}})
