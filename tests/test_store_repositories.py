@@ -145,8 +145,8 @@ def test_activity_per_day_model_and_endpoint_of_one_account(make_store: Callable
     async def read() -> None:
         found = await usage.activity("a1", 3, 5)
         assert [(a.day, a.model, a.provider_slug, a.requests, a.prompt_tokens, a.completion_tokens,
-                 a.reasoning_tokens, a.cost_nano) for a in found] == [
-            (4, "m/y", "p", 1, 1, 1, 0, 10), (3, "m/x", "p", 2, 11, 7, 2, 150)]
+                 a.reasoning_tokens, a.cached_tokens, a.cost_nano) for a in found] == [
+            (4, "m/y", "p", 1, 1, 1, 0, 0, 10), (3, "m/x", "p", 2, 11, 7, 2, 0, 150)]
         assert [a.model for a in await usage.activity("a1", 3, 5, key_hash="k2")] == ["m/y"]
         assert [a.day for a in await usage.activity("a1", 6, 6)] == [6]
 

@@ -43,7 +43,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
             "endpoint_id": f"{r.provider_slug}/{r.model}", "provider_name": r.provider_name,
             "usage": nano_to_usd(r.cost_nano), "byok_usage_inference": 0.0, "requests": r.requests,
             "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-            "reasoning_tokens": r.reasoning_tokens,
+            "reasoning_tokens": r.reasoning_tokens, "cached_tokens": r.cached_tokens,
         } for r in rows]})
 
     return [("GET", "/activity", activity)]

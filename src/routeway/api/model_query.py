@@ -5,9 +5,10 @@ Filters: ``q`` (in the id or name, any case), ``category`` (the catalog's ``cate
 ``output_modalities`` (any of a comma list; default ``text``, ``all`` for every model — so embedding
 models are listed only when asked for, as on OpenRouter), ``context`` (at least this many tokens),
 ``min_price`` / ``max_price`` (prompt price, USD per 1M tokens). Sorts: ``newest``, ``pricing-low-to-high``,
-``pricing-high-to-low``, ``context-high-to-low``, ``throughput-high-to-low`` and ``latency-low-to-high``
-(the best endpoint's p50 over 30 minutes; unmeasured last), ``most-popular`` and ``top-weekly`` (tokens
-served in the last 7 days). A value outside these is a 400 naming the parameter.
+``pricing-high-to-low`` (prompt plus completion price), ``context-high-to-low``, ``throughput-high-to-low``
+and ``latency-low-to-high`` (the best endpoint's p50 over 30 minutes; unmeasured last), ``most-popular`` and
+``top-weekly`` (tokens served in the last 7 days); the benchmark sorts are accepted and keep the catalog's
+order (no model has a score). A value outside these is a 400 naming the parameter.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ if TYPE_CHECKING:
 
 CATEGORIES = ("programming", "roleplay", "marketing", "marketing/seo", "technology", "science", "translation",
               "legal", "finance", "health", "trivia", "academia")
-MODALITIES = ("text", "image", "audio", "file", "video", "embeddings")
+INPUT_MODALITIES = ("text", "image", "audio", "file", "video")
+OUTPUT_MODALITIES = ("text", "image", "embeddings", "audio", "video", "rerank", "decisions", "speech", "transcription",
+                     "all")
+# the benchmark sorts (Artificial Analysis indices, Design Arena ELO) put unscored models last: routeway has no
+# scores, so they keep the catalog's order
+SCORE_SORTS = ("intelligence-high-to-low", "coding-high-to-low", "agentic-high-to-low", "design-arena-elo-high-to-low")
 SORTS = ("most-popular", "top-weekly", "newest", "pricing-low-to-high", "pricing-high-to-low", "context-high-to-low",
-         "throughput-high-to-low", "latency-low-to-high")
+         "throughput-high-to-low", "latency-low-to-high", *SCORE_SORTS)
 _TTFT, _TPS = 1, 2  # sample fields of an endpoint's health
 
 
@@ -65,8 +71,8 @@ def matching(services: Services, request: Request) -> list[ModelInfo]:
     if category is not None and category not in CATEGORIES:
         raise _bad("category", f"takes {', '.join(CATEGORIES)}; not {category[:40]!r}")
     parameters = _listed(request, "supported_parameters")
-    inputs = _listed(request, "input_modalities", MODALITIES)
-    outputs = _listed(request, "output_modalities", (*MODALITIES, "all")) or ["text"]
+    inputs = _listed(request, "input_modalities", INPUT_MODALITIES)
+    outputs = _listed(request, "output_modalities", OUTPUT_MODALITIES) or ["text"]
     context = request.query_int("context", 0)
     low, high = _price(request, "min_price"), _price(request, "max_price")
     found = []
@@ -95,6 +101,8 @@ async def sorted_models(services: Services, request: Request, models: list[Model
         return models
     if sort not in SORTS:
         raise _bad("sort", f"takes {', '.join(SORTS)}; not {sort[:40]!r}")
+    if sort in SCORE_SORTS:
+        return models
     if sort == "newest":
         return sorted(models, key=lambda m: -m.created)
     if sort.startswith("pricing-"):

@@ -22,6 +22,7 @@ async def vectors(ex: Exchange, request: EmbeddingsRequest, inputs: list[Input])
     async def fetch(attempt: Attempt, entry: dict[str, Any]) -> tuple[list[array[float]], UsageCounts | None, Any]:
         body, entry["dropped_parameters"] = embeddings.upstream_body(request, inputs, attempt.endpoint)
         answer = await embed(ex.services.adapters[attempt.endpoint.provider.name], attempt.endpoint, body)
+        entry["status"] = 200  # an adapter answers only a 200 (any other status is an UpstreamError)
         found = embeddings.vectors(answer, len(inputs))
         try:
             usage = UsageCounts.from_upstream(answer.get("usage"))

@@ -46,6 +46,7 @@ class Activity:
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int
+    cached_tokens: int
     cost_nano: int
 
 
@@ -129,9 +130,11 @@ class UsageQueries:
         rows = await self.store.fetch(
             f"SELECT created_at / {DAY_MS} AS d, model, provider_slug, MAX(provider_name), COUNT(*),"
             " SUM(tokens_prompt), SUM(tokens_completion), SUM(COALESCE(native_tokens_reasoning, 0)),"
+            " SUM(COALESCE(native_tokens_cached, 0)),"
             " SUM(total_cost_nano) AS c FROM generations"
             f" WHERE account_id = ? AND {where}created_at >= ? AND created_at < ?"
             f" GROUP BY created_at / {DAY_MS}, model, provider_slug ORDER BY d DESC, c DESC, model",
             (account_id, *params, first_day * DAY_MS, (last_day + 1) * DAY_MS))
-        return [Activity(int(d), m, slug, name, int(n or 0), int(p or 0), int(c or 0), int(r or 0), int(cost or 0))
-                for d, m, slug, name, n, p, c, r, cost in rows]
+        return [Activity(int(d), m, slug, name, int(n or 0), int(p or 0), int(c or 0), int(r or 0), int(k or 0),
+                         int(cost or 0))
+                for d, m, slug, name, n, p, c, r, k, cost in rows]

@@ -17,6 +17,7 @@ class ActivityItem(Struct):
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int
+    cached_tokens: int
 
 
 class ActivityResponse(Struct):
