@@ -240,3 +240,14 @@ def test_embedding_models_are_listed_apart(apis_gateway: Gateway) -> None:
     embeddings = httpx.get(apis_gateway.api + "/models", params={"output_modalities": "embeddings"}).json()["data"]
     assert {m["id"] for m in embeddings} == listed
     assert all(m["architecture"]["output_modalities"] == ["embeddings"] for m in embeddings)
+
+
+def test_the_model_page_shows_an_embedding_models_route_and_usage(user: Account) -> None:
+    reply = sdk(user).embeddings.create(model="test/embed", input="page view", extra_body=ORDER)
+    assert reply.usage.prompt_tokens == 2
+    page = httpx.get(user.gateway.url + "/models/test/embed")
+    assert page.status_code == 200
+    assert "/api/v1/embeddings" in page.text and "client.embeddings.create" in page.text
+    assert "/api/v1/chat/completions" not in page.text
+    instruct = httpx.get(user.gateway.url + "/models/test/instruct").text
+    assert "/api/v1/completions" in instruct and "client.completions.create" in instruct
