@@ -159,6 +159,10 @@ def test_a_model_without_a_completions_endpoint_is_a_404_naming_those_with_one(u
     with pytest.raises(openai.NotFoundError) as no_chat:
         sdk(user).chat.completions.create(model="test/instruct", messages=[{"role": "user", "content": "hi"}])
     assert "does not serve chat" in str(no_chat.value)
+    # a catalog model nobody serves yet gets routing's own answer: how to add a provider
+    with pytest.raises(openai.InternalServerError) as unserved:
+        sdk(user).completions.create(model="openai/gpt-3.5-turbo-instruct", prompt="hi", max_tokens=5)
+    assert unserved.value.status_code == 503 and "No provider serves" in str(unserved.value)
     assert user.generations() == [] and user.ledger_sum() == 5_000_000_000
 
 
@@ -230,6 +234,9 @@ def test_embeddings_need_an_embeddings_endpoint(user: Account) -> None:
     with pytest.raises(openai.NotFoundError) as refused:
         sdk(user).embeddings.create(model="test/echo", input="hi")
     assert "POST /embeddings" in str(refused.value) and "test/embed" in str(refused.value)
+    with pytest.raises(openai.NotFoundError) as no_chat:
+        sdk(user).chat.completions.create(model="test/embed", messages=[{"role": "user", "content": "hi"}])
+    assert "does not serve chat (it serves embeddings)" in str(no_chat.value)
 
 
 def test_embedding_models_are_listed_apart(apis_gateway: Gateway) -> None:

@@ -11,10 +11,11 @@ _ROUTES = {"completions": "POST /completions", "embeddings": "POST /embeddings"}
 
 def check_served(catalog: Catalog, requested: list[str], api: str) -> None:
     """A 404 naming the models whose endpoints serve ``api`` when none of the requested models' do (an
-    unknown model is left to routing's own 400)."""
-    known = [m for m in requested if catalog.get(m.partition(":")[0]) is not None]
-    if not known or any(api in e.apis for m in known for e in catalog.endpoints_for(m.partition(":")[0])):
+    unknown model, or one with no endpoint at all, is left to routing's own 400 or 503)."""
+    serving_requested = [e for m in requested for e in catalog.endpoints_for(m.partition(":")[0])]
+    if not serving_requested or any(api in e.apis for e in serving_requested):
         return
+    known = [m for m in requested if catalog.endpoints_for(m.partition(":")[0])]
     serving = sorted({e.model.id for serving in catalog.endpoints.values() for e in serving if api in e.apis})
     route = _ROUTES.get(api, api)
     if serving:
