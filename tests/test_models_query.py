@@ -151,3 +151,24 @@ def test_activity_of_one_key(account: Account) -> None:
     other = httpx.get(account.gateway.api + "/activity", params={"date": today, "api_key_hash": "0" * 64},
                       headers=headers).json()["data"]
     assert other == []
+
+
+def test_activity_is_the_management_keys_own_account(gateway: Gateway) -> None:
+    mine, theirs = gateway.account(name="activity-mine"), gateway.account(name="activity-theirs")
+    for account, model in ((mine, "test/echo"), (theirs, "test/slow")):
+        assert account.chat({"model": model, "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+    today = datetime.now(UTC).date().isoformat()
+
+    def activity(account: Account, **query: str) -> list[dict[str, Any]]:
+        answer = httpx.get(gateway.api + "/activity", params={"date": today, **query},
+                           headers={"authorization": f"Bearer {account.management_key}"})
+        assert answer.status_code == 200
+        data: list[dict[str, Any]] = answer.json()["data"]
+        return data
+
+    assert [i["model"] for i in activity(mine)] == ["test/echo"]
+    assert [i["model"] for i in activity(theirs)] == ["test/slow"]
+    # another account's key hash finds nothing: the account scope comes first
+    keys = httpx.get(gateway.api + "/keys", headers={"authorization": f"Bearer {theirs.management_key}"}).json()
+    [their_key] = [k["hash"] for k in keys["data"] if k["name"] == "api"]
+    assert activity(mine, api_key_hash=their_key) == []
