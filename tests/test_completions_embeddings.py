@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openrouter import OpenRouter
+from openrouter.utils import RetryConfig
 
 from tests.conftest import Account, Gateway, start_gateway, stop_gateway, write_config
 from tests.support.upstream import MockUpstream
@@ -154,7 +156,9 @@ def test_a_model_without_a_completions_endpoint_is_a_404_naming_those_with_one(u
         sdk(user).completions.create(model="test/echo", prompt="hi", max_tokens=5)
     error = refused.value.body
     assert isinstance(error, dict) and "POST /completions" in error["message"] and "test/instruct" in error["message"]
+    assert "test/instruct via mock, mock-b" in error["message"]
     assert "test/instruct" in error["metadata"]["availability"]["serving_models"]
+    assert {"model": "test/instruct", "provider": "mock-b"} in error["metadata"]["availability"]["serving_endpoints"]
     # and a completions-only model takes no chat: its endpoints do not serve it
     with pytest.raises(openai.NotFoundError) as no_chat:
         sdk(user).chat.completions.create(model="test/instruct", messages=[{"role": "user", "content": "hi"}])
@@ -258,3 +262,13 @@ def test_the_model_page_shows_an_embedding_models_route_and_usage(user: Account)
     assert "/api/v1/chat/completions" not in page.text
     instruct = httpx.get(user.gateway.url + "/models/test/instruct").text
     assert "/api/v1/completions" in instruct and "client.completions.create" in instruct
+
+
+def test_the_openrouter_sdk_embeds_and_lists_embedding_models(user: Account) -> None:
+    client = OpenRouter(api_key=user.api_key, server_url=user.gateway.api, retry_config=RetryConfig("none", None, False))
+    result = client.embeddings.generate(model="test/embed", input=["one two"], dimensions=5,
+                                        provider={"order": ["mock", "mock-b"]})
+    assert [d.embedding for d in result.data] == [[7.0, 0.0, 0.5, -1.0, 0.25]]
+    assert result.usage is not None and result.usage.prompt_tokens == 2
+    listed = {m.id for m in client.embeddings.list_models().result.data}
+    assert "test/embed" in listed and "test/echo" not in listed

@@ -16,13 +16,21 @@ def check_served(catalog: Catalog, requested: list[str], api: str) -> None:
     if not serving_requested or any(api in e.apis for e in serving_requested):
         return
     known = [m for m in requested if catalog.endpoints_for(m.partition(":")[0])]
-    serving = sorted({e.model.id for serving in catalog.endpoints.values() for e in serving if api in e.apis})
+    endpoints: dict[str, list[str]] = {}
+    for serving_model in catalog.endpoints.values():
+        for e in serving_model:
+            if api in e.apis:
+                endpoints.setdefault(e.model.id, []).append(e.tag)
+    serving = sorted(endpoints)
     route = _ROUTES.get(api, api)
     if serving:
-        where = f"Models with an endpoint that serves it: {', '.join(serving[:20])}{' …' if len(serving) > 20 else ''}."
+        named = "; ".join(f"{m} via {', '.join(endpoints[m])}" for m in serving[:20])
+        where = f"Endpoints that serve it: {named}{' …' if len(serving) > 20 else ''}."
     else:
         where = (f"No configured endpoint serves it: declare apis = [\"{api}\"] on an [[endpoints]] entry whose"
                  f" upstream serves /v1/{api}.")
     raise APIError(404, f"No endpoint of {', '.join(known)} serves {route}. {where}",
                    metadata={"availability": {"code": "api_not_served", "api": api, "requested_models": requested,
-                                              "serving_models": serving}})
+                                              "serving_models": serving,
+                                              "serving_endpoints": [{"model": m, "provider": p}
+                                                                    for m in serving for p in endpoints[m]]}})
