@@ -40,6 +40,20 @@ provider = "mock-b"
 upstream_model = "echo"
 
 [[models]]
+id = "test/instruct-hermes"
+context_length = 4096
+prompt_price = "1.00"
+completion_price = "2.00"
+supported_parameters = ["max_tokens"]
+
+[[endpoints]]
+model = "test/instruct-hermes"
+provider = "mock"
+upstream_model = "echo"
+dialect = "hermes"
+apis = ["completions"]
+
+[[models]]
 id = "test/embed"
 context_length = 512
 prompt_price = "0.10"
@@ -272,3 +286,16 @@ def test_the_openrouter_sdk_embeds_and_lists_embedding_models(user: Account) -> 
     assert result.usage is not None and result.usage.prompt_tokens == 2
     listed = {m.id for m in client.embeddings.list_models().result.data}
     assert "test/embed" in listed and "test/echo" not in listed
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_completion_comes_back_as_the_engine_wrote_it_whatever_its_dialect(user: Account, stream: bool) -> None:
+    """A raw Hermes endpoint's chat answers are split into reasoning and tool calls; a text completion is
+    the prompt's continuation, so its <think> and <tool_call> text stays text."""
+    prompt = '<think>hmm</think> <tool_call>{"name": "f", "arguments": {}}</tool_call>'
+    if stream:
+        chunks = sdk(user).completions.create(model="test/instruct-hermes", prompt=prompt, max_tokens=50, stream=True)
+        text = "".join(c.choices[0].text for c in chunks if c.choices)
+    else:
+        text = sdk(user).completions.create(model="test/instruct-hermes", prompt=prompt, max_tokens=50).choices[0].text
+    assert text == " echo: " + prompt

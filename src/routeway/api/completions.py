@@ -44,6 +44,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         renderer = TextCompletions(request, chat.stream, generation_id, services.settings.keepalive_seconds)
         exchange = Exchange(services, chat, key, attempts, len(raw), request.headers, renderer, generation_id, api=API)
         exchange.upstream_fields = completion.upstream_fields()
+        exchange.split_text = False  # a raw prompt's continuation: no dialect reads reasoning or tool calls into it
         if chat.stream:
             services.throttle.open_stream(key)
         try:

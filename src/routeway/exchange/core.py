@@ -48,6 +48,7 @@ class Exchange:
         self.api = api  # the inbound API, recorded; "completions" also sends the prompt to /completions
         self.upstream_fields: dict[str, Any] = {}  # fields of the inbound API's own that go upstream as they are
         self.prompts = 1  # separate prompts in the request (embedding inputs), each one within the context
+        self.split_text = True  # False: the answer's text goes to the client as it is (a text completion's)
         self.count_prompt: Callable[[], int] = lambda: tokens.count_prompt(self.chat.messages or [])
         self.chat = chat
         self.key = key
@@ -188,7 +189,8 @@ class Exchange:
         assert self.attempt is not None
         reading = reading_for(self.attempt.endpoint)
         self.finish_reason = reading.finish_reason
-        self.splitter = reading.splitter(f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
+        if self.split_text:
+            self.splitter = reading.splitter(f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
         return result
 
     def _on_attempt(self, attempt: Attempt) -> None:
