@@ -66,7 +66,7 @@ class FakeAdapter:
     def __init__(self, call: FakeCall) -> None:
         self.call, self.bodies = call, []
 
-    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> FakeCall:
+    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool, client_headers: Any = None) -> FakeCall:
         self.bodies.append(body)
         return self.call
 

@@ -66,8 +66,9 @@ def test_security_and_error_envelope_per_route() -> None:
     assert paths["/credits"]["get"]["security"] == [{"apiKey": []}, {"managementKey": []}]
     assert paths["/admin/accounts"]["get"]["security"] == [{"operatorKey": []}]
     assert paths["/models"]["get"]["security"] == []
-    error = {"$ref": "#/components/schemas/ErrorResponse"}
     for path, item in paths.items():
+        # Anthropic's Messages routes answer errors in Anthropic's shape, which its clients parse
+        error = {"$ref": "#/components/schemas/" + ("AnthropicError" if path.startswith("/messages") else "ErrorResponse")}
         for method, operation in item.items():
             statuses = {int(s) for s in operation["responses"]}
             if operation["security"]:

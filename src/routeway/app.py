@@ -17,6 +17,7 @@ from routeway.api import (
     embeddings,
     generation,
     keys,
+    messages,
     openapi,
 )
 from routeway.api.http import (
@@ -61,7 +62,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, catalog_api, keys, generation, admin, completions, embeddings, activity):
+        for module in (chat, messages, catalog_api, keys, generation, admin, completions, embeddings, activity):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above

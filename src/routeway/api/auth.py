@@ -25,8 +25,10 @@ def bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticate(services: Services, request: Request, *, management: bool | None = None) -> KeyState:
-    token = bearer(request)
+def authenticate(services: Services, request: Request, *, management: bool | None = None,
+                 token: str | None = None) -> KeyState:
+    """``token`` is the key an inbound API found its own way (api/messages.py: ``x-api-key``); else the bearer."""
+    token = token or bearer(request)
     if token is None:
         raise APIError(401, f"Missing API key. {_HINT}", error_type="authentication")
     key = services.accounts.find_key(token)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from routeway.api import model_query
 from routeway.api.http import Request, Response, json_response
+from routeway.api.messages import anthropic_models
 from routeway.api.views import architecture, endpoint_view, model_view
 from routeway.errors import APIError
 
@@ -19,6 +20,8 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     catalog = services.catalog
 
     async def list_models(request: Request) -> Response:
+        if "anthropic-version" in request.headers:  # Claude Code's model picker reads Anthropic's list shape
+            return anthropic_models(services, request)
         models = await model_query.sorted_models(services, request, model_query.matching(services, request))
         offset, limit = request.query_int("offset", 0), request.query_int("limit", 1000)
         page = [model_view(m, catalog.endpoints_for(m.id)) for m in models[offset:offset + limit]]

@@ -1,9 +1,11 @@
-"""POST /chat/completions: authenticate, validate and plan here; the exchange core (exchange/) reserves,
-tries the attempts and settles; api/chat_render.py writes its events as JSON or SSE."""
+"""POST /chat/completions: authenticate and validate here; ``answer`` plans any inbound API's request once
+translated (api/messages.py uses it too); the exchange core (exchange/) reserves, tries the attempts and
+settles; api/chat_render.py writes its events as JSON or SSE."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.auth import authenticate
@@ -11,6 +13,7 @@ from routeway.api.chat_render import ChatCompletions
 from routeway.api.http import Request, Response
 from routeway.errors import store_unavailable
 from routeway.exchange import stream, whole
+from routeway.exchange.client import Renderer
 from routeway.exchange.core import Exchange
 from routeway.ledger.book import KeyState
 from routeway.ledger.ids import new_generation_id
@@ -25,25 +28,41 @@ if TYPE_CHECKING:
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        services.throttle.check_key(key)
-        if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
-            raise store_unavailable(services.store.problem)
+        admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
-        if any(model.endswith(":free") for model in requested_models(chat)):
-            services.throttle.check_free(services.accounts.of_key(key))
-        structured.check_request(chat)
-        demand = Demand(await prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat))
-        attempts = services.planner.plan(chat, demand, time.time())
-        if not chat.stream:
-            return await _exchange(services, request, chat, key, attempts, len(raw))
-        services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
-        try:
-            return await _exchange(services, request, chat, key, attempts, len(raw))
-        finally:
-            services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
+        keepalive = services.settings.keepalive_seconds
+        return await answer(services, request, key, chat, len(raw),
+                            lambda generation_id, _: ChatCompletions(request, chat.stream, generation_id, keepalive))
 
     return [("POST", "/chat/completions", chat_completions)]
+
+
+def admit(services: Services, key: KeyState) -> None:
+    """What a key must pass before its body is read: its rate limit, and a store that can record the charge."""
+    services.throttle.check_key(key)
+    if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
+        raise store_unavailable(services.store.problem)
+
+
+async def answer(services: Services, request: Request, key: KeyState, chat: ChatRequest, body_bytes: int,
+                 renderer: Callable[[str, int], Renderer], api: str = "chat") -> Response | None:
+    """Any inbound API's request, once translated into ``chat``: free-model limits, the plan, and the core's
+    exchange, rendered by ``renderer(generation_id, prompt_estimate)`` in that API's wire."""
+    if any(model.endswith(":free") for model in requested_models(chat)):
+        services.throttle.check_free(services.accounts.of_key(key))
+    structured.check_request(chat)
+    prompt = await prompt_estimate(services, chat, body_bytes)
+    demand = Demand(prompt, chat.output_limit, sent_parameters(chat))
+    attempts = services.planner.plan(chat, demand, time.time())
+    client = renderer(new_generation_id(), prompt)
+    if not chat.stream:
+        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api)
+    services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+    try:
+        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api)
+    finally:
+        services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
 
 async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
@@ -56,10 +75,9 @@ async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int
 
 
 async def _exchange(services: Services, request: Request, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                    body_bytes: int) -> Response | None:
-    """The core's exchange, rendered as chat completions."""
-    generation_id = new_generation_id()
-    renderer = ChatCompletions(request, chat.stream, generation_id, services.settings.keepalive_seconds)
-    exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, renderer, generation_id)
+                    body_bytes: int, renderer: Renderer, api: str) -> Response | None:
+    """The core's exchange, rendered by the inbound API's renderer."""
+    generation_id = renderer.generation_id
+    exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, renderer, generation_id, api=api)
     outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
     return await renderer.finish(outcome)

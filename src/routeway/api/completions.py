@@ -8,11 +8,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.auth import authenticate
-from routeway.api.chat import prompt_estimate
+from routeway.api.chat import admit, prompt_estimate
 from routeway.api.completions_render import TextCompletions
 from routeway.api.http import Request, Response
 from routeway.api.served import check_served
-from routeway.errors import store_unavailable
 from routeway.exchange import stream, whole
 from routeway.exchange.core import Exchange
 from routeway.ledger.ids import new_generation_id
@@ -28,9 +27,7 @@ API = "completions"
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        services.throttle.check_key(key)
-        if not services.store.writable:
-            raise store_unavailable(services.store.problem)
+        admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         completion = parse_completion_request(raw)
         chat = completion.chat()

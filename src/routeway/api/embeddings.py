@@ -10,11 +10,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.auth import authenticate
+from routeway.api.chat import admit
 from routeway.api.chat_render import ChatCompletions, _usage
 from routeway.api.http import Request, Response, json_response
 from routeway.api.served import check_served
 from routeway.api.views import model_view
-from routeway.errors import store_unavailable
 from routeway.exchange.core import Exchange
 from routeway.exchange.embed import vectors
 from routeway.exchange.events import Outcome, Vectors
@@ -61,9 +61,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
 
     async def create(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        services.throttle.check_key(key)
-        if not services.store.writable:
-            raise store_unavailable(services.store.problem)
+        admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         embedding, inputs = parse_embeddings_request(raw)
         # routing and the core read a chat request: the models, the preferences, and one output token at

@@ -81,7 +81,7 @@ def build_document(table: list[tuple[str, str]]) -> dict[str, Any]:
         raise RuntimeError(f"routes without a description in routeway/api/operations.py: {', '.join(missing)}")
     operations = [(method, path, OPERATIONS[(method, path)]) for method, path in table]
     wire_types = (t for _, _, op in operations for t in (op.answer, op.body, op.stream_chunk) if t is not None)
-    types = list(dict.fromkeys([ErrorResponse, *wire_types]))
+    types = list(dict.fromkeys([ErrorResponse, *wire_types, *(op.error_answer for _, _, op in operations)]))
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     refs = dict(zip(types, schemas, strict=True))  # one schema per type
     paths: dict[str, dict[str, Any]] = {}
@@ -101,7 +101,7 @@ def build_document(table: list[tuple[str, str]]) -> dict[str, Any]:
 def _operation(method: str, path: str, op: Operation, refs: dict[type, dict[str, Any]]) -> dict[str, Any]:
     answer: dict[str, Any] = refs[op.answer] if op.answer else {"type": "object"}
     if op.error_in_body:
-        answer = {"anyOf": [answer, refs[ErrorResponse]]}
+        answer = {"anyOf": [answer, refs[op.error_answer]]}
     content: dict[str, Any] = {"application/json": {"schema": answer}}
     if op.stream_chunk is not None:
         content["text/event-stream"] = {"schema": sse_event(refs[op.stream_chunk])}
@@ -110,7 +110,7 @@ def _operation(method: str, path: str, op: Operation, refs: dict[type, dict[str,
         responses[str(op.status)]["headers"] = SUCCESS_HEADERS
     for status in sorted(_error_statuses(path, op)):
         responses[str(status)] = {"description": ERRORS[status],
-                                  "content": {"application/json": {"schema": refs[ErrorResponse]}}}
+                                  "content": {"application/json": {"schema": refs[op.error_answer]}}}
         if status in ERROR_HEADERS:
             responses[str(status)]["headers"] = ERROR_HEADERS[status]
     parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}

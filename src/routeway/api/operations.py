@@ -13,7 +13,15 @@ from routeway.api.keys import KeyCreate, KeyPatch
 from routeway.api.model_query import CATEGORIES, SORTS
 from routeway.wire import activity, admin, catalog, completion, embeddings, generation, keys, text_completion
 from routeway.wire.chat import ChatRequest
-from routeway.wire.errors import Deleted
+from routeway.wire.errors import Deleted, ErrorResponse
+from routeway.wire.messages import (
+    AnthropicError,
+    CountTokensRequest,
+    CountTokensResponse,
+    MessagesRequest,
+    MessagesResponse,
+    MessagesStreamEvent,
+)
 
 # Security kinds (bearer tokens all): an API key calls inference, a management key manages an account's
 # keys, the operator key (ROUTEWAY_ADMIN_KEY) runs /admin. "any" is either kind of account key.
@@ -43,6 +51,7 @@ class Operation:
     stream_chunk: type | None = None  # also answers text/event-stream (``stream: true``) with these chunks
     error_in_body: bool = False  # a 200 already sent may carry the error envelope as its body
     examples: tuple[dict[str, Any], ...] = ()  # request bodies, for readers and schemathesis's example phase
+    error_answer: type = ErrorResponse  # the body of an error (Anthropic's routes answer Anthropic's shape)
 
 
 OFFSET = Query("offset", COUNT, "How many entries to skip.")
@@ -67,6 +76,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200},
             {"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200,
              "stream": True})),
+    ("POST", "/messages"): Operation(
+        "Create a message, Anthropic's Messages API (JSON, or Anthropic's SSE events with `stream: true`); keys"
+        " also as `x-api-key`", MessagesResponse, security=API, body=MessagesRequest,
+        stream_chunk=MessagesStreamEvent, error_answer=AnthropicError, errors=(402, 404, 408, 422, 429, 502, 503),
+        examples=({"model": "nousresearch/hermes-4-70b", "max_tokens": 200,
+                   "messages": [{"role": "user", "content": "Hi"}]},
+                  {"model": "nousresearch/hermes-4-70b", "max_tokens": 200, "stream": True,
+                   "messages": [{"role": "user", "content": "Hi"}]})),
+    ("POST", "/messages/count_tokens"): Operation(
+        "Count a Messages request's input tokens (routeway's estimate; nothing is charged)", CountTokensResponse,
+        security=API, body=CountTokensRequest, error_answer=AnthropicError, errors=(429,),
+        examples=({"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}]},)),
     ("GET", "/models"): Operation(
         "List the catalog's models", catalog.ModelsListResponse, errors=(400,),
         query=(*MODEL_FILTERS, Query("sort", {"type": "string", "enum": list(SORTS)}, "The order of the list."),

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from routeway.exchange.events import Delta
+from routeway.exchange.events import Delta, Outcome
+
+if TYPE_CHECKING:
+    from routeway.api.http import Response
 
 T = TypeVar("T")
 
@@ -29,3 +32,12 @@ class Client(Protocol):
     def unless_gone(self, work: Awaitable[T], keepalive: bool) -> Awaitable[tuple[bool, T | None]]:
         """``(True, result)`` when ``work`` finished, ``(False, None)`` when the client left first (the
         work was cancelled); with ``keepalive``, ``keepalive()`` runs at each interval meanwhile."""
+
+
+class Renderer(Client, Protocol):
+    """An inbound API's renderer: the client side of the exchange, plus the answer's end."""
+
+    generation_id: str
+
+    async def finish(self, outcome: Outcome) -> Response | None:
+        """Send (or return) the rest of the answer once the exchange settled."""

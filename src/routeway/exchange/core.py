@@ -56,6 +56,7 @@ class Exchange:
         self.body_bytes = body_bytes
         self.headers = headers
         self.client = client
+        self.api = api  # the inbound API the request came in by, for its record
         self.id = generation_id or new_generation_id()
         self.started = time.monotonic()
         self.attempt_began = self.started
@@ -176,7 +177,7 @@ class Exchange:
         if self.api == "completions":
             body = completion_body(body, self.chat.prompt or "", self.upstream_fields)
         return await open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
-                               body, stream)
+                               body, stream, self.headers)
 
     async def first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T:
         """The first attempt that starts answering (routing/attempts.py falls back until then)."""

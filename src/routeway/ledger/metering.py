@@ -54,7 +54,7 @@ class GenerationRecord:
     status: int = 200
     error: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    api: str = "chat"  # the inbound API it came by: chat, messages, responses, completions, embeddings
+    api: str = "chat"  # the inbound API it came in by: chat, messages, responses, completions, embeddings
 
     def cost(self) -> int:
         return (token_cost(self.tokens_prompt, self.prompt_nano_per_m)

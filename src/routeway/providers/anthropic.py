@@ -89,6 +89,14 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
                                                            "media_type": header[5:].split(";")[0]}})
             else:
                 blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+        elif part.get("type") == "file":  # OpenRouter's file part: a PDF as a data URL or a URL
+            data = str((part.get("file") or {}).get("file_data", ""))
+            if data.startswith("data:"):
+                header, _, payload = data.partition(",")
+                blocks.append({"type": "document", "source": {"type": "base64", "data": payload,
+                                                              "media_type": header[5:].split(";")[0]}})
+            elif data:
+                blocks.append({"type": "document", "source": {"type": "url", "url": data}})
     return blocks
 
 
@@ -248,6 +256,7 @@ class Anthropic(OpenAICompatible):
     call_type = AnthropicCall
 
     path = "/messages"
+    forwarded_headers = ("anthropic-version", "anthropic-beta")  # Claude Code's betas must reach Anthropic
 
     def request_headers(self, provider: ProviderConfig, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "user-agent": USER_AGENT, "anthropic-version": VERSION,

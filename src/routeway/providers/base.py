@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from routeway.catalog import Endpoint
@@ -52,7 +52,10 @@ class UpstreamCall(Protocol):
 
 
 class Adapter(Protocol):
-    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> UpstreamCall: ...
+    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+                   client_headers: Mapping[str, str] | None = None) -> UpstreamCall:
+        """Start the call. ``client_headers`` are the client's request headers: an adapter forwards those
+        its upstream's protocol defines (the anthropic adapter: ``anthropic-version``, ``anthropic-beta``)."""
 
     async def start(self) -> None:
         """Run with the server's start-up (the local adapter starts its worker process here)."""

@@ -111,6 +111,7 @@ class LocalModel:
     async def stop(self) -> None:
         await self.worker.stop()
 
-    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> LocalCall:
+    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+                   client_headers: Mapping[str, str] | None = None) -> LocalCall:
         job = self.worker.submit(body)  # a full queue raises the 429 here, before anything is sent
         return LocalCall(self.worker, job, self.provider.timeouts.idle, endpoint.upstream_model)

@@ -181,7 +181,8 @@ class OpenAICompatible:
             self.target = Target.parse(provider.base_url + self.path)  # parsed once, not per request
             self.completions_target = Target.parse(provider.base_url + "/completions")
             self.embeddings_target = Target.parse(provider.base_url + "/embeddings")
-            self.headers = header_block(self.request_headers(provider, provider.api_key(env)))
+            self.header_fields = self.request_headers(provider, provider.api_key(env))
+            self.headers = header_block(self.header_fields)
         except ValueError as exc:
             raise ConfigError(f"provider '{provider.name}': {exc}") from None
 
@@ -197,23 +198,27 @@ class OpenAICompatible:
     async def stop(self) -> None:
         """Nothing to stop: the pool is closed with the server."""
 
-    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
+    # client request headers this adapter's upstream protocol defines, passed on as the client sent them
+    forwarded_headers: tuple[str, ...] = ()
+
+    async def open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+                   client_headers: Mapping[str, str] | None = None) -> OpenAICall:
         try:
-            return await self._open(endpoint, body, stream)
+            return await self._open(endpoint, body, stream, self._headers_for(client_headers))
         except UpstreamError as error:
             raise error.redacted(self.redact) from None
 
     async def open_completion(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
         """A text completion: ``body`` carries ``prompt``; the call yields it in chat's shape (CompletionCall)."""
         try:
-            return await self._open(endpoint, body, stream, self.completions_target, CompletionCall)
+            return await self._open(endpoint, body, stream, self.headers, self.completions_target, CompletionCall)
         except UpstreamError as error:
             raise error.redacted(self.redact) from None
 
     async def embed(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         """The upstream's ``/embeddings`` answer: an object with a ``data`` list (checked by the caller)."""
         try:
-            call = await self._open(endpoint, body, False, self.embeddings_target, OpenAICall)
+            call = await self._open(endpoint, body, False, self.headers, self.embeddings_target, OpenAICall)
             body = await call._read_json()
         except UpstreamError as error:
             raise error.redacted(self.redact) from None
@@ -221,13 +226,25 @@ class OpenAICompatible:
             raise UpstreamError(502, "upstream returned embeddings without a data list").redacted(self.redact)
         return body
 
-    async def _open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool, target: Target | None = None,
-                    call_type: type[OpenAICall] | None = None) -> OpenAICall:
+
+    def _headers_for(self, client_headers: Mapping[str, str] | None) -> bytes:
+        """The fixed header block, with the client's forwarded headers in place of the defaults they name."""
+        forwarded = {name: client_headers[name] for name in self.forwarded_headers
+                     if client_headers and client_headers.get(name)}
+        if not forwarded:
+            return self.headers
+        try:
+            return header_block({**self.header_fields, **forwarded})
+        except ValueError:  # a value HTTP does not allow: the defaults go instead
+            return self.headers
+
+    async def _open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool, headers: bytes,
+                    target: Target | None = None, call_type: type[OpenAICall] | None = None) -> OpenAICall:
         t = self.provider.timeouts
         payload = _encoder.encode(self.translate(endpoint, body) if target is None else body)
         try:
             response = await self.client.post(
-                target or self.target, self.headers, payload, connect_timeout=t.connect, head_timeout=t.first_byte,
+                target or self.target, headers, payload, connect_timeout=t.connect, head_timeout=t.first_byte,
                 total_timeout=t.total,
                 body_limit=self.provider.max_stream_bytes if stream else self.provider.max_answer_bytes)
         except ReadTimeout:

@@ -13,7 +13,8 @@ COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_s
            "http_referer", "app_title", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
            "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated",
            "total_cost_nano", "latency_ms", "generation_time_ms", "finish_reason", "native_finish_reason", "streamed",
-           "cancelled", "status", "error", "attempts", "created_at", "usage_capped", "usage_rejected", "api")
+           "cancelled", "status", "error", "attempts", "created_at", "usage_capped", "usage_rejected",
+           "api")
 _INSERT = f"INSERT INTO generations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM generations"
 

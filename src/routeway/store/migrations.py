@@ -114,7 +114,7 @@ def m005_usage_trust() -> list[str]:
 
 
 def m006_generation_api() -> list[str]:
-    """Which inbound API a generation came by (chat, messages, responses, completions, embeddings)."""
+    """Which inbound API a generation came in by (chat, messages, responses, completions, embeddings)."""
     return ["ALTER TABLE generations ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'"]
 
 

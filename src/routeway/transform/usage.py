@@ -34,6 +34,8 @@ def _count(fields: dict[str, Any], name: str) -> int:
     value = fields.get(name)
     if value is None:
         return 0
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the usual count, in one test (bench step 29)
+        return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -86,10 +88,11 @@ class UsageCounts:
     def capped_to(self, prompt_max: int, completion_max: int) -> UsageCounts:
         """These counts cut to what the request could have produced (cached within prompt, reasoning
         within completion); ``self`` when nothing needed cutting."""
+        if (self.prompt <= prompt_max and self.completion <= completion_max and self.cached <= self.prompt
+                and self.reasoning <= self.completion):
+            return self  # an honest upstream's counts: four comparisons instead of four min() calls
         prompt, completion = min(self.prompt, prompt_max), min(self.completion, completion_max)
         cached, reasoning = min(self.cached, prompt), min(self.reasoning, completion)
-        if (prompt, completion, cached, reasoning) == (self.prompt, self.completion, self.cached, self.reasoning):
-            return self
         return UsageCounts(prompt, completion, reasoning, cached, self.estimated, self.native, capped=True)
 
     def to_wire(self, cost_usd: float) -> dict[str, Any]:

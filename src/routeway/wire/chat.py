@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from routeway.errors import APIError
-from routeway.wire.decode import refused_as_400
+from routeway.wire.decode import REFUSALS, refusal
 
 Effort = Literal["max", "xhigh", "high", "medium", "low", "minimal", "none"]
 Unit = Annotated[float, Meta(ge=0, le=1)]
@@ -155,13 +155,15 @@ _FLOAT_FOR_INT = ("Expected `int | null`, got `float`", "Expected `int`, got `fl
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
-    with refused_as_400():
+    try:
         try:
             chat = _decoder.decode(body)
         except msgspec.ValidationError as exc:
             if not str(exc).startswith(_FLOAT_FOR_INT):
                 raise
             chat = _decoder.decode(_integral_floats_as_ints(body))  # still refuses 0.5, naming the field
+    except REFUSALS as exc:
+        raise refusal(exc) from None
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # fewer brackets cannot nest deeper (bench step 27)
         _check_depth(chat)
     _check_messages(chat)

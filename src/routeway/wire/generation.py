@@ -55,10 +55,10 @@ class Generation(Struct):
     num_search_results: int | None
     origin: str
     api_type: Literal["completions", "embeddings"] | None
-    api: Literal["chat", "messages", "responses", "completions", "embeddings"]  # the inbound API it came by
     usage_estimated: bool
     usage_capped: bool  # the upstream claimed more tokens than the request could produce: billed at the bound
     usage_rejected: str | None  # why the upstream's usage was malformed (negative, not_integer, not_object)
+    api: str  # the inbound API the request came in by: chat, messages, responses, completions, embeddings
     status: int | None
     error: str | None
     provider_responses: list[ProviderResponse]

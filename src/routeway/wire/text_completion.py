@@ -27,7 +27,7 @@ from routeway.wire.chat import (
     UsageOption,
 )
 from routeway.wire.completion import ChoiceError
-from routeway.wire.decode import refused_as_400
+from routeway.wire.decode import REFUSALS, refusal
 
 
 class CompletionRequest(Struct, omit_defaults=True):
@@ -83,8 +83,10 @@ _decoder = msgspec.json.Decoder(CompletionRequest)
 
 
 def parse_completion_request(body: bytes) -> CompletionRequest:
-    with refused_as_400():
+    try:
         request = _decoder.decode(body)
+    except REFUSALS as exc:
+        raise refusal(exc) from None
     if not request.model and not request.models:
         raise APIError(400, "Invalid request: `model` is required", metadata={"param": "model"})
     if request.prompt is None:
