@@ -16,7 +16,7 @@ from msgspec import Meta, Struct
 
 from routeway.errors import APIError
 from routeway.wire.chat import MAX_DEPTH, MAX_MESSAGES, MAX_TOOLS, ProviderPreferences, _deeper_than
-from routeway.wire.decode import refused_as_400
+from routeway.wire.decode import REFUSALS, refusal
 
 PositiveInt = Annotated[int, Meta(ge=1)]
 MAX_STOP_SEQUENCES = 64
@@ -82,8 +82,10 @@ _count_decoder = msgspec.json.Decoder(CountTokensRequest)
 
 
 def parse_messages_request(body: bytes) -> MessagesRequest:
-    with refused_as_400():
+    try:
         request = _decoder.decode(body)
+    except REFUSALS as exc:
+        raise refusal(exc) from None
     _check(request, body)
     if not request.model and not request.models:
         raise APIError(400, "Invalid request: `model` is required (e.g. \"anthropic/claude-sonnet-4\")",
@@ -92,8 +94,10 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
 
 
 def parse_count_tokens_request(body: bytes) -> CountTokensRequest:
-    with refused_as_400():
+    try:
         request = _count_decoder.decode(body)
+    except REFUSALS as exc:
+        raise refusal(exc) from None
     _check(request, body)
     return request
 
