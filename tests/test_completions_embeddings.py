@@ -179,7 +179,7 @@ def test_a_model_without_a_completions_endpoint_is_a_404_naming_those_with_one(u
     assert "does not serve chat" in str(no_chat.value)
     # a catalog model nobody serves yet gets routing's own answer: how to add a provider
     with pytest.raises(openai.InternalServerError) as unserved:
-        sdk(user).completions.create(model="openai/gpt-3.5-turbo-instruct", prompt="hi", max_tokens=5)
+        sdk(user).completions.create(model="anthropic/claude-sonnet-4", prompt="hi", max_tokens=5)
     assert unserved.value.status_code == 503 and "No provider serves" in str(unserved.value)
     assert user.generations() == [] and user.ledger_sum() == 5_000_000_000
 

@@ -116,6 +116,8 @@ class MockUpstream(LoopbackServer):
         if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
             inputs = [inputs]
         size = body.get("dimensions", 4)
+        if size > 4096 or size * len(inputs) > 1_000_000:  # as an engine refuses what its model cannot produce
+            return web.json_response({"error": {"message": f"dimensions {size} not supported"}}, status=400)
         data = [{"object": "embedding", "index": i,
                  "embedding": [float(len(item)), float(i), 0.5, -1.0, *([0.25] * (size - 4))][:size]}
                 for i, item in enumerate(inputs)]
