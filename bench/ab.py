@@ -3,6 +3,7 @@
     .venv/bin/python bench/ab.py                               # HEAD (A) against the working tree (B)
     .venv/bin/python bench/ab.py --a HEAD~3 --scenario saturation
     .venv/bin/python bench/ab.py --a-python /tmp/venv-3.13/bin/python --a WORKTREE   # two interpreters
+    .venv/bin/python bench/ab.py --a WORKTREE --b-database-url postgresql://postgres@127.0.0.1/bench  # SQLite vs PostgreSQL
 
 A side given as a git revision runs from a temporary worktree of it (``PYTHONPATH=<worktree>/src``);
 ``WORKTREE`` means this checkout as it is. Both servers run at once, pinned like the full benchmark, and
@@ -39,6 +40,7 @@ class Side:
     name: str
     revision: str
     python: str | None
+    database_url: str | None = None  # serve from this PostgreSQL database (None: SQLite)
     source: Path | None = None  # a temporary worktree's src/, or None for this checkout
 
 
@@ -82,10 +84,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=6, help="runs per side (default 6)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each run (default 4)")
     parser.add_argument("--durability", choices=("full", "normal"), default="full")
+    parser.add_argument("--a-database-url", default=None, help="A serves from this PostgreSQL database, not SQLite")
+    parser.add_argument("--b-database-url", default=None, help="B serves from this PostgreSQL database, not SQLite")
     args = parser.parse_args()
 
     root = Path(__file__).resolve().parents[1]
-    sides = [Side("A", args.a, args.a_python), Side("B", args.b, args.b_python)]
+    sides = [Side("A", args.a, args.a_python, args.a_database_url), Side("B", args.b, args.b_python, args.b_database_url)]
     sc = scenario(args.scenario, args.seconds)
     pin = tg.pinning()
     if pin["client"] is not None:
@@ -101,7 +105,7 @@ def main() -> None:
             folder = work / side.name
             folder.mkdir()
             servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"], args.durability,
-                                             side.python, side.source))
+                                             side.python, side.source, side.database_url))
         warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=500)
         order = [i if k % 2 == 0 else 1 - i for k in range(args.runs) for i in (0, 1)]
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -144,7 +148,8 @@ def report(sides: list[Side], rows: dict[str, list[dict]], args: argparse.Namesp
         runs = rows[side.name]
         med = {k: statistics.median(r[k] for r in runs) for k in ("throughput", "p50", "p90", "p99", "cpu_us")}
         medians[side.name] = med
-        build = side.revision + (f" on {side.python}" if side.python else "")
+        build = side.revision + (f" on {side.python}" if side.python else "") + (
+            " on PostgreSQL" if side.database_url else "")
         table.add_row(side.name, build, f"{med['throughput']:,.0f}", f"{med['p50']:.2f}", f"{med['p90']:.2f}",
                       f"{med['p99']:.2f}", f"{med['cpu_us']:.1f}", ", ".join(f"{r['cpu_us']:.0f}" for r in runs))
     console = Console()

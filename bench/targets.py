@@ -166,9 +166,11 @@ def _admin(port: int, path: str, body: dict) -> dict:
 
 
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
-                   durability: str = "full", python: str | None = None, source: Path | None = None) -> Target:
+                   durability: str = "full", python: str | None = None, source: Path | None = None,
+                   database_url: str | None = None) -> Target:
     """``python``: another interpreter with routeway's dependencies; ``source``: a ``src/`` folder to import
-    routeway from instead of the installed one (bench/ab.py's other build)."""
+    routeway from instead of the installed one (bench/ab.py's other build); ``database_url``: serve from
+    this PostgreSQL database instead of SQLite in the work folder."""
     directory = workdir / "routeway"
     directory.mkdir(exist_ok=True)
     models = {f"bench/{name}": name for name in upstream_models}
@@ -178,6 +180,9 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
     env = {k: v for k, v in os.environ.items()
            if k not in ("ROUTEWAY_CONFIG", "OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY")}
     env["ROUTEWAY_ADMIN_KEY"] = ADMIN_KEY
+    env.pop("ROUTEWAY_DATABASE_URL", None)
+    if database_url is not None:
+        env["ROUTEWAY_DATABASE_URL"] = database_url
     if source is not None:
         env["PYTHONPATH"] = str(source)
     exe = ROOT / ".venv" / "bin" / "routeway"

@@ -16,15 +16,35 @@ from routeway.store.base import Store
 from routeway.store.endpoint_minutes import EndpointMinuteRepository, MinuteRow
 from routeway.store.generations import COLUMNS, GenerationRepository
 from routeway.store.ledger import LedgerEntry, LedgerRepository
+from routeway.store.postgres import PostgresStore
 from routeway.store.sqlite import SQLiteStore
 from routeway.store.usage import DAY_MS, UsageQueries
+
+from tests.support.postgres import ThrowawayDatabase, available
 
 
 def sqlite_store(folder: Path) -> Store:
     return SQLiteStore(folder / "routeway.sqlite3")
 
 
-STORES: dict[str, Callable[[Path], Store]] = {"sqlite": sqlite_store}
+THROWAWAY = ThrowawayDatabase()  # created by the first PostgreSQL test, dropped after the last
+
+
+def postgres_store(folder: Path) -> Store:
+    """The folder names the test: its tables live in a schema of their own, so a reopen sees the same data."""
+    if not postgres_available:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    return PostgresStore(THROWAWAY.url_for(str(folder)))
+
+
+postgres_available = available()
+STORES: dict[str, Callable[[Path], Store]] = {"sqlite": sqlite_store, "postgresql": postgres_store}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_throwaway_database() -> Iterator[None]:
+    yield
+    THROWAWAY.drop()
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -66,7 +86,7 @@ def generation(id_: str, account_id: str, model: str, at: int, cost: int = 0, to
                   provider_slug="p", upstream_model="u", http_referer=referer, app_title=title,
                   tokens_prompt=tokens[0], tokens_completion=tokens[1], usage_estimated=False, usage_capped=True,
                   total_cost_nano=cost, streamed=True, cancelled=False, status=200, attempts="[]", created_at=at,
-                  api="chat")
+                  api="chat", cache_hit=False, cache_saved_nano=0)
     return [record[column] for column in COLUMNS]
 
 
@@ -192,3 +212,17 @@ def test_usage_aggregates_by_model_app_key_and_day(make_store: Callable[[], Stor
             await usage.account_by("account_id; DROP TABLE generations", "a1", 0)
 
     asyncio.run(read())
+
+
+def test_a_settlement_written_again_after_a_lost_commit_answer_is_recorded_once(make_store: Callable[[], Store]) -> None:
+    """A commit can land while its answer is lost with the connection (PostgreSQL going away): the held
+    settlement is retried (ledger/pending.py) and the retry must neither fail nor add a second row."""
+    store = make_store()
+    ledger = LedgerRepository(store)
+    write(store, AccountRepository.insert(AccountRow("a1", "one", 0)), ledger.insert(entry("l0", "a1", 1_000, 1)))
+    settlement = [GenerationRepository.insert(generation("g1", "a1", "m/x", 5, cost=40)),
+                  ledger.insert(entry("l1", "a1", -40, 5, "charge", "k1", "g1"))]
+    write(store, *settlement)
+    write(store, *settlement)  # the retry
+    assert ledger.balances_now() == {"a1": (1_000, 40)}
+    assert store.fetch_now("SELECT COUNT(*) FROM generations") == [(1,)]

@@ -19,6 +19,7 @@ from routeway.api import (
     keys,
     messages,
     openapi,
+    responses,
 )
 from routeway.api.http import (
     ClientDisconnected,
@@ -34,8 +35,9 @@ from routeway.api.http import (
 )
 from routeway.api.metrics import metrics_handler
 from routeway.config import Settings
-from routeway.errors import APIError
+from routeway.errors import APIError, store_unavailable
 from routeway.services import Services
+from routeway.store.base import StoreUnwritable
 from routeway.web import Dashboard
 
 # Services is re-exported for the modules that still import it from here (web/sessions.py, this round)
@@ -62,7 +64,8 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, messages, catalog_api, keys, generation, admin, completions, embeddings, activity):
+        for module in (chat, messages, responses, catalog_api, keys, generation, admin, completions, embeddings,
+                       activity):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above
@@ -109,6 +112,9 @@ class App:
         except APIError as error:
             if not started:
                 await error_response(error)(send)
+        except StoreUnwritable as unreachable:  # a read while the database is away (PostgreSQL down): 503, not 500
+            if not started:
+                await error_response(store_unavailable(unreachable.problem))(send)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:

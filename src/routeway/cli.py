@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -67,13 +69,12 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
         raise click.ClickException(str(exc)) from None
     s = app.services.settings
     base = f"http://{s.host}:{s.port}"
-    first_start = not (Path(s.data_dir) / "routeway.sqlite3").exists()
+    first_start = not s.store_url and not (Path(s.data_dir) / "routeway.sqlite3").exists()
     served = sum(1 for eps in app.services.catalog.endpoints.values() if eps)
     console.print(f"[bold green]routeway[/] listening on [bold]{base}[/]")
     console.print(f"  dashboard     {base}/   (sign in with a management key or the operator key)")
     console.print(f"  API           {base}/api/v1   (OpenAI clients: {base}/v1)")
-    console.print(f"  store         {Path(s.data_dir).resolve() / 'routeway.sqlite3'}"
-                  + ("  [yellow](created now)[/]" if first_start else ""))
+    console.print(f"  store         {_store_name(s)}" + ("  [yellow](created now)[/]" if first_start else ""))
     console.print(f"  catalog       {len(app.services.catalog.models)} models, {served} with a provider"
                   f" ({', '.join(p.name for p in s.providers) or 'none configured: chat answers 503'})")
     for provider in s.providers:
@@ -99,6 +100,106 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol, log_level=log_level, access_log=False,
                 proxy_headers=False, server_header=False, lifespan="on", timeout_keep_alive=keep_alive,
                 timeout_graceful_shutdown=5)
+
+
+def _store_name(settings: Any) -> str:
+    if settings.store_url:
+        from routeway.store.postgres import describe_url
+
+        return describe_url(settings.store_url)
+    return str(Path(settings.data_dir).resolve() / "routeway.sqlite3")
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="ROUTEWAY_CONFIG", help="TOML config file.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the SQLite store lives [default: ./data].")
+@click.option("--database-url", default=None, help="A postgresql:// URL [default: ROUTEWAY_DATABASE_URL or"
+              " [store] url]; without one the SQLite store in the data folder is migrated.")
+@click.option("--from-sqlite", "from_sqlite", type=click.Path(exists=True), default=None,
+              help="Copy this embedded install (a routeway.sqlite3 file or its data folder) into PostgreSQL.")
+@click.option("--into-non-empty", is_flag=True,
+              help="Copy even though the target holds rows already, skipping rows it has (finishes an"
+                   " interrupted copy).")
+def migrate(config: str | None, data_dir: str | None, database_url: str | None, from_sqlite: str | None,
+            into_non_empty: bool) -> None:
+    """Apply the store's pending migrations, or copy an embedded install into PostgreSQL."""
+    from routeway.services import build_store
+    from routeway.store.base import StoreUnwritable
+    from routeway.store.migrations import applied_migrations
+    from routeway.store.sqlite import StoreUnavailable
+
+    settings = _settings(config, data_dir=Path(data_dir) if data_dir else None)
+    if database_url:
+        from dataclasses import replace
+
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            raise click.ClickException("--database-url must be a postgresql:// URL")
+        settings = replace(settings, store_url=database_url)
+    if from_sqlite and not settings.store_url:
+        raise click.ClickException("--from-sqlite copies into PostgreSQL: give --database-url, set"
+                                   " ROUTEWAY_DATABASE_URL or [store] url")
+    target = build_store(settings)
+    try:
+        target.open()
+    except (StoreUnavailable, StoreUnwritable) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        applied = applied_migrations(target)
+        console.print(f"store {_store_name(settings)}: schema at [bold]{applied[-1]}[/]"
+                      f" ({len(applied)} migrations applied)")
+        if from_sqlite:
+            _copy_from_sqlite(Path(from_sqlite), target, into_non_empty)
+    finally:
+        target.close()
+
+
+def _copy_from_sqlite(path: Path, target: Any, into_non_empty: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from routeway.store.base import StoreUnwritable
+    from routeway.store.ledger import LedgerRepository
+    from routeway.store.sqlite import SQLiteStore, StoreUnavailable
+    from routeway.store.transfer import copy_table, disagreements, row_counts, tables_of
+
+    if path.is_dir():
+        path = path / "routeway.sqlite3"
+    if not path.is_file():
+        raise click.ClickException(f"{path} is not a routeway SQLite store")
+    source = SQLiteStore(path)
+    try:
+        source.open()  # claims it (no server may be writing to it meanwhile) and brings its schema up to date
+    except (StoreUnavailable, sqlite3.DatabaseError) as exc:
+        raise click.ClickException(f"cannot open {path}: {exc}") from None
+    try:
+        tables = tables_of(source)
+        present = {table: n for table, n in row_counts(target, tables).items() if n}
+        if present and not into_non_empty:
+            raise click.ClickException(
+                "the target already holds " + ", ".join(f"{n} {table}" for table, n in present.items())
+                + ": copying into it could mix two installs. Use an empty database, or --into-non-empty to"
+                " finish an interrupted copy of this same install.")
+        counts = row_counts(source, tables)
+        with Progress(TextColumn("{task.description:<17}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console) as progress:
+            for table in tables:
+                task = progress.add_task(table.name, total=counts[table.name])
+                try:
+                    copy_table(source, target, table, into_non_empty, functools.partial(progress.advance, task))
+                except StoreUnwritable as exc:
+                    raise click.ClickException(f"copying {table.name}: {exc}") from None
+        problems = disagreements(source, target)
+        if problems:
+            for problem in problems:
+                console.print(f"[red]{problem}[/]")
+            raise click.ClickException(f"{len(problems)} balances disagree after the copy; do not serve from it")
+        copied = row_counts(target, tables)
+        console.print("[bold green]copied[/] " + ", ".join(f"{counts[t.name]} {t.name}" for t in tables)
+                      + f"; every balance agrees ({len(LedgerRepository(source).balances_now())} accounts"
+                      " with ledger rows)."
+                      + ("" if copied == counts else f" The target now holds {copied}."))
+    finally:
+        source.close()
 
 
 # ---- operator commands: thin clients of the admin API ------------------------------------------

@@ -94,6 +94,8 @@ class EndpointConfig:
     upstream_model: str
     prompt_price: Decimal | None = None  # USD per 1M tokens; None = the catalog's price
     completion_price: Decimal | None = None
+    input_cache_read: Decimal | None = None  # USD per 1M cached prompt tokens read; None = the catalog's
+    input_cache_write: Decimal | None = None  # ... written into the upstream's prompt cache
     context_length: int | None = None
     max_output: int | None = None
     quantization: str = "unknown"
@@ -138,6 +140,32 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The response cache, read from ``[cache]``: where answers are kept and how large one may be."""
+
+    max_entry_bytes: int = 1024 * 1024  # a larger answer is not cached
+    redis_url: str | None = None  # ``[shared] redis`` / ROUTEWAY_REDIS_URL: shared by replicas; None: the store
+    redis_prefix: str = "routeway:cache:"
+
+
+DEFAULT_CACHE_ENTRY_BYTES = 1024 * 1024
+DEFAULT_CACHE_PREFIX = "routeway:cache:"
+
+
+def _cache(table: Mapping[str, Any], redis_url: str | None) -> CacheSettings:
+    unknown = set(table) - {"max_entry_bytes", "redis_prefix"}
+    if unknown:
+        raise ConfigError(f"[cache]: unknown settings {sorted(unknown)}")
+    size = table.get("max_entry_bytes", DEFAULT_CACHE_ENTRY_BYTES)
+    if type(size) is not int or not 0 < size <= 64 * 1024 * 1024:
+        raise ConfigError("[cache] max_entry_bytes must be a whole number of bytes from 1 to 67108864")
+    prefix = table.get("redis_prefix", DEFAULT_CACHE_PREFIX)
+    if not isinstance(prefix, str):
+        raise ConfigError("[cache] redis_prefix must be a string")
+    return CacheSettings(size, redis_url or None, prefix)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -145,10 +173,12 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
     durability: str = "full"  # "full": fsync every group commit; "normal": WAL synced every 50 ms in the background
+    store_url: str | None = None  # "postgresql://…": the PostgreSQL store; None: SQLite in data_dir
     admin_key: str | None = None
     connections: ConnectionSettings = ConnectionSettings()
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
@@ -181,6 +211,20 @@ def _price(value: Any, where: str) -> Decimal | None:
     if price < 0:
         raise ConfigError(f"{where}: price must not be negative")
     return price
+
+
+def _store_url(table: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """``ROUTEWAY_DATABASE_URL`` or ``[store] url``: PostgreSQL when set, SQLite in the data folder when not."""
+    unknown = set(table) - {"url"}
+    if unknown:
+        raise ConfigError(f"[store]: unknown settings {sorted(unknown)}")
+    url = env.get("ROUTEWAY_DATABASE_URL") or table.get("url") or None
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] url (or ROUTEWAY_DATABASE_URL) must be a postgresql:// URL; leave it unset"
+                          " for the embedded SQLite store")
+    return url
 
 
 def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
@@ -316,6 +360,8 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
         upstream_model=table.get("upstream_model", table["model"]),
         prompt_price=_price(table.get("prompt_price"), where),
         completion_price=_price(table.get("completion_price"), where),
+        input_cache_read=_price(table.get("input_cache_read"), where),
+        input_cache_write=_price(table.get("input_cache_write"), where),
         context_length=table.get("context_length"), max_output=table.get("max_output"),
         quantization=table.get("quantization", "unknown"),
         supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
@@ -362,6 +408,7 @@ def load_settings(
         "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
         "durability": server.get("durability", "full"),
     }
+    values["store_url"] = _store_url(raw.get("store", {}), env)
     if values["durability"] not in ("full", "normal"):
         raise ConfigError(f"[server] durability must be 'full' or 'normal', not {values['durability']!r}")
     routing = raw.get("routing", {})
@@ -371,6 +418,7 @@ def load_settings(
     values["routing"] = RoutingSettings(**routing)
     values["limits"] = _limits(raw.get("limits", {}))
     values["connections"] = _connections(server)
+    values["cache"] = _cache(raw.get("cache", {}), raw.get("shared", {}).get("redis") or env.get("ROUTEWAY_REDIS_URL"))
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

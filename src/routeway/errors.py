@@ -58,5 +58,6 @@ def store_unavailable(problem: str | None) -> APIError:
         503,
         f"routeway cannot record anything right now ({problem or 'the store cannot write'}), so it takes no paid"
         " requests, credit grants or key changes; nothing was done or charged. Retry in a few seconds; an"
-        " operator should free space in routeway's data folder (routeway recovers by itself).",
+        " operator should free space in routeway's data folder or bring its database back (routeway recovers by"
+        " itself).",
         error_type=STORE_UNAVAILABLE, metadata={"store": problem}, headers={"Retry-After": "5"})

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from routeway.api.metrics import LoopLag
 from routeway.api.throttle import Throttle
+from routeway.cache.backends import CacheBackend, RedisBackend, StoreBackend
+from routeway.cache.service import ResponseCache
 from routeway.catalog import Catalog
 from routeway.config import Settings
 from routeway.connections import ConnectionStats
@@ -33,6 +35,15 @@ from routeway.store.sqlite import SQLiteStore
 log = logging.getLogger("routeway")
 
 GC_YOUNG_THRESHOLD = 10_000  # net new container objects before a young collection (Python's default: 700)
+
+
+def build_store(settings: Settings) -> Store:
+    """PostgreSQL when a URL is configured, else the embedded SQLite store in the data folder."""
+    if settings.store_url:
+        from routeway.store.postgres import PostgresStore  # psycopg is loaded only by those who use it
+
+        return PostgresStore(settings.store_url)
+    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
 
 
 @dataclass
@@ -55,12 +66,19 @@ class Services:
     # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
     usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    response_cache: ResponseCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        cache = self.settings.cache
+        backend: CacheBackend = (RedisBackend(cache.redis_url, cache.redis_prefix) if cache.redis_url
+                                 else StoreBackend(self.store))
+        self.response_cache = ResponseCache(self.store, backend, cache.max_entry_bytes)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
-        store = SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
+        store = build_store(settings)
         book = Book()
         catalog = Catalog.build(settings)
         check_apis(catalog)
@@ -73,6 +91,7 @@ class Services:
     async def start(self) -> None:
         self.store.open()
         self.accounts.load()
+        self.response_cache.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
         self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
@@ -103,5 +122,6 @@ class Services:
                 log.warning("the last minutes of endpoint health could not be written: the store cannot write")
         await self.metering.pending.retry(force=True)
         self.metering.pending.report_lost()
+        await self.response_cache.close()
         self.http.close()
         self.store.close()

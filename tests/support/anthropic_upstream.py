@@ -1,11 +1,13 @@
 """A real Anthropic Messages API server on loopback (aiohttp), for the ``anthropic`` adapter's tests.
 
 Models: ``claude-echo`` thinks (when asked) then answers "echo: <last user text>"; ``claude-tool`` calls
-the request's first tool with {"city": "Paris"}; ``claude-overloaded`` answers 529; ``claude-garbled-usage``
-answers as ``claude-echo`` with counts that are not integers ("10", 7.5), and a stream whose message_delta
-usage is not an object; ``claude-echo-auth`` (any key) repeats the request's ``x-api-key`` in its error: a 500
-body, or an ``error`` event mid-stream after the first text (as a proxy in front of Anthropic might). Requests
-and their headers are kept in ``requests`` / ``headers``.
+the request's first tool with {"city": "Paris"}; ``claude-agent`` does so too unless the last user turn
+carries a tool_result, and then answers "done: <its content>" (an agent's tool loop ends);
+``claude-overloaded`` answers 529; ``claude-garbled-usage`` answers as ``claude-echo`` with counts that
+are not integers ("10", 7.5), and a stream whose message_delta usage is not an object; ``claude-echo-auth``
+(any key) repeats the request's ``x-api-key`` in its error: a 500 body, or an ``error`` event mid-stream
+after the first text (as a proxy in front of Anthropic might). Requests and their headers are kept in
+``requests`` / ``headers``.
 """
 
 from __future__ import annotations
@@ -58,11 +60,15 @@ class MockAnthropic(LoopbackServer):
         blocks: list[dict[str, Any]] = []
         if body.get("thinking", {}).get("type") == "enabled":
             blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "sig-abc123"})
-        if body["model"] == "claude-tool":
+        last = body["messages"][-1]["content"]
+        results = [b for b in last if b.get("type") == "tool_result"] if isinstance(last, list) else []
+        if body["model"] == "claude-tool" or (body["model"] == "claude-agent" and not results):
             blocks.append({"type": "tool_use", "id": "toolu_01", "name": body["tools"][0]["name"], "input": {"city": "Paris"}})
             stop = "tool_use"
+        elif body["model"] == "claude-agent":
+            blocks.append({"type": "text", "text": "done: " + " ".join(str(b.get("content")) for b in results)})
+            stop = "end_turn"
         else:
-            last = body["messages"][-1]["content"]
             text = last if isinstance(last, str) else " ".join(b.get("text", "") for b in last if b.get("type") == "text")
             blocks.append({"type": "text", "text": f"echo: {text}"})
             stop = "end_turn"

@@ -41,6 +41,13 @@ class AdminKeyCreate(Struct):
     expires_at: str | None = None
 
 
+class ResponseCacheSetting(Struct):
+    """Whether every request of the account uses the response cache unless it says ``X-OpenRouter-Cache: false``."""
+
+    enabled: bool
+    ttl_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
+
+
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     accounts = services.accounts
     ledger_rows = LedgerRepository(services.store)
@@ -95,8 +102,16 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         entries = await ledger_rows.of_account(account.id)
         return json_response({"data": [_entry_view(entry) for entry in entries]})
 
+    async def response_cache(request: Request) -> Response:
+        account = account_of(request)
+        body = decode(await request.body(limit), ResponseCacheSetting)
+        await services.response_cache.set_account(account.id, body.ttl_seconds if body.enabled else None)
+        return json_response({"data": {"account_id": account.id, "enabled": body.enabled,
+                                       "ttl_seconds": body.ttl_seconds if body.enabled else None}})
+
     return [
         ("POST", "/admin/accounts", create_account),
+        ("PUT", "/admin/accounts/{account}/response-cache", response_cache),
         ("GET", "/admin/accounts", list_accounts),
         ("GET", "/admin/accounts/{account}", get_account),
         ("POST", "/admin/accounts/{account}/credits", grant),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from routeway.api.auth import authenticate
+from routeway.api.chat_cache import record_misses, replay
 from routeway.api.chat_render import ChatCompletions
 from routeway.api.http import Request, Response
 from routeway.errors import store_unavailable
@@ -31,9 +32,22 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
+        cached = services.response_cache.policy(request.headers, key, "chat", chat.stream, raw)
+        if cached is not None:
+            entry = await services.response_cache.lookup(cached)
+            if entry is not None and entry.stream == chat.stream:
+                return await replay(services, request, chat, key, entry)
         keepalive = services.settings.keepalive_seconds
-        return await answer(services, request, key, chat, len(raw),
-                            lambda generation_id, _: ChatCompletions(request, chat.stream, generation_id, keepalive))
+
+        def render(generation_id: str, _: int) -> ChatCompletions:
+            return ChatCompletions(request, chat.stream, generation_id, keepalive)
+
+        def record(renderer: Renderer, exchange: Exchange) -> None:
+            assert cached is not None and isinstance(renderer, ChatCompletions)
+            record_misses(services, renderer, exchange, cached, key)
+
+        return await answer(services, request, key, chat, len(raw), render,
+                            prepare=record if cached is not None else None)
 
     return [("POST", "/chat/completions", chat_completions)]
 
@@ -46,9 +60,11 @@ def admit(services: Services, key: KeyState) -> None:
 
 
 async def answer(services: Services, request: Request, key: KeyState, chat: ChatRequest, body_bytes: int,
-                 renderer: Callable[[str, int], Renderer], api: str = "chat") -> Response | None:
+                 renderer: Callable[[str, int], Renderer], api: str = "chat",
+                 prepare: Callable[[Renderer, Exchange], None] | None = None) -> Response | None:
     """Any inbound API's request, once translated into ``chat``: free-model limits, the plan, and the core's
-    exchange, rendered by ``renderer(generation_id, prompt_estimate)`` in that API's wire."""
+    exchange, rendered by ``renderer(generation_id, prompt_estimate)`` in that API's wire; ``prepare`` sees
+    the renderer and the exchange before it runs (the response cache records a miss through it)."""
     if any(model.endswith(":free") for model in requested_models(chat)):
         services.throttle.check_free(services.accounts.of_key(key))
     structured.check_request(chat)
@@ -57,10 +73,10 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
     attempts = services.planner.plan(chat, demand, time.time())
     client = renderer(new_generation_id(), prompt)
     if not chat.stream:
-        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api)
+        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
     services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
     try:
-        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api)
+        return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
     finally:
         services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
@@ -75,9 +91,12 @@ async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int
 
 
 async def _exchange(services: Services, request: Request, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                    body_bytes: int, renderer: Renderer, api: str) -> Response | None:
+                    body_bytes: int, renderer: Renderer, api: str,
+                    prepare: Callable[[Renderer, Exchange], None] | None) -> Response | None:
     """The core's exchange, rendered by the inbound API's renderer."""
     generation_id = renderer.generation_id
     exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, renderer, generation_id, api=api)
+    if prepare is not None:
+        prepare(renderer, exchange)
     outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
     return await renderer.finish(outcome)

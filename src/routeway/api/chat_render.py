@@ -5,12 +5,13 @@ side the core writes to (exchange/client.py): status line, keepalives, chunks, a
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 from routeway.api import sse
 from routeway.api.disconnect import unless_client_leaves
-from routeway.api.http import Request, Response, json_response
+from routeway.api.http import JSON_HEADERS, Request, Response, json_response
+from routeway.cache.entry import AnswerRecording
 from routeway.errors import STORE_UNAVAILABLE
 from routeway.exchange.events import Answer, Delta, Outcome
 from routeway.ledger.money import nano_to_usd
@@ -23,7 +24,7 @@ class ChatCompletions:
     """Renders one chat completion request's answer, streamed (SSE) or whole (JSON)."""
 
     __slots__ = ("request", "stream", "generation_id", "keepalive_seconds", "show_metadata", "committed", "choices",
-                 "chunk")
+                 "chunk", "headers", "recording", "keep")
     CHUNK_OBJECT = "chat.completion.chunk"  # a streamed chunk's ``object``; the closing chunks carry it too
     # the choice of a stream's closing error chunk
     FAILED_CHOICE: ClassVar[dict[str, Any]] = {"index": 0, "delta": {"content": ""}, "finish_reason": "error",
@@ -38,13 +39,17 @@ class ChatCompletions:
         self.committed = False
         self.choices: list[dict[str, Any]] = []  # one list and one chunk dict per stream, refilled per chunk
         self.chunk: dict[str, Any] = {}
+        self.headers: list[tuple[bytes, bytes]] = [(b"x-generation-id", generation_id.encode())]
+        # the response cache (cache/): the answer's bytes as sent, and what keeps them once it is complete
+        self.recording: AnswerRecording | None = None
+        self.keep: Callable[[Outcome], Awaitable[None]] | None = None
 
     # ---- the client the core writes to ----------------------------------------------------------
     async def commit(self) -> None:
         self.committed = True
         content_type = sse.HEADERS if self.stream else [(b"content-type", b"application/json")]
         await self.request.send({"type": "http.response.start", "status": 200,
-                                 "headers": [*content_type, (b"x-generation-id", self.generation_id.encode())]})
+                                 "headers": [*content_type, *self.headers]})
         if self.stream:
             await self._send(sse.PROCESSING)
 
@@ -75,7 +80,10 @@ class ChatCompletions:
             if delta.error is not None:
                 choice["error"] = delta.error
             choices.append(choice)
-        return self.request.send({"type": "http.response.body", "body": sse.event(self.chunk), "more_body": True})
+        event = sse.event(self.chunk)
+        if self.recording is not None:
+            self.recording.add(event)
+        return self.request.send({"type": "http.response.body", "body": event, "more_body": True})
 
     def unless_gone(self, work: Awaitable[T], keepalive: bool) -> Awaitable[tuple[bool, T | None]]:
         # a plain function handing back the watcher's coroutine: no coroutine layer of its own, which every
@@ -95,10 +103,12 @@ class ChatCompletions:
         if outcome.failure is not None:  # headers went out as 200 already: the error travels in the body
             body = json_response(outcome.failure.body()).body
         else:
-            assert isinstance(outcome.answer, Answer)
+            assert outcome.answer is not None
             payload = self._whole(outcome, outcome.answer)
+            await self._keep(outcome)
+            self._add_metadata(payload, outcome)
             if not self.committed:
-                return json_response(payload, extra_headers={"x-generation-id": self.generation_id})
+                return Response(json_response(payload).body, headers=[*JSON_HEADERS, *self.headers])
             body = json_response(payload).body
         await self.request.send({"type": "http.response.body", "body": body, "more_body": False})
         return None
@@ -116,7 +126,8 @@ class ChatCompletions:
         payload = {"id": outcome.id, "object": "chat.completion", "created": int(time.time()), "model": outcome.model,
                    "provider": outcome.provider, "system_fingerprint": answer.system_fingerprint, "choices": choices,
                    "usage": _usage(outcome)}
-        self._add_metadata(payload, outcome)
+        if self.recording is not None:
+            self.recording.add(json_response(payload).body)
         return payload
 
     async def _end_stream(self, outcome: Outcome) -> None:
@@ -138,8 +149,15 @@ class ChatCompletions:
                            f" as soon as the store can write again; do not retry this request."}})
         final: dict[str, Any] = {**head, "choices": [], "usage": _usage(outcome)}
         self._add_metadata(final, outcome)
+        await self._keep(outcome)
         await self.request.send({"type": "http.response.body", "body": tail + sse.event(final) + sse.DONE,
                                  "more_body": False})
+
+    async def _keep(self, outcome: Outcome) -> None:
+        """A complete answer is handed to the response cache before its last bytes go out, so a repeat
+        sent the moment this one ends finds it; errors, held charges and partial streams never are."""
+        if self.keep is not None and outcome.failure is None and not outcome.held and not outcome.cancelled:
+            await self.keep(outcome)
 
     def _add_metadata(self, payload: dict[str, Any], outcome: Outcome) -> None:
         if self.show_metadata and outcome.attempts:

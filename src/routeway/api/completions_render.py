@@ -36,7 +36,6 @@ class TextCompletions(ChatCompletions):
         payload = {"id": outcome.id, "object": "text_completion", "created": int(time.time()),
                    "model": outcome.model, "provider": outcome.provider,
                    "system_fingerprint": answer.system_fingerprint, "choices": choices, "usage": _usage(outcome)}
-        self._add_metadata(payload, outcome)
         return payload
 
 

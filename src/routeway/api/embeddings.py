@@ -17,7 +17,7 @@ from routeway.api.served import check_served
 from routeway.api.views import model_view
 from routeway.exchange.core import Exchange
 from routeway.exchange.embed import vectors
-from routeway.exchange.events import Outcome, Vectors
+from routeway.exchange.events import Outcome
 from routeway.ledger.ids import new_generation_id
 from routeway.routing.plan import Demand, requested_models
 from routeway.transform.embeddings import estimate_tokens
@@ -42,9 +42,9 @@ class EmbeddingsAnswer(ChatCompletions):
         if outcome.failure is not None:  # headers went out as 200 already: the error travels in the body
             body = json_response(outcome.failure.body()).body
         else:
-            assert isinstance(outcome.answer, Vectors)
+            assert outcome.vectors is not None
             usage = _usage(outcome)
-            payload = {"id": outcome.id, "object": "list", "data": outcome.answer.data, "model": outcome.model,
+            payload = {"id": outcome.id, "object": "list", "data": outcome.vectors.data, "model": outcome.model,
                        "provider": outcome.provider,
                        "usage": {"prompt_tokens": usage["prompt_tokens"], "total_tokens": usage["prompt_tokens"],
                                  "cost": usage["cost"], "is_byok": False}}

@@ -186,7 +186,7 @@ class AnthropicMessages:
                 return error_response(outcome.failure)
             await self._last(_encode(error_body(outcome.failure.status, outcome.failure.message)))
             return None
-        assert isinstance(outcome.answer, Answer)
+        assert outcome.answer is not None
         choice = outcome.answer.choices[0] if outcome.answer.choices else None
         if choice is not None and choice.error is not None:
             return error_response(_choice_failure(choice.error))

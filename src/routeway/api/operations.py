@@ -8,10 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant
+from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant, ResponseCacheSetting
 from routeway.api.keys import KeyCreate, KeyPatch
 from routeway.api.model_query import CATEGORIES, SORTS
-from routeway.wire import activity, admin, catalog, completion, embeddings, generation, keys, text_completion
+from routeway.wire import (
+    activity,
+    admin,
+    catalog,
+    completion,
+    embeddings,
+    generation,
+    keys,
+    responses,
+    text_completion,
+)
 from routeway.wire.chat import ChatRequest
 from routeway.wire.errors import Deleted, ErrorResponse
 from routeway.wire.messages import (
@@ -88,6 +98,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Count a Messages request's input tokens (routeway's estimate; nothing is charged)", CountTokensResponse,
         security=API, body=CountTokensRequest, error_answer=AnthropicError, errors=(429,),
         examples=({"model": "nousresearch/hermes-4-70b", "messages": [{"role": "user", "content": "Hi"}]},)),
+    ("POST", "/responses"): Operation(
+        "Create a response (OpenAI Responses API, stateless: JSON, or typed SSE events with `stream: true`)",
+        responses.ResponsesResult, security=API, body=responses.ResponsesRequest, stream_chunk=responses.StreamEvent,
+        error_in_body=True, errors=(402, 404, 408, 422, 429, 502, 503), examples=(
+            {"model": "nousresearch/hermes-4-70b", "input": "Hi", "max_output_tokens": 200},
+            {"model": "nousresearch/hermes-4-70b", "input": [{"role": "user", "content": "Hi"}],
+             "max_output_tokens": 200, "stream": True})),
     ("GET", "/models"): Operation(
         "List the catalog's models", catalog.ModelsListResponse, errors=(400,),
         query=(*MODEL_FILTERS, Query("sort", {"type": "string", "enum": list(SORTS)}, "The order of the list."),
@@ -136,6 +153,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/keys/{hash}"): Operation("Delete a key", Deleted, security=MANAGEMENT, errors=(404, 503)),
     ("POST", "/admin/accounts"): Operation("Create an account, with initial credits", admin.AccountResponse,
                                            security=OPERATOR, body=AccountCreate, status=201, errors=(503,)),
+    ("PUT", "/admin/accounts/{account}/response-cache"): Operation(
+        "Turn the response cache on (with its TTL) or off for every request of an account",
+        admin.ResponseCacheSettingResponse, security=OPERATOR, body=ResponseCacheSetting, errors=(404, 503)),
     ("GET", "/admin/accounts"): Operation("List accounts", admin.AccountsListResponse, security=OPERATOR),
     ("GET", "/admin/accounts/{account}"): Operation("Get an account", admin.AccountResponse, security=OPERATOR,
                                                     errors=(404,)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from routeway.catalog import Endpoint, ModelInfo
@@ -13,9 +14,19 @@ from routeway.ledger.periods import iso
 from routeway.routing.health import EndpointHealth
 
 
-def model_pricing(prompt_nano_per_m: int, completion_nano_per_m: int) -> dict[str, str]:
-    return {"prompt": per_token_string(prompt_nano_per_m), "completion": per_token_string(completion_nano_per_m),
-            "request": "0", "image": "0", "web_search": "0", "internal_reasoning": "0"}
+def model_pricing(prompt_nano_per_m: int, completion_nano_per_m: int, cache_read_nano_per_m: int | None = None,
+                  cache_write_nano_per_m: int | None = None) -> dict[str, str]:
+    pricing = {"prompt": per_token_string(prompt_nano_per_m), "completion": per_token_string(completion_nano_per_m),
+               "request": "0", "image": "0", "web_search": "0", "internal_reasoning": "0"}
+    if cache_read_nano_per_m is not None:
+        pricing["input_cache_read"] = per_token_string(cache_read_nano_per_m)
+    if cache_write_nano_per_m is not None:
+        pricing["input_cache_write"] = per_token_string(cache_write_nano_per_m)
+    return pricing
+
+
+def _nano(price: Decimal | None) -> int | None:
+    return None if price is None else nano_per_million(price)
 
 
 def architecture(model: ModelInfo) -> dict[str, Any]:
@@ -32,7 +43,8 @@ def model_view(model: ModelInfo, endpoints: list[Endpoint]) -> dict[str, Any]:
         "id": model.id, "canonical_slug": model.id, "hugging_face_id": model.hugging_face_id or "",
         "name": model.name, "created": model.created, "description": model.description,
         "context_length": model.context_length, "architecture": architecture(model),
-        "pricing": model_pricing(nano_per_million(model.prompt_price), nano_per_million(model.completion_price)),
+        "pricing": model_pricing(nano_per_million(model.prompt_price), nano_per_million(model.completion_price),
+                                 _nano(model.input_cache_read), _nano(model.input_cache_write)),
         "top_provider": {
             "context_length": top.context_length if top else model.context_length,
             "max_completion_tokens": (top.max_output if top else model.max_output),
@@ -49,7 +61,8 @@ def endpoint_view(endpoint: Endpoint, health: EndpointHealth, now: float) -> dic
     return {
         "name": f"{endpoint.provider.label} | {model.id}", "model_name": model.name, "model_id": model.id,
         "context_length": endpoint.context_length,
-        "pricing": model_pricing(endpoint.prompt_nano_per_m, endpoint.completion_nano_per_m),
+        "pricing": model_pricing(endpoint.prompt_nano_per_m, endpoint.completion_nano_per_m,
+                                 endpoint.cache_read_nano_per_m, endpoint.cache_write_nano_per_m),
         "provider_name": endpoint.provider.label, "tag": endpoint.tag, "quantization": endpoint.quantization,
         "max_completion_tokens": endpoint.max_output, "max_prompt_tokens": None,
         "supported_parameters": list(endpoint.supported_parameters), "status": health.status(now),
@@ -115,4 +128,5 @@ def generation_view(r: Mapping[str, Any]) -> dict[str, Any]:
         "error": r["error"], "provider_responses": json.loads(r["attempts"]), "api_key_hash": r["key_hash"],
         "data_region": "global", "external_user": None, "preset_id": None, "router": None, "service_tier": None,
         "user_agent": None, "web_search_engine": None, "workspace_id": None, "num_fetches": None,
+        "cache_hit": bool(r["cache_hit"]), "cache_savings": nano_to_usd(r["cache_saved_nano"]),
     }

@@ -31,6 +31,8 @@ class ModelInfo:
     supported_parameters: tuple[str, ...]
     hugging_face_id: str | None
     upstream_ids: Mapping[str, str]
+    input_cache_read: Decimal | None = None  # USD per 1M prompt tokens read from the upstream's prompt cache
+    input_cache_write: Decimal | None = None  # ... written into it; None: the prompt price
     # the upstream APIs its endpoints serve unless an endpoint declares its own: an embeddings model's serve
     # /embeddings, any other's /chat/completions (config.UPSTREAM_APIS)
     apis: tuple[str, ...] = ("chat",)
@@ -55,6 +57,14 @@ class Endpoint:
     dialect: str | None  # a name in routeway.dialects' registry; None: the default (openai)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     apis: tuple[str, ...] = ("chat",)  # the upstream APIs it serves (config.UPSTREAM_APIS)
+    cache_read_nano_per_m: int | None = None  # prompt tokens read from the upstream's prompt cache; None: prompt price
+    cache_write_nano_per_m: int | None = None  # prompt tokens written into it; None: prompt price
+
+    @property
+    def prompt_bound_nano_per_m(self) -> int:
+        """The dearest price a prompt token may be billed at (a cache write costs more than a plain
+        prompt token at Anthropic): what the reservation assumes for the prompt."""
+        return max(self.prompt_nano_per_m, self.cache_read_nano_per_m or 0, self.cache_write_nano_per_m or 0)
 
     @property
     def tag(self) -> str:
@@ -100,11 +110,26 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
             output_modalities=output,
             supported_parameters=tuple(entry.get("supported_parameters", ())),
             hugging_face_id=entry.get("hugging_face_id"), upstream_ids=dict(entry.get("upstream_ids", {})),
+            input_cache_read=_optional_price(entry.get("input_cache_read")),
+            input_cache_write=_optional_price(entry.get("input_cache_write")),
             apis=apis or (("embeddings",) if "embeddings" in output else ("chat",)),
             categories=tuple(str(c).lower() for c in entry.get("categories", ())),
         )
     except KeyError as exc:
         raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
+
+
+def _optional_price(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    price = Decimal(str(value))
+    if not price.is_finite() or price < 0:
+        raise ConfigError(f"cache price {value!r} must be a number of USD per 1M tokens, not negative")
+    return price
+
+
+def _nano(price: Decimal | None) -> int | None:
+    return None if price is None else nano_per_million(price)
 
 
 def builtin_entries() -> list[dict[str, Any]]:
@@ -153,7 +178,11 @@ class Catalog:
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
                 dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
-                extra_body=declared.extra_body, apis=declared.apis or model.apis,
+                                extra_body=declared.extra_body, apis=declared.apis or model.apis,
+                cache_read_nano_per_m=_nano(declared.input_cache_read if declared.input_cache_read is not None
+                                            else model.input_cache_read),
+                cache_write_nano_per_m=_nano(declared.input_cache_write if declared.input_cache_write is not None
+                                             else model.input_cache_write),
             ))
         for provider in settings.providers:
             if provider.serves_catalog:
@@ -179,4 +208,6 @@ class Catalog:
                 context_length=model.context_length, max_output=model.max_output, quantization="unknown",
                 supported_parameters=model.supported_parameters, dialect=default_for(provider.kind, provider.name),
                 apis=model.apis,
+                cache_read_nano_per_m=_nano(model.input_cache_read),
+                cache_write_nano_per_m=_nano(model.input_cache_write),
             ))

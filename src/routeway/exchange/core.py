@@ -100,7 +100,8 @@ class Exchange:
             provider=self.attempt.endpoint.provider.label if self.attempt else None,
             usage=self.usage if self.record is not None else None,
             cost_nano=self.record.total_cost_nano if self.record is not None else 0,
-            attempts=self.attempt_log, answer=result if isinstance(result, (Answer, Vectors)) else None,
+            attempts=self.attempt_log, answer=result if isinstance(result, Answer) else None,
+            vectors=result if isinstance(result, Vectors) else None,
             failure=result if isinstance(result, APIError) else None,
             held=not recorded, store_problem=self.services.store.problem if not recorded else None,
             cancelled=self.client_left)
@@ -116,14 +117,14 @@ class Exchange:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
         if self.prompts > 1:
-            worst, chosen = max(((self.bound(a.endpoint).cost(a.endpoint.prompt_nano_per_m,
+            worst, chosen = max(((self.bound(a.endpoint).cost(a.endpoint.prompt_bound_nano_per_m,
                                                              a.endpoint.completion_nano_per_m), a.endpoint)
                                  for a in self.attempts), key=lambda pair: pair[0])
         else:
             worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
                                               worst_case_cost(min(self.body_bytes, chosen.context_length),
-                                                              chosen.prompt_nano_per_m))
+                                                              chosen.prompt_bound_nano_per_m))
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
@@ -164,6 +165,7 @@ class Exchange:
         if self.usage is not None:
             self.usage = usage  # the client sees the counts it is billed for
         record.tokens_prompt, record.tokens_completion = usage.prompt, usage.completion
+        record.tokens_cache_read, record.tokens_cache_write = usage.cached, usage.cache_write
         record.usage_estimated, record.usage_capped = usage.estimated, usage.capped
         record.usage_rejected = self.usage_rejected
         if claimed.native is not None:
@@ -210,6 +212,7 @@ class Exchange:
         record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
         record.upstream_model = e.upstream_model
         record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+        record.cache_read_nano_per_m, record.cache_write_nano_per_m = e.cache_read_nano_per_m, e.cache_write_nano_per_m
         self.attempt, self.attempt_began = attempt, time.monotonic()
 
     def tools(self) -> list[dict[str, Any]] | None:

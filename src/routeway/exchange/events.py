@@ -82,7 +82,8 @@ class Outcome:
     usage: UsageCounts | None  # what is billed (None: nothing reached an upstream answer)
     cost_nano: int
     attempts: list[dict[str, Any]] = field(default_factory=list)  # the record's provider_responses
-    answer: Answer | Vectors | None = None  # a whole answer; None for streams and failures
+    answer: Answer | None = None  # a whole answer; None for streams and failures
+    vectors: Vectors | None = None  # an embeddings answer
     failure: APIError | None = None  # after the status line went out: the error travels in the body
     held: bool = False  # the store could not write the settlement: its charge is held until it can
     store_problem: str | None = None

@@ -42,7 +42,7 @@ def worst_case(body_bytes: int, output_limit: int | None, endpoints: Iterable[En
     worst: tuple[int, Endpoint] | None = None
     for endpoint in endpoints:  # TokenBound.of(...).cost(...), inlined: this runs for every planned attempt
         completion = min(output_limit, endpoint.max_completion) if output_limit else endpoint.max_completion
-        cost = (worst_case_cost(min(body_bytes, endpoint.context_length), endpoint.prompt_nano_per_m)
+        cost = (worst_case_cost(min(body_bytes, endpoint.context_length), endpoint.prompt_bound_nano_per_m)
                 + worst_case_cost(completion, endpoint.completion_nano_per_m))
         if worst is None or cost > worst[0]:
             worst = (cost, endpoint)

@@ -13,7 +13,7 @@ from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
 from routeway.ledger.ids import new_id
-from routeway.ledger.money import nano_to_usd, token_cost
+from routeway.ledger.money import MILLION, nano_to_usd, token_cost
 from routeway.ledger.pending import PendingSettlements
 from routeway.store.base import Op, Store, StoreUnwritable
 from routeway.store.generations import COLUMNS as GENERATION_COLUMNS, GenerationRepository
@@ -55,10 +55,29 @@ class GenerationRecord:
     error: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     api: str = "chat"  # the inbound API it came in by: chat, messages, responses, completions, embeddings
+    cache_hit: bool = False  # answered from the response cache (cache/): free, no upstream call
+    cache_saved_nano: int = 0  # what the cached answer cost when it was made: the hit's saving
+    # upstream prompt caching (not columns: native_tokens_cached keeps the claim): the billed counts, within
+    # tokens_prompt, and their prices (None: the prompt price)
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0
+    cache_read_nano_per_m: int | None = None
+    cache_write_nano_per_m: int | None = None
 
     def cost(self) -> int:
-        return (token_cost(self.tokens_prompt, self.prompt_nano_per_m)
-                + token_cost(self.tokens_completion, self.completion_nano_per_m))
+        """Prompt tokens read from or written into the upstream's prompt cache at the endpoint's cache
+        prices, the rest at the prompt price, rounded once for the prompt (so never above the bound the
+        reservation assumed: every part at the dearest price, rounded up) and once for the completion."""
+        read = min(self.tokens_cache_read, self.tokens_prompt)
+        written = min(self.tokens_cache_write, self.tokens_prompt - read)
+        if not read and not written:
+            return (token_cost(self.tokens_prompt, self.prompt_nano_per_m)
+                    + token_cost(self.tokens_completion, self.completion_nano_per_m))
+        plain = self.tokens_prompt - read - written
+        read_price = self.prompt_nano_per_m if self.cache_read_nano_per_m is None else self.cache_read_nano_per_m
+        write_price = self.prompt_nano_per_m if self.cache_write_nano_per_m is None else self.cache_write_nano_per_m
+        prompt = (plain * self.prompt_nano_per_m + read * read_price + write_price * written + MILLION // 2) // MILLION
+        return prompt + token_cost(self.tokens_completion, self.completion_nano_per_m)
 
     def insert_op(self) -> Op:
         values = _fields(self)  # every column but attempts, which is stored as JSON

@@ -22,15 +22,18 @@ _PASSED = ("temperature", "top_p", "top_k", "metadata", "thinking")
 
 def to_anthropic(body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
     system: list[str] = []
+    system_blocks: list[dict[str, Any]] = []  # the same, part by part, for when a part carries cache_control
     messages: list[dict[str, Any]] = []
     for message in body["messages"]:
         role = message.get("role")
         if role in ("system", "developer"):
             system.append(_text(message.get("content")))
+            system_blocks += [_cached({"type": "text", "text": _text([part])}, part)
+                              for part in _parts(message.get("content")) if _text([part])]
             continue
         if role == "tool":
-            block = {"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
-                     "content": _text(message.get("content"))}
+            block = _cached({"type": "tool_result", "tool_use_id": message.get("tool_call_id"),
+                             "content": _text(message.get("content"))}, *_parts(message.get("content")))
             _append(messages, "user", [block])
             continue
         blocks: list[dict[str, Any]] = []
@@ -50,7 +53,9 @@ def to_anthropic(body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
         "max_tokens": body.get("max_tokens") or endpoint.max_output or DEFAULT_MAX_TOKENS,
         "stream": body.get("stream", False),
     }
-    if system:
+    if any("cache_control" in block for block in system_blocks):  # a breakpoint needs the block form
+        out["system"] = system_blocks
+    elif system:
         out["system"] = "\n\n".join(system)
     for name in _PASSED:
         if name in body:
@@ -64,6 +69,22 @@ def to_anthropic(body: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
         if choice:
             out["tool_choice"] = choice
     return out
+
+
+def _parts(content: Any) -> list[Any]:
+    """Content as a list of parts: a string is one text part."""
+    if isinstance(content, list):
+        return content
+    return [{"type": "text", "text": content}] if isinstance(content, str) else []
+
+
+def _cached(block: dict[str, Any], *parts: Any) -> dict[str, Any]:
+    """A content part's ``cache_control`` (checked by wire/chat.py) on the Anthropic block made of it:
+    the client's prompt-cache breakpoint reaches Anthropic where the client put it."""
+    for part in parts:
+        if isinstance(part, dict) and "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+    return block
 
 
 def _text(content: Any) -> str:
@@ -80,23 +101,23 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
     blocks = []
     for part in content:
         if part.get("type") == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            blocks.append(_cached({"type": "text", "text": part.get("text", "")}, part))
         elif part.get("type") == "image_url":
             url = (part.get("image_url") or {}).get("url", "")
             if url.startswith("data:"):
                 header, _, data = url.partition(",")
-                blocks.append({"type": "image", "source": {"type": "base64", "data": data,
-                                                           "media_type": header[5:].split(";")[0]}})
+                blocks.append(_cached({"type": "image", "source": {"type": "base64", "data": data,
+                                                                   "media_type": header[5:].split(";")[0]}}, part))
             else:
-                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+                blocks.append(_cached({"type": "image", "source": {"type": "url", "url": url}}, part))
         elif part.get("type") == "file":  # OpenRouter's file part: a PDF as a data URL or a URL
             data = str((part.get("file") or {}).get("file_data", ""))
             if data.startswith("data:"):
                 header, _, payload = data.partition(",")
-                blocks.append({"type": "document", "source": {"type": "base64", "data": payload,
-                                                              "media_type": header[5:].split(";")[0]}})
+                blocks.append(_cached({"type": "document", "source": {"type": "base64", "data": payload,
+                                                                      "media_type": header[5:].split(";")[0]}}, part))
             elif data:
-                blocks.append({"type": "document", "source": {"type": "url", "url": data}})
+                blocks.append(_cached({"type": "document", "source": {"type": "url", "url": data}}, part))
     return blocks
 
 

@@ -39,7 +39,8 @@ class Store(Protocol):
         """Writes carried by each group commit (``/metrics``)."""
 
     def claim(self) -> None:
-        """Own the database for this process, or raise an error saying who does (before listening)."""
+        """Before listening: own the database for this process, or raise an error saying who does (SQLite);
+        check the shared database can be reached (PostgreSQL, which many processes use at once)."""
 
     def open(self) -> None:
         """Create the database if needed and apply every pending migration."""

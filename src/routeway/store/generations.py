@@ -14,8 +14,10 @@ COLUMNS = ("id", "account_id", "key_hash", "model", "provider_name", "provider_s
            "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached", "usage_estimated",
            "total_cost_nano", "latency_ms", "generation_time_ms", "finish_reason", "native_finish_reason", "streamed",
            "cancelled", "status", "error", "attempts", "created_at", "usage_capped", "usage_rejected",
-           "api")
-_INSERT = f"INSERT INTO generations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+           "api", "cache_hit", "cache_saved_nano")
+# Idempotent, as the ledger's insert: a settlement retried after a commit whose answer was lost is written once
+_INSERT = (f"INSERT INTO generations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+           " ON CONFLICT (id) DO NOTHING")
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM generations"
 
 

@@ -25,8 +25,10 @@ class KeyCharges(NamedTuple):
     since: tuple[int, ...]  # nano-USD charged since each of the starts asked for
 
 
+# A row's id is random and written once; a retried write whose first attempt did land (the database
+# committed but the answer was lost with the connection) must not add it twice: the retry is a no-op.
 _INSERT = (f"INSERT INTO ledger ({', '.join(LedgerEntry._fields)})"
-           f" VALUES ({', '.join('?' * len(LedgerEntry._fields))})")
+           f" VALUES ({', '.join('?' * len(LedgerEntry._fields))}) ON CONFLICT (id) DO NOTHING")
 
 
 class LedgerRepository:

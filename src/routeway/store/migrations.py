@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routeway.store.base import Store
 
 
 def m001_initial() -> list[str]:
@@ -118,5 +122,32 @@ def m006_generation_api() -> list[str]:
     return ["ALTER TABLE generations ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'"]
 
 
+def m007_response_cache() -> list[str]:
+    """The response cache (cache/): answers kept per API key until they expire, the accounts that turned it
+    on for every request, and on each generation whether it was a hit and what the hit saved."""
+    return [
+        """CREATE TABLE response_cache (
+            cache_key TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX response_cache_expiry ON response_cache (expires_at)",
+        """CREATE TABLE response_cache_accounts (
+            account_id TEXT PRIMARY KEY,
+            ttl_seconds INTEGER NOT NULL
+        )""",
+        "ALTER TABLE generations ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE generations ADD COLUMN cache_saved_nano BIGINT NOT NULL DEFAULT 0",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
-                                             m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api]
+                                             m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
+                                             m007_response_cache]
+
+
+def applied_migrations(store: Store) -> list[str]:
+    """The ids of the migrations an open store has applied, in order."""
+    names = {m.__name__ for m in MIGRATIONS}
+    return sorted(row[0] for row in store.fetch_now("SELECT id FROM schema_migrations") if row[0] in names)

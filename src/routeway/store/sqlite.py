@@ -18,7 +18,7 @@ from prometheus_client import Histogram
 
 from routeway.store.base import Op, StoreUnwritable
 from routeway.store.migrations import MIGRATIONS
-from routeway.store.writer import Writer
+from routeway.store.writer import SQLiteSession, Writer
 
 log = logging.getLogger("routeway.store")
 
@@ -101,7 +101,7 @@ class SQLiteStore:
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (migration.__name__, int(time.time() * 1000)))
             conn.execute("COMMIT")
         self._stopping.clear()
-        self._writer = Writer(conn, self.commit_seconds, self.commit_batches)
+        self._writer = Writer(SQLiteSession(conn), self.commit_seconds, self.commit_batches)
         if self.synchronous == "NORMAL":
             self._flusher = threading.Thread(target=self._flush_wal, name="routeway-wal-flusher", daemon=True)
             self._flusher.start()
@@ -176,6 +176,11 @@ class SQLiteStore:
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await asyncio.to_thread(self.fetch_now, sql, params)
+
+    def schema(self) -> dict[str, Any]:
+        from routeway.store.schema import describe_sqlite
+
+        return describe_sqlite(self.fetch_now)
 
     def close(self) -> None:
         self._stopping.set()

@@ -113,6 +113,13 @@ class UsageQueries:
             f"SELECT created_at / {DAY_MS} AS d, SUM({TOKENS}), COUNT(*), SUM(total_cost_nano) FROM generations"
             f" WHERE {where}created_at >= ? GROUP BY created_at / {DAY_MS} ORDER BY d", (*params, since_ms)))
 
+    async def account_cache_savings(self, account_id: str | None, since_ms: int) -> tuple[int, int]:
+        """(response cache hits, nano-USD they saved): what the answers cost when they were first made."""
+        where, params = _scope(account_id)
+        rows = await self.store.fetch(f"SELECT COUNT(*), SUM(cache_saved_nano) FROM generations WHERE {where}"
+                                      "cache_hit = 1 AND created_at >= ?", (*params, since_ms))
+        return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+
     async def account_by(self, column: str, account_id: str | None, since_ms: int) -> list[Usage]:
         """Usage grouped by one of GROUPINGS, most spent first."""
         if column not in GROUPINGS:

@@ -5,9 +5,12 @@ one transaction (replaying batch by batch in savepoints if anything fails, so on
 commits once and wakes every waiter. One fsync serves many requests.
 
 It never dies of a write: any exception fails that write's waiters and the thread goes on. A failure that
-is the database's, not the write's (disk full, I/O error), marks the store not writable; while so, the
-thread probes with a tiny real write every PROBE_SECONDS and marks it writable again when one lands. If the
+is the database's, not the write's (disk full, I/O error, the server gone), marks the store not writable;
+while so, the thread probes every PROBE_SECONDS and marks it writable again when a probe lands. If the
 thread stops anyway (a bug), every waiter and every later write gets ``StoreUnwritable``: none hangs.
+
+The database itself is behind ``Session`` (one per backend: ``SQLiteSession`` here, ``PostgresSession`` in
+postgres.py), so both backends share these group-commit semantics.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Histogram
 
@@ -47,9 +50,91 @@ def store_failure(exc: BaseException) -> str | None:
     return None
 
 
-class Writer:
-    def __init__(self, conn: sqlite3.Connection, commit_seconds: Histogram, commit_batches: Histogram) -> None:
+class Session(Protocol):
+    """The writer thread's connection to one database. Statements come with the backend's own placeholders
+    already (the store translates); transactions and savepoints are named by the session."""
+
+    @property
+    def idle_check_seconds(self) -> float | None:
+        """While writable and idle: how often to check the database is still there (None: never; a file is)."""
+
+    def begin(self) -> None: ...
+
+    def execute(self, sql: str, params: Sequence[Any]) -> None: ...
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None: ...
+
+    def savepoint(self) -> None: ...
+
+    def rollback_to_savepoint(self) -> None: ...
+
+    def release_savepoint(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None:
+        """Undo the open transaction if there is one; never raises."""
+
+    def failure(self, exc: BaseException) -> str | None:
+        """What is wrong with the database when ``exc`` says no write can succeed; None when it is the write's."""
+
+    def probe(self) -> None:
+        """A tiny real write (reconnecting first if needed); raises if the database still cannot write."""
+
+    def close(self) -> None: ...
+
+
+class SQLiteSession:
+    idle_check_seconds: float | None = None
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def execute(self, sql: str, params: Sequence[Any]) -> None:
+        self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def savepoint(self) -> None:
+        self.conn.execute("SAVEPOINT batch")
+
+    def rollback_to_savepoint(self) -> None:
+        self.conn.execute("ROLLBACK TO batch")
+
+    def release_savepoint(self) -> None:
+        self.conn.execute("RELEASE batch")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        _rollback(self.conn)
+
+    def failure(self, exc: BaseException) -> str | None:
+        return store_failure(exc)
+
+    def probe(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for sql in _PROBE:
+                self.conn.execute(sql)
+            self.conn.execute("COMMIT")
+        except Exception:
+            _rollback(self.conn)
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Writer:
+    def __init__(self, session: Session, commit_seconds: Histogram, commit_batches: Histogram,
+                 name: str = "routeway-sqlite-writer") -> None:
+        self.session = session
         self.commit_seconds = commit_seconds
         self.commit_batches = commit_batches
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -57,7 +142,7 @@ class Writer:
         self.writable = True
         self.problem: str | None = None
         self.stopped = False
-        self._thread = threading.Thread(target=self._run, name="routeway-sqlite-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, ops: Sequence[Op], waiter: Any, loop: asyncio.AbstractEventLoop | None) -> None:
@@ -75,9 +160,10 @@ class Writer:
         try:
             while True:
                 try:
-                    first = self.queue.get(timeout=None if self.writable else PROBE_SECONDS)
+                    first = self.queue.get(timeout=self.session.idle_check_seconds if self.writable
+                                           else PROBE_SECONDS)
                 except queue.Empty:
-                    self._probe()
+                    self._probe()  # idle: notice a database that went away before a paid request does
                     continue
                 batch = [first]
                 while len(batch) < _MAX_BATCH:
@@ -100,7 +186,7 @@ class Writer:
                 self._mark(False, "the writer thread stopped; restart routeway")
                 _wake_all(batch, [StoreUnwritable(self.problem or "")] * len(batch))  # the group it was on
             self._fail_queued()
-            self.conn.close()
+            self.session.close()
 
     def _serve(self, batch: list[Any]) -> None:
         started = time.perf_counter()
@@ -121,55 +207,52 @@ class Writer:
     def _commit(self, batch: list[Any]) -> list[BaseException | None]:
         """Fast path: the whole batch in one transaction, statements with the same SQL run together with
         executemany. If anything fails, roll back and replay batch by batch in savepoints."""
-        conn = self.conn
+        session = self.session
         try:
             grouped: dict[str, list[Sequence[Any]]] = {}
             for ops, _, _ in batch:
                 for sql, params in ops:
                     grouped.setdefault(sql, []).append(params)
-            conn.execute("BEGIN IMMEDIATE")
+            session.begin()
             for sql, rows in grouped.items():
-                conn.executemany(sql, rows)
-            conn.execute("COMMIT")
+                session.executemany(sql, rows)
+            session.commit()
             self.commits += 1
             return [None] * len(batch)
         except Exception as exc:  # any exception: a huge int raises OverflowError, not sqlite3.Error
-            _rollback(conn)
-            problem = store_failure(exc)
+            session.rollback()
+            problem = session.failure(exc)
             if problem:
                 return [StoreUnwritable(problem)] * len(batch)
         outcomes: list[BaseException | None] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            session.begin()
             for ops, _, _ in batch:
-                conn.execute("SAVEPOINT batch")
+                session.savepoint()
                 try:
                     for sql, params in ops:
-                        conn.execute(sql, params)
+                        session.execute(sql, params)
                     outcomes.append(None)
                 except Exception as exc:
-                    if store_failure(exc):
+                    if session.failure(exc):
                         raise
-                    conn.execute("ROLLBACK TO batch")
+                    session.rollback_to_savepoint()
                     outcomes.append(exc)
-                conn.execute("RELEASE batch")
-            conn.execute("COMMIT")
+                session.release_savepoint()
+            session.commit()
             self.commits += 1
             return outcomes
         except Exception as exc:
-            _rollback(conn)
-            problem = store_failure(exc)
+            session.rollback()
+            problem = session.failure(exc)
             return [StoreUnwritable(problem) if problem else exc] * len(batch)
 
     def _probe(self) -> None:
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            for sql in _PROBE:
-                self.conn.execute(sql)
-            self.conn.execute("COMMIT")
+            self.session.probe()
         except Exception as exc:
-            _rollback(self.conn)
-            self._mark(False, store_failure(exc) or str(exc))
+            self.session.rollback()
+            self._mark(False, self.session.failure(exc) or str(exc))
             return
         self._mark(True)
 

@@ -1,4 +1,5 @@
-"""The signed-in account's activity: spend and tokens per day, per model and per key; its generations,
+"""The signed-in account's activity: spend and tokens per day, per model and per key, and what the
+response cache saved; its generations,
 latest first, and one generation in detail (its attempt chain, tokens, cost, latency)."""
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
                      for u in by_key}
         totals = {"spend": sum(u.cost for u in by_model), "tokens": sum(u.tokens for u in by_model),
                   "requests": sum(u.requests for u in by_model)}
+        totals["cache_hits"], saved_nano = await queries.account_cache_savings(store, account_id, since)
+        totals["cache_saved"] = saved_nano / 1e9
         names = {m.id: m.name for m in services.catalog.models.values()}
         return ctx.render("activity.html", span=span, ranges=RANGES, charts=charts, by_model=by_model,
                           by_key=by_key, key_names=key_names, totals=totals, names=names,

@@ -13,7 +13,8 @@ from routeway.store.endpoint_minutes import EndpointMinuteRepository
 from routeway.store.generations import GenerationRepository
 from routeway.store.usage import DAY_MS, Day, Usage, UsageQueries
 
-__all__ = ["DAY_MS", "Usage", "account_by", "account_days", "endpoint_minutes", "generation", "generations",
+__all__ = ["DAY_MS", "Usage", "account_by", "account_cache_savings", "account_days", "endpoint_minutes",
+           "generation", "generations",
            "model_days", "model_tokens", "models_days", "tokens_by_model", "top_apps", "top_models"]
 
 
@@ -50,6 +51,11 @@ async def endpoint_minutes(store: Store, endpoints: Sequence[str], since_minute:
 
 async def account_days(store: Store, account_id: str | None, since_ms: int) -> list[Day]:
     return await UsageQueries(store).account_days(account_id, since_ms)
+
+
+async def account_cache_savings(store: Store, account_id: str | None, since_ms: int) -> tuple[int, int]:
+    """(response cache hits, nano-USD saved)."""
+    return await UsageQueries(store).account_cache_savings(account_id, since_ms)
 
 
 async def account_by(store: Store, column: str, account_id: str | None, since_ms: int) -> list[Usage]:

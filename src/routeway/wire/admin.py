@@ -56,3 +56,13 @@ class GrantResponse(Struct):
 
 class AdminKeysListResponse(Struct):
     data: list[ApiKey]
+
+
+class ResponseCacheSetting(Struct):
+    account_id: str
+    enabled: bool
+    ttl_seconds: int | None
+
+
+class ResponseCacheSettingResponse(Struct):
+    data: ResponseCacheSetting

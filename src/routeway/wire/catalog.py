@@ -20,6 +20,8 @@ class PublicPricing(Struct):
     image: str
     web_search: str
     internal_reasoning: str
+    input_cache_read: str | None = None  # prompt tokens read from the upstream's prompt cache
+    input_cache_write: str | None = None  # prompt tokens written into it
 
 
 class ModelArchitecture(Struct):

@@ -221,12 +221,26 @@ def _check_messages(chat: ChatRequest) -> None:
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                     raise APIError(400, f"Invalid request: `{where}.content[{j}]` must be an object with a `type`",
                                    metadata={"param": f"{where}.content[{j}]"})
+                if "cache_control" in part:
+                    _check_cache_control(part["cache_control"], f"{where}.content[{j}].cache_control")
         elif not isinstance(content, str):
             raise APIError(400, f"Invalid request: `{where}.content` must be a string or an array of content parts",
                            metadata={"param": f"{where}.content"})
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise APIError(400, f"Invalid request: `{where}.tool_call_id` is required for tool messages",
                            metadata={"param": f"{where}.tool_call_id"})
+
+
+CACHE_TTLS = ("5m", "1h")
+
+
+def _check_cache_control(value: Any, where: str) -> None:
+    """OpenRouter's ``ChatMessageContentItemCacheControl``: ``{"type": "ephemeral", "ttl"?: "5m" | "1h"}``,
+    an upstream prompt-cache breakpoint (providers/anthropic.py passes it on)."""
+    if (not isinstance(value, dict) or value.get("type") != "ephemeral" or set(value) - {"type", "ttl"}
+            or ("ttl" in value and value["ttl"] not in CACHE_TTLS)):
+        raise APIError(400, f"Invalid request: `{where}` must be {{\"type\": \"ephemeral\"}} with an optional"
+                            f" `ttl` of {' or '.join(repr(t) for t in CACHE_TTLS)}", metadata={"param": where})
 
 
 def _check_depth(chat: ChatRequest) -> None:

@@ -40,8 +40,9 @@ class ChatResponseChoice(Struct, forbid_unknown_fields=False):
 
 
 class PromptTokensDetails(Struct, forbid_unknown_fields=False):
-    cached_tokens: int
+    cached_tokens: int  # read from the upstream's prompt cache, billed at the endpoint's input_cache_read
     audio_tokens: int
+    cache_write_tokens: int = 0  # written into it, billed at input_cache_write
 
 
 class CompletionTokensDetails(Struct, forbid_unknown_fields=False):

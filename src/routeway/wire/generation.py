@@ -1,6 +1,7 @@
 """GET /generation's answer as a type for the OpenAPI document (built by api/views.py
 ``generation_view`` from the stored record; field names are OpenRouter's, plus routeway's
-``provider_responses``, ``usage_estimated``, ``usage_capped``, ``usage_rejected``, ``status`` and ``error``)."""
+``provider_responses``, ``usage_estimated``, ``usage_capped``, ``usage_rejected``, ``api``, ``status``, ``error``,
+``cache_hit`` and ``cache_savings``)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ class Generation(Struct):
     usage_estimated: bool
     usage_capped: bool  # the upstream claimed more tokens than the request could produce: billed at the bound
     usage_rejected: str | None  # why the upstream's usage was malformed (negative, not_integer, not_object)
-    api: str  # the inbound API the request came in by: chat, messages, responses, completions, embeddings
+    api: Literal["chat", "messages", "responses", "completions", "embeddings"]  # the inbound API it came in by
+    cache_hit: bool  # answered from the response cache: free, no upstream call
+    cache_savings: float  # USD: what the cached answer cost when it was made
     status: int | None
     error: str | None
     provider_responses: list[ProviderResponse]
