@@ -4,6 +4,7 @@
     .venv/bin/python bench/ab.py --a HEAD~3 --scenario saturation
     .venv/bin/python bench/ab.py --a-python /tmp/venv-3.13/bin/python --a WORKTREE   # two interpreters
     .venv/bin/python bench/ab.py --a WORKTREE --b-database-url postgresql://postgres@127.0.0.1/bench  # SQLite vs PostgreSQL
+    .venv/bin/python bench/ab.py --a WORKTREE --b-env OTEL_TRACES_EXPORTER=otlp --otlp-sink   # traces off / on
 
 A side given as a git revision runs from a temporary worktree of it (``PYTHONPATH=<worktree>/src``);
 ``WORKTREE`` means this checkout as it is. Both servers run at once, pinned like the full benchmark, and
@@ -41,7 +42,9 @@ class Side:
     revision: str
     python: str | None
     database_url: str | None = None  # serve from this PostgreSQL database (None: SQLite)
+    redis: str | None = None  # [shared] redis of this side's server
     source: Path | None = None  # a temporary worktree's src/, or None for this checkout
+    env: dict[str, str] | None = None  # variables for this side's server alone (--a-env, --b-env)
 
 
 def scenario(spec: str, seconds: float) -> bench.Scenario:
@@ -66,6 +69,30 @@ def checkout(revision: str, root: Path) -> Path:
     return folder
 
 
+def otlp_sink() -> str:
+    """A receiver that answers every OTLP/HTTP export 200 (and counts the bytes), in a thread of this
+    process (pinned to the client's CPU), so traced servers export as they would to a collector."""
+    import http.server
+    import threading
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        received = 0
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            Sink.received += len(self.rfile.read(int(self.headers.get("content-length", 0))))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def measure_row(run: dict, streamed: bool) -> dict:
     summary = run["summary"]["ttft" if streamed else "total"]
     units = run["completed"] * (STREAM_CHUNKS if streamed else 1)
@@ -86,10 +113,23 @@ def main() -> None:
     parser.add_argument("--durability", choices=("full", "normal"), default="full")
     parser.add_argument("--a-database-url", default=None, help="A serves from this PostgreSQL database, not SQLite")
     parser.add_argument("--b-database-url", default=None, help="B serves from this PostgreSQL database, not SQLite")
+    parser.add_argument("--a-redis", default=None, help="A shares its state through this Redis ([shared] redis)")
+    parser.add_argument("--b-redis", default=None, help="B shares its state through this Redis")
+    parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE", help="a variable for A's server")
+    parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE", help="a variable for B's server")
+    parser.add_argument("--otlp-sink", action="store_true",
+                        help="run an OTLP/HTTP receiver that takes every trace (OTEL_EXPORTER_OTLP_ENDPOINT for both)")
     args = parser.parse_args()
 
     root = Path(__file__).resolve().parents[1]
-    sides = [Side("A", args.a, args.a_python, args.a_database_url), Side("B", args.b, args.b_python, args.b_database_url)]
+    sides = [Side("A", args.a, args.a_python, args.a_database_url, args.a_redis,
+                  env=dict(v.split("=", 1) for v in args.a_env)),
+             Side("B", args.b, args.b_python, args.b_database_url, args.b_redis,
+                  env=dict(v.split("=", 1) for v in args.b_env))]
+    if args.otlp_sink:
+        sink = otlp_sink()
+        for side in sides:
+            side.env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink, **(side.env or {})}
     sc = scenario(args.scenario, args.seconds)
     pin = tg.pinning()
     if pin["client"] is not None:
@@ -105,7 +145,8 @@ def main() -> None:
             folder = work / side.name
             folder.mkdir()
             servers.append(tg.start_routeway(folder, mock, ["mock", STREAM_MODEL], pin["proxy"], args.durability,
-                                             side.python, side.source, side.database_url))
+                                             side.python, side.source, side.database_url, side.env,
+                                             redis=side.redis))
         warm = bench.Scenario("warmup", "rate", "mock", 1.0, rate=500)
         order = [i if k % 2 == 0 else 1 - i for k in range(args.runs) for i in (0, 1)]
         with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -149,7 +190,8 @@ def report(sides: list[Side], rows: dict[str, list[dict]], args: argparse.Namesp
         med = {k: statistics.median(r[k] for r in runs) for k in ("throughput", "p50", "p90", "p99", "cpu_us")}
         medians[side.name] = med
         build = side.revision + (f" on {side.python}" if side.python else "") + (
-            " on PostgreSQL" if side.database_url else "")
+            " on PostgreSQL" if side.database_url else "") + (f", shared via {side.redis}" if side.redis else "") + "".join(
+            f" {k}={v}" for k, v in (side.env or {}).items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT")
         table.add_row(side.name, build, f"{med['throughput']:,.0f}", f"{med['p50']:.2f}", f"{med['p90']:.2f}",
                       f"{med['p99']:.2f}", f"{med['cpu_us']:.1f}", ", ".join(f"{r['cpu_us']:.0f}" for r in runs))
     console = Console()

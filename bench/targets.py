@@ -142,13 +142,16 @@ def start_nginx(workdir: Path, mock: Target, cpu: str | None) -> Target | None:
     return Target("nginx", port, "/v1/chat/completions", "none", {}, process, log, {"version": version})
 
 
-def routeway_config(mock_port: int, models: dict[str, str], durability: str = "full") -> str:
+def routeway_config(mock_port: int, models: dict[str, str], durability: str = "full", redis: str | None = None) -> str:
     lines = ["[server]", "keepalive_seconds = 2.0", "max_body_bytes = 65536", f'durability = "{durability}"', "",
              # rate limiting on: a per-key limit no scenario reaches, so the check runs on every request
              "[limits]", 'key_requests = "10000000/minute"', "",
              "[[providers]]", 'name = "mock"', 'display_name = "Bench Mock"', 'kind = "openai"',
              f'base_url = "http://127.0.0.1:{mock_port}/v1"',
              "[providers.timeouts]", "connect = 5", "first_byte = 60", "idle = 60", "total = 300", ""]
+    if redis:  # rate limits, endpoint health and sessions shared through Redis (its own key prefix per server)
+        prefix = f"routeway-bench-{os.getpid()}-{free_port()}:"
+        lines += ["[shared]", f'redis = "{redis}"', f'prefix = "{prefix}"', ""]
     for alias, upstream in models.items():
         lines += ["[[models]]", f'id = "{alias}"', f'name = "Bench {upstream}"', "context_length = 8192",
                   "max_output = 1024", 'prompt_price = "1.00"', 'completion_price = "2.00"',
@@ -167,15 +170,17 @@ def _admin(port: int, path: str, body: dict) -> dict:
 
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
                    durability: str = "full", python: str | None = None, source: Path | None = None,
-                   database_url: str | None = None) -> Target:
+                   database_url: str | None = None, env_extra: dict[str, str] | None = None,
+                   extra_args: tuple[str, ...] = (), redis: str | None = None) -> Target:
     """``python``: another interpreter with routeway's dependencies; ``source``: a ``src/`` folder to import
     routeway from instead of the installed one (bench/ab.py's other build); ``database_url``: serve from
-    this PostgreSQL database instead of SQLite in the work folder."""
+    this PostgreSQL database instead of SQLite in the work folder; ``env_extra``: variables for this server
+    alone (bench/ab.py's ``--b-env``, e.g. traces on)."""
     directory = workdir / "routeway"
     directory.mkdir(exist_ok=True)
     models = {f"bench/{name}": name for name in upstream_models}
     config = directory / "routeway.toml"
-    config.write_text(routeway_config(mock.port, models, durability))
+    config.write_text(routeway_config(mock.port, models, durability, redis))
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("ROUTEWAY_CONFIG", "OPENROUTER_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY", "MISTRAL_API_KEY")}
@@ -183,6 +188,7 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
     env.pop("ROUTEWAY_DATABASE_URL", None)
     if database_url is not None:
         env["ROUTEWAY_DATABASE_URL"] = database_url
+    env.update(env_extra or {})
     if source is not None:
         env["PYTHONPATH"] = str(source)
     exe = ROOT / ".venv" / "bin" / "routeway"
@@ -193,7 +199,7 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
     log = directory / "server.log"
     process = subprocess.Popen(
         pinned(cpu, argv + ["serve", "--config", str(config), "--port", str(port), "--data-dir",
-                            str(directory / "data"), "--log-level", "warning"]),
+                            str(directory / "data"), "--log-level", "warning", *extra_args]),
         env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     wait_port(port, process, f"routeway (log: {log})")
     account = _admin(port, "/admin/accounts", {"name": "bench", "credits": 1_000_000})["data"]["id"]

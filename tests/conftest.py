@@ -181,7 +181,8 @@ class Account:
                           headers={"authorization": f"Bearer {key or self.api_key}", **(headers or {})})
 
 
-def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None) -> Gateway:
+def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None,
+                  args: tuple[str, ...] = ()) -> Gateway:
     if _running and _running[-1].get_closest_marker("e2e") is None:  # keeps `-m "not e2e"` honest
         raise RuntimeError(f"{_running[-1].nodeid} starts a gateway but is not marked e2e (see SERVER_STARTERS)")
     port = free_port()
@@ -191,7 +192,7 @@ def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str]
     log = open(data_dir.parent / f"routeway-{port}.log", "wb")  # noqa: SIM115 - open as long as the server runs
     process = subprocess.Popen(
         [sys.executable, "-m", "routeway", "serve", *(["--config", str(config)] if config else []),
-         "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"],
+         "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning", *args],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -4,7 +4,9 @@ instead of refusing, and sign-in attempts are rate limited per key and, counting
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from routeway.web.session_store import PER_KEY, MemorySessionStore
+from routeway.web.session_store import PER_KEY, MemorySessionStore, SessionStore
 from routeway.web.sessions import Session
 
 from tests.conftest import ADMIN_KEY, Gateway, start_gateway, stop_gateway, write_config
@@ -125,16 +127,45 @@ def _session(sid: str, key: str | None = None, operator: bool = False) -> Sessio
     return Session(id=sid, csrf="c", expires=time.time() + 60, key_hash=key, operator=operator)
 
 
-def test_store_overflow_sheds_the_oldest_sessions_and_anonymous_ones_only_push_out_each_other() -> None:
-    """Unit test of the in-memory store: caps per key, on signed-in sessions, on anonymous ones."""
-    store = MemorySessionStore(per_key=3, max_signed_in=5, max_anonymous=2)
-    evicted = [s.id for i in range(4) for s in store.add(_session(f"a{i}", key="k1"))]
-    assert evicted == ["a0"] and store.get("a0") is None and store.get("a3") is not None
-    evicted = [s.id for i in range(3) for s in store.add(_session(f"b{i}", key=f"k{i + 2}"))]
+@pytest.mark.parametrize("where", ["memory", "redis"])
+def test_store_overflow_sheds_the_oldest_sessions_and_anonymous_ones_only_push_out_each_other(where: str) -> None:
+    """Unit test of the session stores: caps per key, on signed-in sessions, on anonymous ones; the same
+    for the in-process store and the one in Redis (the shared one at 127.0.0.1:6379, keys of its own)."""
+    asyncio.run(_overflow(where))
+
+
+async def _overflow(where: str) -> None:
+    caps = {"per_key": 3, "max_signed_in": 5, "max_anonymous": 2}
+    store: SessionStore
+    if where == "memory":
+        store = MemorySessionStore(**caps)
+    else:
+        from routeway.config import SharedSettings
+        from routeway.shared.link import Link
+        from routeway.shared.sessions import RedisSessionStore
+
+        link = Link(SharedSettings(redis="redis://127.0.0.1:6379/0", prefix=f"rw-test-{secrets.token_hex(6)}:"))
+        store = RedisSessionStore(link, **caps)
+    try:
+        await _shed(store)
+    finally:
+        if where == "redis":
+            keys = [key async for key in link.client.scan_iter(link.prefix + "*")]
+            if keys:
+                await link.client.delete(*keys)
+            assert not link.degraded
+            await link.close()
+
+
+async def _shed(store: SessionStore) -> None:
+    evicted = [s.id for i in range(4) for s in await store.add(_session(f"a{i}", key="k1"))]
+    assert evicted == ["a0"] and await store.get("a0") is None and await store.get("a3") is not None
+    evicted = [s.id for i in range(3) for s in await store.add(_session(f"b{i}", key=f"k{i + 2}"))]
     assert evicted == ["a1"]  # five signed in at most: the oldest of all goes, whoever's it was
     for i in range(100):
-        store.add(_session(f"anon{i}"))
-    assert store.get("anon99") and store.get("anon98") and not store.get("anon97")
-    assert all(store.get(sid) for sid in ("a2", "a3", "b0", "b1", "b2"))  # untouched by the anonymous flood
-    assert store.add(_session("op", operator=True)) and store.get("op") is not None
-    assert store.remove("op") is not None and store.get("op") is None and len(store) == 4 + 2
+        await store.add(_session(f"anon{i}"))
+    assert await store.get("anon99") and await store.get("anon98") and not await store.get("anon97")
+    for sid in ("a2", "a3", "b0", "b1", "b2"):  # untouched by the anonymous flood
+        assert await store.get(sid) is not None
+    assert await store.add(_session("op", operator=True)) and await store.get("op") is not None
+    assert await store.remove("op") is not None and await store.get("op") is None

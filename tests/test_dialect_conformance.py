@@ -241,7 +241,7 @@ def run(name: str, request: dict[str, Any], call: FakeCall) -> Answer | list[Del
     the client's renderer was given."""
     e, client = endpoint(name), FakeClient()
     services = SimpleNamespace(
-        metering=FakeMetering(), health=Health(), adapters={"fake": FakeAdapter(call)}, usage_rejections=Counter(),
+        metering=FakeMetering(), health=Health(), adapters={"fake": FakeAdapter(call)}, usage_rejections=Counter(), tracing=None, watchers=[],
         settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
         store=SimpleNamespace(problem=None))
     request_ = chat(request)

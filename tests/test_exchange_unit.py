@@ -115,7 +115,7 @@ def run(body: dict[str, Any], call: FakeCall, dialect: str | None = None, writab
     adapter, metering, client = FakeAdapter(call), FakeMetering(writable), FakeClient()
     e = endpoint(dialect)
     services = SimpleNamespace(
-        metering=metering, health=Health(), adapters={"fake": adapter}, usage_rejections=Counter(),
+        metering=metering, health=Health(), adapters={"fake": adapter}, usage_rejections=Counter(), tracing=None, watchers=[],
         settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
         store=SimpleNamespace(problem="disk full" if not writable else None))
     exchange = Exchange(services, chat, SimpleNamespace(account_id="acct", hash="h"),  # type: ignore[arg-type]
@@ -222,7 +222,7 @@ def test_a_client_that_leaves_before_any_attempt_is_cancelled_and_holds_nothing(
 
     chat = parse_chat_request(b'{"model": "test/model", "messages": [{"role": "user", "content": "hi"}]}')
     metering, e = FakeMetering(), endpoint()
-    services = SimpleNamespace(metering=metering, health=Health(), adapters={}, usage_rejections=Counter(),
+    services = SimpleNamespace(metering=metering, health=Health(), adapters={}, usage_rejections=Counter(), tracing=None, watchers=[],
                                settings=SimpleNamespace(routing=RoutingSettings(), keepalive_seconds=10.0),
                                store=SimpleNamespace(problem=None))
     exchange = Exchange(services, chat, SimpleNamespace(account_id="a", hash="h"),  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ A refused request is a 429 in OpenRouter's error shape with X-RateLimit-* header
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +19,12 @@ GRATIS = ('\n[[models]]\nid = "test/gratis"\nname = "Test gratis"\ncontext_lengt
           '[[endpoints]]\nmodel = "test/gratis"\nprovider = "mock"\nupstream_model = "echo"\n')
 
 
-@pytest.fixture()
-def limited(upstream: MockUpstream, tmp_path: Path) -> Iterator[Gateway]:
+@pytest.fixture(params=["in-process", "redis"])
+def limited(upstream: MockUpstream, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    """The same limits counted in the process and in Redis (``[shared] redis``, a key prefix of its own)."""
     extra = GRATIS + '\n[limits]\nkey_requests = "3/minute"\nfree_requests = "2/minute"\n'
+    if request.param == "redis":
+        extra += f'\n[shared]\nredis = "redis://127.0.0.1:6379/0"\nprefix = "rw-test-{uuid.uuid4().hex}:"\n'
     gateway = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url, extra), tmp_path / "data")
     yield gateway
     stop_gateway(gateway)
@@ -82,6 +86,7 @@ def test_the_daily_free_limit_rises_with_ten_dollars_of_credits(upstream: MockUp
 def test_counters_start_no_threads_and_expire_on_the_sweep() -> None:
     """The library's own memory storage starts a timer thread every 10 ms under load; ours must not,
     and its expired counters must still go away."""
+    import asyncio
     import threading
     import time
 
@@ -93,7 +98,7 @@ def test_counters_start_no_threads_and_expire_on_the_sweep() -> None:
     key = KeyState(hash="h", account_id="a", name="n", label="l", is_management=False, created_at=0)
     timers = 0
     for _ in range(50):
-        throttle.check_key(key)
+        asyncio.run(throttle.check_key(key))
         timers = max(timers, sum(isinstance(t, threading.Timer) for t in threading.enumerate()))
         time.sleep(0.002)
     assert timers == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from routeway.api import (
     catalog as catalog_api,
     chat,
     completions,
+    destinations,
     embeddings,
     generation,
     keys,
@@ -36,6 +38,7 @@ from routeway.api.http import (
 from routeway.api.metrics import metrics_handler
 from routeway.config import Settings
 from routeway.errors import APIError, store_unavailable
+from routeway.observe.ids import REQUEST_ID, request_id
 from routeway.services import Services
 from routeway.store.base import StoreUnwritable
 from routeway.web import Dashboard
@@ -64,8 +67,8 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, messages, responses, catalog_api, keys, generation, admin, completions, embeddings,
-                       activity):
+        for module in (chat, messages, responses, catalog_api, keys, generation, admin, destinations, completions,
+                       embeddings, activity):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above
@@ -81,11 +84,16 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         started = False
+        answer_id: bytes | None = None  # the API's X-Request-Id: the client's, or made here
+        status = 0
+        began = time.monotonic() if self.services.request_log is not None else 0.0
 
         async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
-                started = True
+                started, status = True, message["status"]
+                if answer_id is not None:  # a copy: responses share their header lists
+                    message = {**message, "headers": [*message.get("headers", ()), (b"x-request-id", answer_id)]}
                 request.send = send  # the rest of the response goes straight out (one call less per chunk)
             await send(message)
 
@@ -93,6 +101,8 @@ class App:
         try:
             for prefix in PREFIXES:
                 if path.startswith(prefix + "/"):
+                    given = request.headers[REQUEST_ID] = request_id(request.headers.get(REQUEST_ID))
+                    answer_id = given.encode()
                     handler, request.path_params = self.router.resolve(scope["method"], path[len(prefix):])
                     break
             else:
@@ -111,14 +121,17 @@ class App:
             return
         except APIError as error:
             if not started:
-                await error_response(error)(send)
+                await error_response(error)(tracked_send)
         except StoreUnwritable as unreachable:  # a read while the database is away (PostgreSQL down): 503, not 500
             if not started:
-                await error_response(store_unavailable(unreachable.problem))(send)
+                await error_response(store_unavailable(unreachable.problem))(tracked_send)
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], path)
             if not started:
-                await error_response(APIError(500, "Internal error; the server log has details."))(send)
+                await error_response(APIError(500, "Internal error; the server log has details."))(tracked_send)
+        finally:
+            if answer_id is not None and self.services.request_log is not None:
+                self.services.request_log.api_request(scope["method"], path, answer_id, status, began)
 
     def _health(self) -> Response:
         """200 while the store can write; 503 saying what is wrong when it cannot (paid work is refused)."""

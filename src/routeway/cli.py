@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sqlite3
 import sys
@@ -47,27 +46,52 @@ def main() -> None:
               help="A GGUF model to serve in-process as local/<file name> (repeatable).")
 @click.option("--default-model/--no-default-model", default=None, envvar="ROUTEWAY_DEFAULT_MODEL",
               help="Serve local/smollm2-135m-instruct when no provider is configured [default: on].")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, envvar="ROUTEWAY_WORKERS",
+              help="Serving processes sharing the port and the store [default: 1, or [server] workers].")
 def serve(config: str | None, host: str | None, port: int | None, data_dir: str | None, log_level: str,
-          models: tuple[str, ...], default_model: bool | None) -> None:
+          models: tuple[str, ...], default_model: bool | None, workers: int | None) -> None:
     """Start the gateway."""
     import uvicorn
 
     from routeway.app import create_app
     from routeway.connections import fit_open_file_limit, protocol_class
+    from routeway.observe.logs import configure as configure_logging
+    from routeway.services import build_store
     from routeway.store.sqlite import StoreUnavailable
+    from routeway.workers import Supervisor, role_from_env, serve_worker, share_cores
 
+    role = role_from_env(os.environ)
     settings = _settings(config, host=host, port=port, data_dir=Path(data_dir) if data_dir else None,
-                         model_paths=tuple(Path(m) for m in models), default_model=default_model)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                         model_paths=tuple(Path(m) for m in models), default_model=default_model, workers=workers,
+                         worker=role[0] if role else None)
+    if role is not None:
+        settings = share_cores(settings, role[0].processes)
+    configure_logging(settings.telemetry.log_format, log_level)  # text, or JSON lines (observe/logs.py)
+    if settings.telemetry.log_format == "json":
+        console.file = sys.stderr  # stdout carries only the JSON request lines
     try:
         app = create_app(settings)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    s = app.services.settings
+    limits = fit_open_file_limit(s.connections)
+    # No proxy-headers middleware: one more ASGI layer per request, and the dashboard reads
+    # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
+    # httptools with routeway's limits on what one client connection may hold (connections.py).
+    # uvicorn types timeout_keep_alive as int, but it only hands the seconds to call_later: a fraction works
+    server_options: dict[str, Any] = dict(
+        loop="uvloop", http=protocol_class(limits, app.services.connection_stats), log_level=log_level,
+        access_log=False, proxy_headers=False, server_header=False, lifespan="on",
+        timeout_keep_alive=cast(int, limits.idle_timeout_seconds), timeout_graceful_shutdown=5)
+    if role is not None:  # one of the processes a supervisor started (routeway/workers.py)
+        serve_worker(app, role[1], role[0], server_options)
+        return
+    group_store = build_store(s) if s.workers > 1 else None  # the supervisor's: a group member's is not claimed
     try:
-        app.services.store.claim()  # before listening: a second server on one data folder stops here
+        # before listening: a second server on one data folder stops here (a group's supervisor holds it)
+        (group_store or app.services.store).claim()
     except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    s = app.services.settings
     base = f"http://{s.host}:{s.port}"
     first_start = not s.store_url and not (Path(s.data_dir) / "routeway.sqlite3").exists()
     served = sum(1 for eps in app.services.catalog.endpoints.values() if eps)
@@ -90,16 +114,16 @@ def serve(config: str | None, host: str | None, port: int | None, data_dir: str 
     console.print(f"  operator key  {key_source}")
     console.print("  get a key     [cyan]routeway accounts create me --credits 10[/]  then"
                   "  [cyan]routeway keys create <account-id> --api[/]")
-    # No proxy-headers middleware: one more ASGI layer per request, and the dashboard reads
-    # X-Forwarded-Proto/-Host itself where it needs them. No "server: uvicorn" header either.
-    # httptools with routeway's limits on what one client connection may hold (connections.py).
-    limits = fit_open_file_limit(s.connections)
-    protocol = protocol_class(limits, app.services.connection_stats)
-    # uvicorn types timeout_keep_alive as int, but it only hands the seconds to call_later: a fraction works
-    keep_alive = cast(int, limits.idle_timeout_seconds)
-    uvicorn.run(app, host=s.host, port=s.port, loop="uvloop", http=protocol, log_level=log_level, access_log=False,
-                proxy_headers=False, server_header=False, lifespan="on", timeout_keep_alive=keep_alive,
-                timeout_graceful_shutdown=5)
+    if group_store is not None:
+        console.print(f"  workers       {s.workers} processes on one port and one store (credit leases)")
+        group_store.open()  # the migrations, once, before any worker opens the store
+        try:
+            supervisor = Supervisor(sys.argv[1:], s.workers, s.host, s.port, group_store)
+        except OSError as exc:
+            group_store.close()
+            raise click.ClickException(f"cannot listen on {s.host}:{s.port}: {exc.strerror}") from None
+        sys.exit(supervisor.run())
+    uvicorn.run(app, host=s.host, port=s.port, **server_options)
 
 
 def _store_name(settings: Any) -> str:

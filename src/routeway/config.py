@@ -140,6 +140,27 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """This process is worker ``index`` of ``processes`` sharing the store (``serve --workers N``); its credit
+    leases are held as ``holder``, a name its supervisor can release them by when it dies."""
+
+    index: int
+    processes: int
+    holder: str
+    parent_pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSettings:
+    """``[shared]``: state that replicas share through Redis (rate limits, endpoint health, dashboard
+    sessions); with no URL each process keeps its own."""
+
+    redis: str | None = None  # "redis://host:6379/0" (or ROUTEWAY_REDIS_URL); None = per process
+    prefix: str = "routeway:"  # every key routeway writes starts with this (several installs on one Redis)
+    timeout_seconds: float = 0.25  # a Redis call slower than this counts as Redis being away
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     """The response cache, read from ``[cache]``: where answers are kept and how large one may be."""
 
@@ -166,6 +187,17 @@ def _cache(table: Mapping[str, Any], redis_url: str | None) -> CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """``[telemetry]``: OpenTelemetry traces (exported as the standard ``OTEL_EXPORTER_OTLP_*`` variables
+    say) and the log format. Everything is off by default: no trace is made, no prompt leaves."""
+
+    traces: bool = False  # on also with OTEL_TRACES_EXPORTER=otlp; OTEL_SDK_DISABLED=true wins
+    capture_content: bool = False  # prompts and completions in spans (privacy by default)
+    content_sample_rate: float = 1.0  # share of traced requests whose content is captured, 0–1
+    log_format: str = "text"  # "json": JSON lines, one per request with its id, key, model, cost, latency
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -173,12 +205,16 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     keepalive_seconds: float = 2.0
     durability: str = "full"  # "full": fsync every group commit; "normal": WAL synced every 50 ms in the background
+    workers: int = 1  # serving processes on one listening socket (``serve --workers N``)
+    worker: WorkerRole | None = None  # set in each of those processes
     store_url: str | None = None  # "postgresql://…": the PostgreSQL store; None: SQLite in data_dir
     admin_key: str | None = None
     connections: ConnectionSettings = ConnectionSettings()
     routing: RoutingSettings = RoutingSettings()
     limits: LimitSettings = LimitSettings()
+    shared: SharedSettings = SharedSettings()
     cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     providers: tuple[ProviderConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = ()
     models: tuple[Mapping[str, Any], ...] = ()  # extra catalog entries, same shape as the data file
@@ -257,6 +293,44 @@ def _limits(table: Mapping[str, Any]) -> LimitSettings:
     if not isinstance(streams, int) or isinstance(streams, bool) or streams < 0:
         raise ConfigError("[limits] key_concurrent_streams must be a whole number of streams (0 = no limit)")
     return settings
+
+
+def _shared(table: Mapping[str, Any], env: Mapping[str, str]) -> SharedSettings:
+    unknown = set(table) - set(SharedSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[shared]: unknown settings {sorted(unknown)}")
+    url = table.get("redis") or env.get("ROUTEWAY_REDIS_URL") or None
+    if url is not None and (not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))):
+        raise ConfigError("[shared] redis must be a URL such as \"redis://127.0.0.1:6379/0\"")
+    prefix = table.get("prefix", "routeway:")
+    if not isinstance(prefix, str):
+        raise ConfigError("[shared] prefix must be a string")
+    timeout = table.get("timeout_seconds", 0.25)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 10:
+        raise ConfigError("[shared] timeout_seconds must be a number of seconds between 0 and 10")
+    return SharedSettings(redis=url, prefix=prefix, timeout_seconds=float(timeout))
+
+
+def _telemetry(table: Mapping[str, Any], log: Mapping[str, Any], env: Mapping[str, str]) -> TelemetrySettings:
+    unknown = set(table) - {"traces", "capture_content", "content_sample_rate"}
+    if unknown:
+        raise ConfigError(f"[telemetry]: unknown settings {sorted(unknown)}")
+    for name in ("traces", "capture_content"):
+        if not isinstance(table.get(name, False), bool):
+            raise ConfigError(f"[telemetry] {name} must be true or false")
+    rate = table.get("content_sample_rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ConfigError("[telemetry] content_sample_rate must be a number from 0 to 1")
+    if set(log) - {"format"}:
+        raise ConfigError(f"[log]: unknown settings {sorted(set(log) - {'format'})}")
+    log_format = log.get("format", env.get("ROUTEWAY_LOG_FORMAT", "text"))
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"[log] format must be 'text' or 'json', not {log_format!r}")
+    traces = bool(table.get("traces", False)) or "otlp" in env.get("OTEL_TRACES_EXPORTER", "").split(",")
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        traces = False
+    return TelemetrySettings(traces=traces, capture_content=bool(table.get("capture_content", False)),
+                             content_sample_rate=float(rate), log_format=log_format)
 
 
 def _connections(server: Mapping[str, Any]) -> ConnectionSettings:
@@ -407,7 +481,11 @@ def load_settings(
         "max_body_bytes": int(server.get("max_body_bytes", DEFAULT_MAX_BODY)),
         "keepalive_seconds": float(server.get("keepalive_seconds", 2.0)),
         "durability": server.get("durability", "full"),
+        "workers": server.get("workers", 1),
     }
+    workers = values["workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError(f"[server] workers must be a whole number from 1 to 64, not {values['workers']!r}")
     values["store_url"] = _store_url(raw.get("store", {}), env)
     if values["durability"] not in ("full", "normal"):
         raise ConfigError(f"[server] durability must be 'full' or 'normal', not {values['durability']!r}")
@@ -418,7 +496,9 @@ def load_settings(
     values["routing"] = RoutingSettings(**routing)
     values["limits"] = _limits(raw.get("limits", {}))
     values["connections"] = _connections(server)
-    values["cache"] = _cache(raw.get("cache", {}), raw.get("shared", {}).get("redis") or env.get("ROUTEWAY_REDIS_URL"))
+    values["shared"] = _shared(raw.get("shared", {}), env)
+    values["cache"] = _cache(raw.get("cache", {}), values["shared"].redis)  # one [shared] redis, checked once
+    values["telemetry"] = _telemetry(raw.get("telemetry", {}), raw.get("log", {}), env)
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(
         **values, admin_key=env.get("ROUTEWAY_ADMIN_KEY") or None, providers=tuple(providers),

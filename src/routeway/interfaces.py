@@ -66,23 +66,24 @@ class HealthRegistry(Protocol):
 
 
 class RateLimits(Protocol):
-    """Request-rate limits and concurrent streams; each check raises the 429 itself."""
+    """Request-rate limits and concurrent streams; each check raises the 429 itself. Asynchronous, as the
+    counters may live in Redis (``shared/throttle.py``)."""
 
-    def check_key(self, key: KeyState) -> None: ...
+    async def check_key(self, key: KeyState) -> None: ...
 
-    def check_free(self, account: AccountState) -> None: ...
+    async def check_free(self, account: AccountState) -> None: ...
 
-    def open_stream(self, key: KeyState) -> None: ...
+    async def open_stream(self, key: KeyState) -> None: ...
 
-    def close_stream(self, key: KeyState) -> None: ...
+    async def close_stream(self, key: KeyState) -> None: ...
 
-    def check_signin(self, address: str, key_id: str) -> None:
+    async def check_signin(self, address: str, key_id: str) -> None:
         """A dashboard sign-in attempt from ``address`` with the key whose digest is ``key_id``."""
 
-    def signin_failed(self, address: str) -> None:
+    async def signin_failed(self, address: str) -> None:
         """Counts a refused sign-in against ``address``."""
 
-    def describe(self, account: AccountState) -> dict[str, Any]:
+    async def describe(self, account: AccountState) -> dict[str, Any]:
         """The account's ``:free`` limits, as ``GET /key`` shows them."""
 
     async def sweep_forever(self) -> None:

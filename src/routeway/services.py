@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import secrets
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from routeway.api.metrics import LoopLag
 from routeway.api.throttle import Throttle
@@ -23,14 +27,25 @@ from routeway.connections import ConnectionStats
 from routeway.interfaces import AccountsBook, HealthRegistry, RateLimits
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import Book
+from routeway.ledger.follow import ChangeFollower
+from routeway.ledger.leases import Leases
 from routeway.ledger.metering import Metering
+from routeway.observe.broadcast import Broadcast
 from routeway.providers import Adapter, Redactor, adapter_class, build_adapter, check_apis
 from routeway.providers.http1 import Pool
 from routeway.routing.health import Health, HealthSettings
 from routeway.routing.persist import HealthLog
 from routeway.routing.plan import Planner
 from routeway.store.base import Store, StoreUnwritable
+from routeway.store.destinations import DestinationRepository
 from routeway.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from routeway.observe.logs import RequestLog
+    from routeway.observe.summary import Watcher
+    from routeway.observe.tracing import Tracing
+    from routeway.shared import SharedState
+    from routeway.web.session_store import SessionStore
 
 log = logging.getLogger("routeway")
 
@@ -43,7 +58,8 @@ def build_store(settings: Settings) -> Store:
         from routeway.store.postgres import PostgresStore  # psycopg is loaded only by those who use it
 
         return PostgresStore(settings.store_url)
-    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability)
+    return SQLiteStore(Path(settings.data_dir) / "routeway.sqlite3", settings.durability,
+                       group_member=settings.worker is not None)
 
 
 @dataclass
@@ -66,6 +82,16 @@ class Services:
     # (provider, reason) -> upstream answers whose usage was capped or rejected (routeway_usage_rejected_total)
     usage_rejections: Counter[tuple[str, str]] = field(default_factory=Counter)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    broadcast: Broadcast = field(default_factory=lambda: Broadcast(Pool()))  # each account's destinations
+    tracing: Tracing | None = None  # OpenTelemetry, only when [telemetry] traces is on (observe/tracing.py)
+    watchers: list[Watcher] = field(default_factory=list)  # told of every finished exchange (observe/)
+    request_log: RequestLog | None = None  # [log] format = "json": a line per API request (observe/logs.py)
+    # Set when other processes share the store (a worker of ``serve --workers N``): credit leases and the
+    # change log they all follow. None when this process owns the store alone.
+    leases: Leases | None = None
+    follower: ChangeFollower | None = None
+    shared: SharedState | None = None  # Redis, when [shared] redis is set: limits, health and sessions live there
+    session_store: SessionStore | None = None  # dashboard sessions; None: in this process (web/sessions.py)
     response_cache: ResponseCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -78,26 +104,84 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         for provider in settings.providers:
             adapter_class(provider)  # an unknown kind fails here, before the server starts
+        worker = settings.worker
         store = build_store(settings)
         book = Book()
+        leases: Leases | None = None
+        if worker is not None:
+            leases = Leases(store, book, worker.holder, worker.processes)
+        elif settings.store_url:  # a replica on a shared PostgreSQL: its leases expire if it dies
+            leases = Leases(store, book, f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}",
+                            max(2, settings.workers))
+        accounts = Accounts(store, book, leases)
         catalog = Catalog.build(settings)
         check_apis(catalog)
         r = settings.routing
-        health = Health(HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown))
-        return cls(settings=settings, catalog=catalog, store=store, book=book, accounts=Accounts(store, book),
-                   metering=Metering(store, book), health=health, planner=Planner(catalog, health),
-                   throttle=Throttle(settings.limits), redact=Redactor.from_settings(settings))
+        health_settings = HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown)
+        health: HealthRegistry = Health(health_settings)
+        throttle: RateLimits = Throttle(settings.limits)
+        shared = session_store = None
+        if settings.shared.redis:
+            from routeway.shared import build_shared
+
+            shared = build_shared(settings, health_settings)
+            health, throttle, session_store = shared.health, shared.throttle, shared.sessions
+        services = cls(settings=settings, catalog=catalog, store=store, book=book, accounts=accounts,
+                       metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
+                       throttle=throttle, redact=Redactor.from_settings(settings), leases=leases,
+                       follower=ChangeFollower(accounts) if leases is not None else None, shared=shared,
+                       session_store=session_store)
+        services.broadcast = Broadcast(services.http)
+        services.watch(settings)
+        return services
+
+    def broadcasting(self, row: dict[str, Any]) -> None:
+        """A destination was stored: it gets what follows. The first one makes the broadcast a watcher (until
+        then an exchange pays nothing for it)."""
+        self.broadcast.put(row)
+        if self.broadcast.by_id and self.broadcast not in self.watchers:
+            self.watchers.append(self.broadcast)
+
+    def watch(self, settings: Settings) -> None:
+        """The observers the settings ask for; none by default, so the exchange core does nothing more."""
+        if settings.telemetry.traces:
+            from routeway.observe.tracing import Tracing  # OpenTelemetry is loaded only when traces are on
+
+            self.tracing = Tracing(settings.telemetry, settings.env)
+            self.watchers.append(self.tracing)
+        if settings.telemetry.log_format == "json":
+            from routeway.observe.logs import RequestLog
+
+            self.request_log = RequestLog()
+            self.watchers.append(self.request_log)
 
     async def start(self) -> None:
         self.store.open()
+        if self.follower is not None:
+            self.follower.start_now()  # before the load: a change made meanwhile is applied again, never missed
         self.accounts.load()
         self.response_cache.load()
         self.health_log = HealthLog(self.store, self.health)
         self.health_log.load(time.time())
-        self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        worker = self.settings.worker
+        # Each worker keeps its own endpoint health; one of them writes its minutes (they would overwrite
+        # each other's rows otherwise).
+        if worker is None or worker.index == 0:
+            self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
+        if self.leases is not None and self.follower is not None:
+            self.tasks.append(asyncio.create_task(self.leases.run()))
+            self.tasks.append(asyncio.create_task(self.follower.run()))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))
+        if self.shared is not None:
+            self.tasks.extend(await self.shared.start())
         self.tasks.append(asyncio.create_task(self.loop_lag.run()))
         self.tasks.append(asyncio.create_task(self.metering.pending.run()))
+        for row in DestinationRepository(self.store).enabled_now():
+            try:
+                self.broadcasting(row)
+            except (ValueError, KeyError) as exc:  # one unusable row must not stop the server
+                log.error("observability destination %s cannot be used, skipped: %s", row["id"], exc)
+        self.tasks.append(asyncio.create_task(self.broadcast.run()))
         self.adapters = {p.name: build_adapter(p, self.http, self.settings.env, self.redact)
                          for p in self.settings.providers}
         for adapter in self.adapters.values():
@@ -115,13 +199,20 @@ class Services:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.health_log is not None:
+        await self.broadcast.stop()
+        if self.health_log is not None and (self.settings.worker is None or self.settings.worker.index == 0):
             try:
                 await self.health_log.flush(time.time())
             except StoreUnwritable:
                 log.warning("the last minutes of endpoint health could not be written: the store cannot write")
         await self.metering.pending.retry(force=True)
         self.metering.pending.report_lost()
+        if self.leases is not None and not self.metering.pending.waiting:
+            await self.leases.release()  # held settlements still spend them: those leases expire instead
         await self.response_cache.close()
         self.http.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # the last spans go out
+        if self.shared is not None:
+            await self.shared.close()
         self.store.close()

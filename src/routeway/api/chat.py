@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def chat_completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        admit(services, key)
+        await admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = parse_chat_request(raw)
         cached = services.response_cache.policy(request.headers, key, "chat", chat.stream, raw)
@@ -52,9 +52,9 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     return [("POST", "/chat/completions", chat_completions)]
 
 
-def admit(services: Services, key: KeyState) -> None:
+async def admit(services: Services, key: KeyState) -> None:
     """What a key must pass before its body is read: its rate limit, and a store that can record the charge."""
-    services.throttle.check_key(key)
+    await services.throttle.check_key(key)
     if not services.store.writable:  # an attribute read: paid work only when its charge can be recorded
         raise store_unavailable(services.store.problem)
 
@@ -66,7 +66,7 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
     exchange, rendered by ``renderer(generation_id, prompt_estimate)`` in that API's wire; ``prepare`` sees
     the renderer and the exchange before it runs (the response cache records a miss through it)."""
     if any(model.endswith(":free") for model in requested_models(chat)):
-        services.throttle.check_free(services.accounts.of_key(key))
+        await services.throttle.check_free(services.accounts.of_key(key))
     structured.check_request(chat)
     prompt = await prompt_estimate(services, chat, body_bytes)
     demand = Demand(prompt, chat.output_limit, sent_parameters(chat))
@@ -74,11 +74,11 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
     client = renderer(new_generation_id(), prompt)
     if not chat.stream:
         return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
-    services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+    await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
     try:
         return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
     finally:
-        services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
+        await services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
 
 
 async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:

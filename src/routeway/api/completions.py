@@ -27,12 +27,12 @@ API = "completions"
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def completions(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        admit(services, key)
+        await admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         completion = parse_completion_request(raw)
         chat = completion.chat()
         if any(model.endswith(":free") for model in requested_models(chat)):
-            services.throttle.check_free(services.accounts.of_key(key))
+            await services.throttle.check_free(services.accounts.of_key(key))
         check_served(services.catalog, requested_models(chat), API)
         demand = Demand(await prompt_estimate(services, chat, len(raw)), chat.output_limit, sent_parameters(chat),
                         api=API)
@@ -43,12 +43,12 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         exchange.upstream_fields = completion.upstream_fields()
         exchange.split_text = False  # a raw prompt's continuation: no dialect reads reasoning or tool calls into it
         if chat.stream:
-            services.throttle.open_stream(key)
+            await services.throttle.open_stream(key)
         try:
             outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
         finally:
             if chat.stream:
-                services.throttle.close_stream(key)
+                await services.throttle.close_stream(key)
         return await renderer.finish(outcome)
 
     return [("POST", "/completions", completions)]

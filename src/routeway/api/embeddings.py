@@ -61,14 +61,14 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
 
     async def create(request: Request) -> Response | None:
         key = authenticate(services, request, management=False)
-        admit(services, key)
+        await admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         embedding, inputs = parse_embeddings_request(raw)
         # routing and the core read a chat request: the models, the preferences, and one output token at
         # most (nothing is generated), so the reservation is the inputs' worst case alone
         chat = ChatRequest(model=embedding.model, models=embedding.models, provider=embedding.provider, max_tokens=1)
         if any(model.endswith(":free") for model in requested_models(chat)):
-            services.throttle.check_free(services.accounts.of_key(key))
+            await services.throttle.check_free(services.accounts.of_key(key))
         check_served(catalog, requested_models(chat), API)
         longest = max(len(i) if isinstance(i, list) else len(i.encode()) // 4 + 1 for i in inputs)
         demand = Demand(longest, None, ["dimensions"] if embedding.dimensions is not None else [], api=API)

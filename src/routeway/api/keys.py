@@ -70,7 +70,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         view = key_view(key, now_ms())
         view.update(is_provisioning_key=key.is_management, organization_id=None,
                     workspace_id=None, allowed_data_regions=["global"], budgets=[], effective_budget=None,
-                    **services.throttle.describe(accounts.of_key(key)))
+                    **await services.throttle.describe(accounts.of_key(key)))
         return json_response({"data": view})
 
     async def credits(request: Request) -> Response:

@@ -39,7 +39,7 @@ def api_key(request: Request) -> str | None:
 def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def messages(request: Request, state: dict[str, AnthropicMessages]) -> Response | None:
         key = authenticate(services, request, management=False, token=api_key(request))
-        admit(services, key)
+        await admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = to_chat(parse_messages_request(raw))
         keepalive = services.settings.keepalive_seconds
@@ -53,7 +53,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def count_tokens(request: Request, state: dict[str, AnthropicMessages]) -> Response:
         """routeway's estimate (transform/tokens.py): no upstream is asked, nothing is charged."""
         key = authenticate(services, request, management=False, token=api_key(request))
-        services.throttle.check_key(key)
+        await services.throttle.check_key(key)
         counted = count_messages(parse_count_tokens_request(await request.body(services.settings.max_body_bytes)))
         return json_response({"input_tokens": await tokens.count_off_loop(tokens.count_prompt, counted)})
 

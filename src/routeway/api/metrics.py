@@ -57,6 +57,21 @@ class HealthCollector:
             rejected.add_metric([provider, reason], count)
         yield rejected
         yield from self._local_models()
+        yield from self._shared_state()
+
+    def _shared_state(self) -> Iterator[Metric]:
+        """Redis (``[shared] redis``): 1 while it is away and limits, health and sessions are per process."""
+        if self.services.shared is None:
+            return
+        link = self.services.shared.link
+        degraded = GaugeMetricFamily("routeway_shared_state_degraded", "1 while Redis is unreachable and rate limits,"
+                                     " endpoint health and dashboard sessions are per process")
+        degraded.add_metric([], int(link.degraded))
+        failures = CounterMetricFamily("routeway_shared_state_failures", "Redis calls that failed or timed out")
+        failures.add_metric([], link.failures)
+        spells = CounterMetricFamily("routeway_shared_state_degraded_spells", "Times Redis went away")
+        spells.add_metric([], link.degraded_spells)
+        yield from (degraded, failures, spells)
 
     def _local_models(self) -> Iterator[Metric]:
         """Each local model's worker process (providers/local_worker.py): loaded, queue, restarts."""

@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from routeway.api.admin import AccountCreate, AdminKeyCreate, CreditGrant, ResponseCacheSetting
+from routeway.api.destinations import (
+    DestinationCreate,
+    DestinationPatch,
+    DestinationResponse,
+    DestinationsListResponse,
+)
 from routeway.api.keys import KeyCreate, KeyPatch
 from routeway.api.model_query import CATEGORIES, SORTS
 from routeway.wire import (
@@ -151,6 +157,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PATCH", "/keys/{hash}"): Operation("Change a key's name, disabled state, limit or reset", keys.KeyResponse,
                                          security=MANAGEMENT, body=KeyPatch, errors=(404, 503)),
     ("DELETE", "/keys/{hash}"): Operation("Delete a key", Deleted, security=MANAGEMENT, errors=(404, 503)),
+    ("GET", "/observability/destinations"): Operation(
+        "List the account's observability destinations (secrets shown as `[REDACTED]`)", DestinationsListResponse,
+        security=MANAGEMENT),
+    ("POST", "/observability/destinations"): Operation(
+        "Add an observability destination: an OTLP collector, a webhook or Langfuse", DestinationResponse,
+        security=MANAGEMENT, body=DestinationCreate, status=201, errors=(400, 503)),
+    ("GET", "/observability/destinations/{id}"): Operation(
+        "Get one observability destination and its delivery status", DestinationResponse, security=MANAGEMENT,
+        errors=(404,)),
+    ("PATCH", "/observability/destinations/{id}"): Operation(
+        "Change a destination", DestinationResponse, security=MANAGEMENT, body=DestinationPatch,
+        errors=(400, 404, 503)),
+    ("DELETE", "/observability/destinations/{id}"): Operation(
+        "Delete a destination", Deleted, security=MANAGEMENT, errors=(404, 503)),
     ("POST", "/admin/accounts"): Operation("Create an account, with initial credits", admin.AccountResponse,
                                            security=OPERATOR, body=AccountCreate, status=201, errors=(503,)),
     ("PUT", "/admin/accounts/{account}/response-cache"): Operation(

@@ -43,7 +43,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def responses(request: Request) -> Response | None:
         try:
             key = authenticate(services, request, management=False)
-            admit(services, key)
+            await admit(services, key)
             raw = await request.body(services.settings.max_body_bytes)
             req: ResponsesRequest = decode(raw, ResponsesRequest)
             body = _encode(chat_body(req))

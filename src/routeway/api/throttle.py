@@ -78,29 +78,35 @@ class Throttle:
             await asyncio.sleep(SWEEP_SECONDS)
             storage.sweep()
 
-    def check_key(self, key: KeyState) -> None:
+    async def check_key(self, key: KeyState) -> None:
         if self.per_key:
             self._take(self.per_key, "key", key.hash, "this API key")
 
-    def open_stream(self, key: KeyState) -> None:
+    async def open_stream(self, key: KeyState) -> None:
         """Count one more stream on this key, or refuse it (429) when the key has its limit open."""
         open_now = self.open_streams.get(key.hash, 0)
         if self.max_streams and open_now >= self.max_streams:
-            raise APIError(429, f"Too many concurrent streams for this API key: {open_now} are open and the limit is"
-                                f" {self.max_streams}. Retry when one of them finishes.",
-                           metadata={"limit": self.max_streams},
-                           headers={"retry-after": "1", "x-ratelimit-limit": str(self.max_streams),
-                                    "x-ratelimit-remaining": "0"})
+            raise self.too_many_streams(open_now)
         self.open_streams[key.hash] = open_now + 1
 
-    def close_stream(self, key: KeyState) -> None:
+    def too_many_streams(self, open_now: int) -> APIError:
+        return APIError(429, f"Too many concurrent streams for this API key: {open_now} are open and the limit is"
+                             f" {self.max_streams}. Retry when one of them finishes.",
+                        metadata={"limit": self.max_streams},
+                        headers={"retry-after": "1", "x-ratelimit-limit": str(self.max_streams),
+                                 "x-ratelimit-remaining": "0"})
+
+    async def close_stream(self, key: KeyState) -> None:
+        self.forget_stream(key)
+
+    def forget_stream(self, key: KeyState) -> None:
         left = self.open_streams.get(key.hash, 0) - 1
         if left > 0:
             self.open_streams[key.hash] = left
         else:
             self.open_streams.pop(key.hash, None)
 
-    def check_signin(self, address: str, key_id: str) -> None:
+    async def check_signin(self, address: str, key_id: str) -> None:
         """One dashboard sign-in attempt from ``address`` with the key whose digest is ``key_id``, before
         the key is looked at: refused (429) when the key has used its window or the address its window of
         failures. Only the key's window counts it; ``signin_failed`` counts a failure against the address,
@@ -111,7 +117,7 @@ class Throttle:
                 self._refuse(item, "signin-failures", address, "failed sign-ins from this address")
         self._take(self.signin_key, "signin-key", key_id, "sign-ins with this key")
 
-    def signin_failed(self, address: str) -> None:
+    async def signin_failed(self, address: str) -> None:
         for item in self.signin_failures:
             self.limiter.hit(item, "signin-failures", address)
 
@@ -122,7 +128,7 @@ class Throttle:
     def free_tier_over(account: AccountState) -> bool:
         return account.credits >= FREE_DAILY_CREDITS_USD * NANO
 
-    def check_free(self, account: AccountState) -> None:
+    async def check_free(self, account: AccountState) -> None:
         """A request for a ``:free`` variant: the account's own limits, whichever key it uses."""
         daily = self._daily(account)
         if daily is None:
@@ -130,8 +136,14 @@ class Throttle:
                            metadata={"limit": 0})
         self._take([*self.free, daily], "free", account.id, "free model variants (:free) on this account")
 
-    def describe(self, account: AccountState) -> dict[str, Any]:
+    async def describe(self, account: AccountState) -> dict[str, Any]:
         """The rate-limit fields of ``GET /key``, in OpenRouter's shape."""
+        daily = self._daily(account)
+        return self.describe_with(account, self.limiter.get_window_stats(daily, "free", account.id).remaining
+                                  if daily is not None else 0)
+
+    def describe_with(self, account: AccountState, remaining: int) -> dict[str, Any]:
+        """``describe`` once the daily ``:free`` window's remaining requests are known."""
         if self.per_key:
             first = self.per_key[0]
             rate = {"requests": first.amount, "interval": f"{first.get_expiry()}s",
@@ -142,7 +154,6 @@ class Throttle:
         if daily is None:
             free = {"limit": 0, "remaining": 0, "used": 0}
         else:
-            remaining = self.limiter.get_window_stats(daily, "free", account.id).remaining
             free = {"limit": daily.amount, "remaining": remaining, "used": daily.amount - remaining}
         return {"rate_limit": rate, "free_model_daily_requests": free, "is_free_tier": not self.free_tier_over(account)}
 

@@ -5,6 +5,7 @@ generation and the answering endpoint's health, and hand both to the ledger."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,9 +19,11 @@ from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.bound import TokenBound, worst_case
 from routeway.ledger.ids import new_generation_id
-from routeway.ledger.metering import GenerationRecord
+from routeway.ledger.metering import GenerationRecord, NeedsLease
 from routeway.ledger.money import worst_case_cost
+from routeway.observe.ids import REQUEST_ID, traceparent, tracestate, upstream_headers
 from routeway.providers import UpstreamCall, open_call
+from routeway.providers.propagate import UPSTREAM_HEADERS
 from routeway.routing.attempts import first_answer, note_answer
 from routeway.routing.plan import Attempt
 from routeway.transform import tokens
@@ -33,9 +36,11 @@ from routeway.wire.chat import ChatRequest
 
 if TYPE_CHECKING:
     from routeway.catalog import Endpoint
+    from routeway.observe.tracing import ExchangeTrace
     from routeway.services import Services
 
 T = TypeVar("T")
+log = logging.getLogger("routeway.chat")
 
 
 class Exchange:
@@ -75,11 +80,41 @@ class Exchange:
         self.finish_reason = finish_reason  # the answering engine's finish reasons, normalized
         self.client_left = False  # the client went away: nothing more is sent
         self.recorded = True  # False when the store could not write the settlement: its charge is held, pending
+        # traces: None unless they are on (then observe/tracing.py is loaded); one attribute check when off
+        self.trace: ExchangeTrace | None = services.tracing.begin(self) if services.tracing is not None else None
+        request_id, parent = headers.get(REQUEST_ID), headers.get("traceparent")
+        if request_id is not None or parent is not None:  # upstream calls carry the request's id and trace
+            state = tracestate(headers.get("tracestate"))
+            UPSTREAM_HEADERS.set(upstream_headers(request_id, traceparent(parent), state))
 
     async def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
-        before the status line went out is raised; after it, it is the outcome's ``failure``."""
-        reservation = self._reserve()
+        before the status line went out is raised; after it, it is the outcome's ``failure``. Observers
+        (traces, JSON request log, per-account exports: ``services.watchers``) are told once it is over."""
+        if not self.services.watchers:
+            return await self._run(body)
+        try:
+            outcome = await self._run(body)
+        except BaseException as error:
+            self._tell_watchers(None, error if isinstance(error, APIError) else
+                                APIError(500, "internal error", error_type="server"))
+            raise
+        self._tell_watchers(outcome, None)
+        return outcome
+
+    def _tell_watchers(self, outcome: Outcome | None, failure: APIError | None) -> None:
+        for watcher in self.services.watchers:
+            try:
+                watcher.exchange_done(self, outcome, failure)
+            except Exception:  # an observer's bug must not touch the answer, which is already settled
+                log.exception("observer %s failed on generation %s", type(watcher).__name__, self.id)
+
+    async def _run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
+        try:
+            reservation = self._reserve()
+        except NeedsLease as need:  # several processes share the store: lease more credit, then reserve
+            await self.services.metering.cover(need)
+            reservation = self._reserve(covered=True)
         result: Answer | Vectors | APIError | None = None
         try:
             result = await body(self)
@@ -113,7 +148,7 @@ class Exchange:
             bound = bound._replace(prompt=min(self.body_bytes, endpoint.context_length * self.prompts))
         return bound
 
-    def _reserve(self) -> Reservation:
+    def _reserve(self, covered: bool = False) -> Reservation:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
         if self.prompts > 1:
@@ -122,9 +157,11 @@ class Exchange:
                                  for a in self.attempts), key=lambda pair: pair[0])
         else:
             worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
-        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m,
-                                              worst_case_cost(min(self.body_bytes, chosen.context_length),
-                                                              chosen.prompt_bound_nano_per_m))
+        prompt_cost = worst_case_cost(min(self.body_bytes, chosen.context_length), chosen.prompt_bound_nano_per_m)
+        if covered:
+            return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost,
+                                                  covered=True)
+        return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost)
 
     def note_usage_rejected(self, attempt: Attempt, reason: str) -> None:
         self.services.usage_rejections[(attempt.endpoint.tag, reason)] += 1
@@ -185,6 +222,8 @@ class Exchange:
         """The first attempt that starts answering (routing/attempts.py falls back until then)."""
         async def begin(attempt: Attempt, entry: dict[str, Any]) -> T:
             self._on_attempt(attempt)
+            if self.trace is not None:  # its span's context is what this attempt's upstream call carries
+                self.trace.attempt(attempt, entry, len(self.attempt_log) - 1)
             return await start(attempt, entry)
 
         _, result = await first_answer(self.attempts, self.services.health, self.services.settings.routing,

@@ -3,11 +3,12 @@ A change the store cannot write is a 503 ``store_unavailable`` and changes nothi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routeway.errors import store_unavailable
 from routeway.ledger.book import AccountState, Book, KeyState
@@ -16,7 +17,11 @@ from routeway.ledger.money import MAX_ACCOUNT_CREDITS_NANO, MAX_ACCOUNT_CREDITS_
 from routeway.ledger.periods import RESETS, period_start_ms
 from routeway.store.accounts import AccountRepository, AccountRow, KeyRow
 from routeway.store.base import Op, Store, StoreUnwritable
+from routeway.store.changes import ChangeRepository
 from routeway.store.ledger import LedgerEntry, LedgerRepository
+
+if TYPE_CHECKING:
+    from routeway.ledger.leases import Leases
 
 KEY_PREFIX = "sk-rw-v1-"
 
@@ -33,11 +38,14 @@ class Accounts:
     """The accounts book behind ``interfaces.AccountsBook``: balances and keys in this process's memory
     (``Book``), rebuilt from the store at start-up, changed only after the store has the change."""
 
-    def __init__(self, store: Store, book: Book) -> None:
+    def __init__(self, store: Store, book: Book, leases: Leases | None = None) -> None:
         self.store = store
         self.book = book
         self.rows = AccountRepository(store)
         self.ledger = LedgerRepository(store)
+        # Set when other processes share the store: this one spends only what it leased, and writes each
+        # change to the change log, which the others follow (ledger/follow.py).
+        self.leases = leases
 
     # ---- start-up -------------------------------------------------------------------------------
     def load(self) -> None:
@@ -57,10 +65,15 @@ class Accounts:
                 key.usage = charges.total
                 for reset, start, amount in zip(RESETS, starts, charges.since, strict=True):
                     key.windows[reset] = [start, amount]
+        if self.leases is not None:
+            self.leases.attach_all()
 
     # ---- lookups (interfaces.AccountsBook) --------------------------------------------------------
     def get(self, account_id: str) -> AccountState | None:
-        return self.book.accounts.get(account_id)
+        account = self.book.accounts.get(account_id)
+        if account is None and self.leases is not None:
+            account = self._read_account(account_id)
+        return account
 
     def all(self) -> list[AccountState]:
         return list(self.book.accounts.values())
@@ -69,7 +82,10 @@ class Accounts:
         return self.book.accounts[key.account_id]
 
     def key(self, key_hash: str) -> KeyState | None:
-        return self.book.keys.get(key_hash)
+        key = self.book.keys.get(key_hash)
+        if key is None and self.leases is not None:
+            key = self._read_key(key_hash)
+        return key
 
     def keys_of(self, account_id: str) -> list[KeyState]:
         keys = [k for k in self.book.keys.values() if k.account_id == account_id and not k.deleted]
@@ -80,12 +96,40 @@ class Accounts:
         # timing could leak is how much of a stored digest a guess's digest shares, and digests of guesses
         # cannot be steered towards a stored one (that would be a SHA-256 preimage): no secret leaks. An
         # hmac.compare_digest of the found key's hash with the same digest compared a value with itself.
-        key = self.book.keys.get(hash_key(secret))
+        key = self.key(hash_key(secret))
         if key is None or key.deleted:
             return None
         return key
 
+    # ---- read-through, with the store shared: made by another process less than a poll ago --------------
+    # One primary-key read, blocking, on a miss only (an unknown key or account): the change log would bring
+    # it within a poll, but a client that creates a key through one worker may use it at once on another.
+    def _read_account(self, account_id: str) -> AccountState | None:
+        row = self.rows.account_now(account_id)
+        if row is None:
+            return None
+        account = AccountState(row.id, row.name, row.created_at)
+        account.credits, account.usage = self.ledger.balances_now(account_id).get(account_id, (0, 0))
+        assert self.leases is not None
+        self.leases.attach(account=account)
+        return self.book.accounts.setdefault(account_id, account)
+
+    def _read_key(self, key_hash: str) -> KeyState | None:
+        row = self.rows.key_now(key_hash)
+        if row is None or (row.account_id not in self.book.accounts and self._read_account(row.account_id) is None):
+            return None
+        key = KeyState(**row._asdict())
+        assert self.leases is not None
+        self.leases.attach(key=key)
+        return self.book.keys.setdefault(key_hash, key)
+
     # ---- changes --------------------------------------------------------------------------------
+    def _logged(self, ops: list[Op], kind: str, subject: str) -> list[Op]:
+        """With the store shared, the change goes to the change log in the same transaction."""
+        if self.leases is not None:
+            ops.append(ChangeRepository.append(kind, subject, now_ms()))
+        return ops
+
     async def _write(self, ops: list[Op]) -> None:
         try:
             await self.store.write(ops)
@@ -98,8 +142,10 @@ class Accounts:
         ops: list[Op] = [self.rows.insert(AccountRow(account.id, account.name, account.created_at))]
         if credits:
             ops.append(self.ledger.insert(self._grant_entry(account, credits, "initial credits")))
-        await self._write(ops)
+        await self._write(self._logged(ops, "account", account.id))
         account.credits = credits
+        if self.leases is not None:
+            self.leases.attach(account=account)
         self.book.accounts[account.id] = account
         return account
 
@@ -112,13 +158,16 @@ class Accounts:
             raise ValueError(f"an account's grants may not pass ${MAX_ACCOUNT_CREDITS_USD:,} in all; this account"
                              f" has been granted ${account.credits / NANO:,.9f}")
         entry = self._grant_entry(account, amount, note)
-        # A take-back is held while it is written, so no reservation can spend credit that is going away.
-        held = max(0, -amount)
-        account.reserved += held
-        try:
-            await self._write([self.ledger.insert(entry)])
-        finally:
-            account.reserved -= held
+        if self.leases is not None:
+            await self._grant_shared(account, entry)
+        else:
+            # A take-back is held while it is written, so no reservation can spend credit that is going away.
+            held = max(0, -amount)
+            account.reserved += held
+            try:
+                await self._write([self.ledger.insert(entry)])
+            finally:
+                account.reserved -= held
         # As the book is rebuilt at start-up: credits are the positive rows, usage the negative ones. So
         # ``credits`` bounds every SUM over the account's rows, whatever grants and take-backs came before.
         if amount >= 0:
@@ -126,6 +175,24 @@ class Accounts:
         else:
             account.usage -= amount
         return entry
+
+    async def _grant_shared(self, account: AccountState, entry: LedgerEntry) -> None:
+        """With the store shared, a take-back may only take credit no process has leased: this one gives its
+        unreserved lease back first, and the row is written only if the free credit covers it."""
+        assert self.leases is not None
+        if entry.amount_nano >= 0:
+            await self._write(self._logged([self.ledger.insert(entry)], "account", account.id))
+            return
+        try:
+            await self.leases.give_back_account(account)
+        except StoreUnwritable as unwritable:
+            raise store_unavailable(unwritable.problem) from None
+        await self._write(self._logged([self.leases.rows.lock_account(account.id),
+                                        self.leases.rows.take_back(entry)], "account", account.id))
+        if not await self.leases.rows.ledger_has(entry.id):
+            free = await self.leases.rows.account_free(account.id)
+            raise ValueError(f"cannot remove {-entry.amount_nano} nano-USD: only {max(0, free)} available"
+                             " (credit reserved by requests in flight on any worker cannot be taken back)")
 
     @staticmethod
     def _grant_entry(account: AccountState, amount: int, note: str) -> LedgerEntry:
@@ -141,8 +208,10 @@ class Accounts:
                      is_management=is_management, limit=limit, limit_reset=limit_reset,
                      include_byok_in_limit=include_byok_in_limit, expires_at=expires_at, disabled=False,
                      deleted=False, created_at=now_ms(), updated_at=None)
-        await self._write([self.rows.insert_key(row)])
+        await self._write(self._logged([self.rows.insert_key(row)], "key", row.hash))
         key = KeyState(**row._asdict())
+        if self.leases is not None:
+            self.leases.attach(key=key)
         self.book.keys[key.hash] = key
         return secret, key
 
@@ -150,7 +219,10 @@ class Accounts:
         allowed = {"name", "disabled", "limit", "limit_reset", "include_byok_in_limit", "deleted"}
         updated = {k: v for k, v in changes.items() if k in allowed}
         updated["updated_at"] = now_ms()
-        await self._write([self.rows.update_key(key.hash, updated)])
+        await self._write(self._logged([self.rows.update_key(key.hash, updated)], "key", key.hash))
         for name, value in updated.items():
             setattr(key, name, value)
+        if self.leases is not None and set(updated) & {"limit", "limit_reset", "disabled", "deleted"}:
+            with contextlib.suppress(StoreUnwritable):  # then it expires, or goes back at the next change
+                await self.leases.give_back_key(key)  # the next request leases under the new terms
         return key

@@ -3,6 +3,10 @@
 All checks and updates happen on the event loop thread without an ``await`` between them, so a
 reservation is atomic: concurrent requests can never together reserve more than is there. The store
 is the durable record (ledger entries); the book is rebuilt from it at start-up.
+
+When several processes share the store (``serve --workers N``), each may spend only what it has leased
+(ledger/leases.py): ``leased`` is then set on every account and key, and counts down with each charge; it
+is None for a process that owns the store alone and spends the whole balance.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ class AccountState:
     credits: int = 0  # nano-USD granted, all time
     usage: int = 0  # nano-USD charged, all time
     reserved: int = 0
+    leased: int | None = None  # nano-USD this process may still spend of its lease; None: the whole balance
 
     @property
     def available(self) -> int:
-        return self.credits - self.usage - self.reserved
+        if self.leased is None:
+            return self.credits - self.usage - self.reserved
+        return self.leased - self.reserved
 
 
 @dataclass(slots=True)
@@ -45,6 +52,11 @@ class KeyState:
     reserved: int = 0
     # reset name -> [window start ms, nano-USD charged in that window]
     windows: dict[str, list[int]] = field(default_factory=dict)
+    leased: int | None = None  # of the limit, in the window ``lease_window``: as AccountState.leased
+    lease_window: int = 0  # ms: the limit window the lease belongs to (0 without a reset)
+
+    def window_start(self, now_ms: int) -> int:
+        return period_start_ms(self.limit_reset, now_ms) if self.limit_reset else 0
 
     def usage_in(self, reset: str, now_ms: int) -> int:
         start = period_start_ms(reset, now_ms)
@@ -56,10 +68,16 @@ class KeyState:
     def limit_usage(self, now_ms: int) -> int:
         return self.usage_in(self.limit_reset, now_ms) if self.limit_reset else self.usage
 
+    def limit_left(self, now_ms: int) -> int:
+        """What the limit still allows, reservations not deducted (a key with a limit only)."""
+        if self.leased is None:
+            return (self.limit or 0) - self.limit_usage(now_ms)
+        return self.leased if self.lease_window == self.window_start(now_ms) else 0
+
     def limit_remaining(self, now_ms: int) -> int | None:
         if self.limit is None:
             return None
-        return max(0, self.limit - self.limit_usage(now_ms) - self.reserved)
+        return max(0, self.limit_left(now_ms) - self.reserved)
 
     def add_usage(self, amount: int, now_ms: int) -> None:
         """``now_ms`` is when the charge was made: a settlement written late (after the store could write
@@ -116,7 +134,8 @@ class Book:
         account, key = reservation.account, reservation.key
         charge = min(cost, reservation.amount, account.available + reservation.amount)
         if key.limit is not None:
-            charge = min(charge, key.limit - key.limit_usage(now_ms) - (key.reserved - reservation.amount))
+            left = key.leased if key.leased is not None else key.limit - key.limit_usage(now_ms)
+            charge = min(charge, left - (key.reserved - reservation.amount))
         charge = max(0, charge)
         unused = reservation.amount - charge
         account.reserved -= unused
@@ -134,6 +153,10 @@ class Book:
         key.reserved -= reservation.amount
         account.usage += charge
         key.add_usage(charge, now_ms)
+        if account.leased is not None:
+            account.leased -= charge
+        if key.leased is not None and key.limit is not None:
+            key.leased -= charge
 
     def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
         """Hold and apply at once (no write in between: tests and releases); returns what was charged."""

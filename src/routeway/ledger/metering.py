@@ -9,10 +9,11 @@ from typing import Any
 
 import msgspec
 
-from routeway.errors import APIError
+from routeway.errors import APIError, store_unavailable
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import Book, InsufficientFunds, KeyState, Reservation
 from routeway.ledger.ids import new_id
+from routeway.ledger.leases import Leases
 from routeway.ledger.money import MILLION, nano_to_usd, token_cost
 from routeway.ledger.pending import PendingSettlements
 from routeway.store.base import Op, Store, StoreUnwritable
@@ -89,17 +90,33 @@ _ATTEMPTS = GENERATION_COLUMNS.index("attempts")
 _fields = attrgetter(*(name for name in GENERATION_COLUMNS if name != "attempts"))
 
 
+class NeedsLease(Exception):
+    """The reservation does not fit this process's leases: ``await Metering.cover`` and reserve again."""
+
+    def __init__(self, key: KeyState, amount: int) -> None:
+        super().__init__(amount)
+        self.key = key
+        self.amount = amount
+
+
 class Metering:
-    def __init__(self, store: Store, book: Book) -> None:
+    def __init__(self, store: Store, book: Book, leases: Leases | None = None) -> None:
         self.store = store
         self.book = book
+        self.leases = leases  # None: this process owns the store alone and spends whole balances
         self.pending = PendingSettlements(store, book)
 
-    def reserve(self, key: KeyState, amount: int, completion_nano_per_m: int, prompt_cost: int) -> Reservation:
+    def reserve(self, key: KeyState, amount: int, completion_nano_per_m: int, prompt_cost: int,
+                covered: bool = False) -> Reservation:
+        """``covered``: the leases were just grown for this request (``cover``), so a shortfall is final."""
         try:
             return self.book.reserve(key, amount, now_ms())
         except InsufficientFunds as short:
+            if self.leases is not None and not covered:
+                raise NeedsLease(key, amount) from None
             left = short.available
+            if self.leases is not None:  # what this process holds, and what no process holds yet
+                left += self.leases.unleased(key.account_id if short.scope == "account" else key.hash)
             tokens = max(0, (left - prompt_cost) * 1_000_000 // completion_nano_per_m) if completion_nano_per_m else 0
             whose = "Your account's credits" if short.scope == "account" else "This key's limit"
             raise APIError(
@@ -110,6 +127,15 @@ class Metering:
                 metadata={"available_usd": nano_to_usd(left), "required_usd": nano_to_usd(short.needed),
                           "affordable_completion_tokens": tokens, "limited_by": short.scope},
             ) from None
+
+    async def cover(self, need: NeedsLease) -> None:
+        """Grow this process's leases for the request that did not fit them (lease mode only)."""
+        if self.leases is None:
+            return
+        try:
+            await self.leases.cover(need.key, need.amount)
+        except StoreUnwritable as unwritable:
+            raise store_unavailable(unwritable.problem) from None
 
     def release(self, reservation: Reservation) -> None:
         """The request never reached an upstream: nothing is recorded or charged."""
@@ -127,6 +153,8 @@ class Metering:
                 id=new_id("led"), account_id=record.account_id, key_hash=record.key_hash, kind="charge",
                 amount_nano=-charged, generation_id=record.id, note=f"{record.model} via {record.provider_slug}",
                 created_at=now)))
+            if self.leases is not None:
+                ops += self.leases.spend_ops(reservation.account, reservation.key, charged)
         try:
             await self.store.write(ops)
         except StoreUnwritable:

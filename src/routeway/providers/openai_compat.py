@@ -22,6 +22,7 @@ from routeway.providers.http1 import (
     Target,
     header_block,
 )
+from routeway.providers.propagate import UPSTREAM_HEADERS
 from routeway.providers.redact import Redactor, provider_secrets
 
 _decode = msgspec.json.decode
@@ -244,8 +245,8 @@ class OpenAICompatible:
         payload = _encoder.encode(self.translate(endpoint, body) if target is None else body)
         try:
             response = await self.client.post(
-                target or self.target, headers, payload, connect_timeout=t.connect, head_timeout=t.first_byte,
-                total_timeout=t.total,
+                target or self.target, headers + UPSTREAM_HEADERS.get(), payload, connect_timeout=t.connect,
+                head_timeout=t.first_byte, total_timeout=t.total,
                 body_limit=self.provider.max_stream_bytes if stream else self.provider.max_answer_bytes)
         except ReadTimeout:
             raise UpstreamError(408, f"upstream did not answer within {t.first_byte:g} s") from None

@@ -49,6 +49,24 @@ class AccountRepository:
         rows = self.store.fetch_now(f"SELECT {', '.join(_KEY_COLUMNS.values())} FROM api_keys")
         return [_key_row(row) for row in rows]
 
+    def account_now(self, account_id: str) -> AccountRow | None:
+        rows = self.store.fetch_now("SELECT id, name, created_at FROM accounts WHERE id = ?", (account_id,))
+        return AccountRow(*rows[0]) if rows else None
+
+    def key_now(self, key_hash: str) -> KeyRow | None:
+        rows = self.store.fetch_now(f"SELECT {', '.join(_KEY_COLUMNS.values())} FROM api_keys WHERE hash = ?",
+                                    (key_hash,))
+        return _key_row(rows[0]) if rows else None
+
+    async def account(self, account_id: str) -> AccountRow | None:
+        rows = await self.store.fetch("SELECT id, name, created_at FROM accounts WHERE id = ?", (account_id,))
+        return AccountRow(*rows[0]) if rows else None
+
+    async def key(self, key_hash: str) -> KeyRow | None:
+        rows = await self.store.fetch(f"SELECT {', '.join(_KEY_COLUMNS.values())} FROM api_keys WHERE hash = ?",
+                                      (key_hash,))
+        return _key_row(rows[0]) if rows else None
+
     @staticmethod
     def insert(account: AccountRow) -> Op:
         return ("INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)", tuple(account))

@@ -49,6 +49,14 @@ class LedgerRepository:
             params)
         return {account: (int(credits or 0), int(usage or 0)) for account, credits, usage in rows}
 
+    async def balance(self, account_id: str) -> tuple[int, int]:
+        """(credits, usage) of one account, as ``balances_now`` counts them."""
+        rows = await self.store.fetch(
+            "SELECT SUM(CASE WHEN amount_nano > 0 THEN amount_nano ELSE 0 END),"
+            " SUM(CASE WHEN amount_nano < 0 THEN -amount_nano ELSE 0 END) FROM ledger WHERE account_id = ?",
+            (account_id,))
+        return (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+
     def key_charges_now(self, starts: Sequence[int]) -> dict[str, KeyCharges]:
         """key hash -> what was charged to it, all time and since each of ``starts`` (ms)."""
         windows = "".join(", SUM(CASE WHEN created_at >= ? THEN -amount_nano ELSE 0 END)" for _ in starts)

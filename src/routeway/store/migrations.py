@@ -142,9 +142,58 @@ def m007_response_cache() -> list[str]:
     ]
 
 
+def m008_observability_destinations() -> list[str]:
+    """Each account's export destinations (OTLP collector, webhook, Langfuse): ``config`` is JSON with the
+    endpoint and the headers or keys that authenticate to it, which the API never shows back."""
+    return [
+        """CREATE TABLE observability_destinations (
+            id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id),
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            config TEXT NOT NULL,
+            sampling_rate REAL NOT NULL,
+            privacy_mode INTEGER NOT NULL,
+            api_key_hashes TEXT,
+            enabled INTEGER NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT
+        )""",
+        "CREATE INDEX observability_destinations_account ON observability_destinations (account_id)",
+    ]
+
+
+def m009_credit_leases_and_changes() -> list[str]:
+    """Several processes on one store (``serve --workers N``, replicas): slices of an account's or a key's
+    credit leased to one process (ledger/leases.py), and the log of account and key changes every process
+    follows (ledger/follow.py). ``store_changes.id`` is given by the insert (the last id plus one) in the
+    change's transaction, so ids follow commit order on either backend."""
+    return [
+        """CREATE TABLE credit_leases (
+            id TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            account_id TEXT NOT NULL,
+            key_hash TEXT,
+            window_start BIGINT NOT NULL,
+            granted_nano BIGINT NOT NULL,
+            spent_nano BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX credit_leases_account ON credit_leases (account_id, key_hash)",
+        "CREATE INDEX credit_leases_holder ON credit_leases (holder)",
+        """CREATE TABLE store_changes (
+            id BIGINT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
-                                             m007_response_cache]
+                                             m007_response_cache, m008_observability_destinations,
+                                             m009_credit_leases_and_changes]
 
 
 def applied_migrations(store: Store) -> list[str]:

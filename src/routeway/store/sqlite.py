@@ -33,9 +33,12 @@ class StoreUnavailable(Exception):
 
 
 class SQLiteStore:
-    def __init__(self, path: Path, synchronous: str = "full") -> None:
+    def __init__(self, path: Path, synchronous: str = "full", group_member: bool = False) -> None:
         self.path = Path(path)
         self._claim: int | None = None  # fd of the lock file while this process owns the database
+        # A worker of ``serve --workers N``: its supervisor holds the claim for the whole group, and the
+        # workers share the database through credit leases (ledger/leases.py).
+        self.group_member = group_member
         # full: each group commit is fsynced before its requests are answered (survives power loss);
         # normal: commits reach the OS at once (survive a crash of routeway) and the disk within
         # WAL_FLUSH_SECONDS (a power loss can take the last ~50 ms); less latency per request (bench/NOTES.md)
@@ -62,7 +65,7 @@ class SQLiteStore:
         """Own the database for this process, or raise StoreUnavailable. Balances and reservations live in the
         serving process's memory: a second server on the same file would keep its own and could spend the
         same credits twice. flock is released by the kernel when the owner exits, however it exits."""
-        if self._claim is not None:
+        if self._claim is not None or self.group_member:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")

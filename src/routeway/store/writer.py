@@ -43,6 +43,25 @@ _PROBE = ("INSERT OR REPLACE INTO schema_migrations (id, applied_at) VALUES ('st
           "DELETE FROM schema_migrations WHERE id = 'store-probe'")
 
 
+BUSY_WAIT_SECONDS = 30.0  # how long a commit waits for other processes' commits (``serve --workers N``)
+_BUSY_SPIN = 0.0001
+
+
+def begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting while another process (a worker of the same group) holds the write lock. The
+    connection's own busy handler is off: it sleeps 1, 2, 5 … 100 ms between tries, so a lock held for a
+    fraction of a millisecond would cost a whole sleep; this polls every 0.1 ms instead."""
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(_BUSY_SPIN)
+
+
 def store_failure(exc: BaseException) -> str | None:
     """What is wrong with the database, when ``exc`` says no write can succeed; None when only this write failed."""
     if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in _STORE_FAILURES:
@@ -89,9 +108,10 @@ class SQLiteSession:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        conn.execute("PRAGMA busy_timeout = 0")  # ``begin`` waits for the lock itself
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        begin(self.conn)
 
     def execute(self, sql: str, params: Sequence[Any]) -> None:
         self.conn.execute(sql, params)
@@ -119,7 +139,7 @@ class SQLiteSession:
 
     def probe(self) -> None:
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            begin(self.conn)
             for sql in _PROBE:
                 self.conn.execute(sql)
             self.conn.execute("COMMIT")

@@ -23,7 +23,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         if ctx.session is not None and ctx.session.signed_in:
             return redirect(safe_next(ctx.query.get("next")))
         if ctx.session is None:  # an anonymous session only to carry the form's CSRF token
-            ctx.session = sessions.start()
+            ctx.session = await sessions.start()
             ctx.cookies.append(sessions.cookie(ctx.session, ctx.request))
         return ctx.render("signin.html", next=safe_next(ctx.query.get("next")), error=None)
 
@@ -32,27 +32,27 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         target = safe_next(ctx.form.get("next"))
         client = ctx.request.scope.get("client")
         address = client[0] if client else "unknown"
-        services.throttle.check_signin(address, hashlib.sha256(secret.encode()).hexdigest())
+        await services.throttle.check_signin(address, hashlib.sha256(secret.encode()).hexdigest())
         operator_key = services.settings.admin_key
         if operator_key and secret and hmac.compare_digest(secret.encode(), operator_key.encode()):
-            session = sessions.start(operator=True)
+            session = await sessions.start(operator=True)
         else:
             key = services.accounts.find_key(secret) if secret else None
             problem = _refusal(key)
             if problem:
-                services.throttle.signin_failed(address)
+                await services.throttle.signin_failed(address)
                 return ctx.render("signin.html", status=401, next=target, error=problem)
             assert key is not None
-            session = sessions.start(key_hash=key.hash, account_id=key.account_id)
+            session = await sessions.start(key_hash=key.hash, account_id=key.account_id)
         if ctx.session is not None:
-            sessions.end(ctx.session)
+            await sessions.end(ctx.session)
         for playground in sessions.take_evicted_playgrounds():  # the key's oldest sessions, pushed out
             await forget_key(services, playground)
         return redirect(target, [sessions.cookie(session, ctx.request)])
 
     async def signout(ctx: Ctx) -> Response:
         if ctx.session is not None:
-            await forget_key(services, sessions.end(ctx.session))
+            await forget_key(services, await sessions.end(ctx.session))
         return redirect("/", [sessions.clear_cookie()])
 
     async def choose_account(ctx: Ctx) -> Response:

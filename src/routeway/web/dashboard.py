@@ -15,7 +15,7 @@ from routeway.api.http import ClientDisconnected, Request, Response, Router
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
 from routeway.web.core import PageError, Redirect, Static, base_url, html, make_env, read_form, redirect, render
-from routeway.web.sessions import Session, Sessions
+from routeway.web.sessions import Session, Sessions, fingerprint
 
 if TYPE_CHECKING:
     from routeway.ledger.book import AccountState
@@ -126,16 +126,16 @@ class Dashboard:
         except Redirect as moved:
             response = redirect(moved.location)
         except PageError as error:
-            response = self.error_page(request, error.status, error.message)
+            response = await self.error_page(request, error.status, error.message)
         except APIError as error:  # validation shared with the API (e.g. expires_at), a rate limit, no such route
-            response = self.error_page(request, error.status, error.message)
+            response = await self.error_page(request, error.status, error.message)
             # a rate-limited sign-in says when to come back (Retry-After), a 405 which methods to use (Allow)
             response.headers = [*response.headers, *((name.lower().encode(), value.encode())
                                                      for name, value in error.headers.items()
                                                      if name.lower() in ("retry-after", "allow"))]
         except Exception:
             log.exception("dashboard error on %s %s", request.method, request.scope["path"])
-            response = self.error_page(request, 500, "Internal error; the server log has details.")
+            response = await self.error_page(request, 500, "Internal error; the server log has details.")
         if head:
             response = Response(b"", response.status, response.headers, length=len(response.body))
         await response(request.send)
@@ -154,12 +154,16 @@ class Dashboard:
             if error.status == 405:
                 raise  # its Allow header goes with it
             raise PageError(error.status, "There is no such page." if error.status == 404 else error.message) from None
-        ctx = Ctx(self, request, self.sessions.current(request))
+        ctx = Ctx(self, request, await self.sessions.current(request))
         if method == "POST":
             ctx.form = await read_form(request)
             self.sessions.check_csrf(ctx.session, request, ctx.form)
-        return await handler(ctx)
+        session, before = ctx.session, fingerprint(ctx.session)
+        try:
+            return await handler(ctx)
+        finally:  # flashes, a secret shown once, the account picked: on whichever replica serves next
+            await self.sessions.save(session, before)
 
-    def error_page(self, request: Request, status: int, message: str) -> Response:
-        ctx = Ctx(self, request, self.sessions.current(request))
+    async def error_page(self, request: Request, status: int, message: str) -> Response:
+        ctx = Ctx(self, request, await self.sessions.current(request))
         return ctx.render("error.html", status=status, status_code=status, message=message)

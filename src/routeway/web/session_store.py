@@ -23,14 +23,17 @@ MAX_ANONYMOUS = 10_000
 
 
 class SessionStore(Protocol):
-    def get(self, sid: str) -> Session | None: ...
+    """Asynchronous, as sessions may live in Redis (``shared/sessions.py``), where any replica finds them."""
 
-    def add(self, session: Session) -> list[Session]:
+    async def get(self, sid: str) -> Session | None: ...
+
+    async def add(self, session: Session) -> list[Session]:
         """Keep ``session``; returns the sessions it pushed out (oldest first), which are gone now."""
 
-    def remove(self, sid: str) -> Session | None: ...
+    async def save(self, session: Session) -> None:
+        """Keep the changes a request made to a session it read (flashes, a new key shown once, ...)."""
 
-    def __len__(self) -> int: ...
+    async def remove(self, sid: str) -> Session | None: ...
 
 
 def owner(session: Session) -> str | None:
@@ -48,10 +51,22 @@ class MemorySessionStore:
         self._anonymous: OrderedDict[str, Session] = OrderedDict()
         self._by_owner: dict[str, OrderedDict[str, None]] = {}
 
-    def get(self, sid: str) -> Session | None:
+    async def get(self, sid: str) -> Session | None:
+        return self.get_now(sid)
+
+    def get_now(self, sid: str) -> Session | None:
         return self._signed_in.get(sid) or self._anonymous.get(sid)
 
-    def add(self, session: Session) -> list[Session]:
+    async def add(self, session: Session) -> list[Session]:
+        return self.add_now(session)
+
+    async def save(self, session: Session) -> None:
+        pass  # callers change the very object kept here
+
+    async def remove(self, sid: str) -> Session | None:
+        return self.remove_now(sid)
+
+    def add_now(self, session: Session) -> list[Session]:
         self._expire()
         gone: list[Session] = []
         key = owner(session)
@@ -69,7 +84,7 @@ class MemorySessionStore:
             gone.append(self._drop(next(iter(self._signed_in))))
         return gone
 
-    def remove(self, sid: str) -> Session | None:
+    def remove_now(self, sid: str) -> Session | None:
         if sid in self._signed_in:
             return self._drop(sid)
         return self._anonymous.pop(sid, None)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from routeway.api.http import Request
 from routeway.ledger.accounts import now_ms
 from routeway.web.core import PageError
@@ -53,17 +55,17 @@ class Session:
 class Sessions:
     def __init__(self, services: Services, store: SessionStore | None = None) -> None:
         self.services = services
-        self.store: SessionStore = store or MemorySessionStore()
+        self.store: SessionStore = store or services.session_store or MemorySessionStore()
         self.evicted_playgrounds: list[tuple[str, str]] = []  # keys of pushed-out sessions, for the caller to delete
 
     # ---- lookup ---------------------------------------------------------------------------------
-    def current(self, request: Request) -> Session | None:
+    async def current(self, request: Request) -> Session | None:
         sid = cookie_value(request, COOKIE)
-        session = self.store.get(sid) if sid else None
+        session = await self.store.get(sid) if sid else None
         if session is None:
             return None
         if session.expires <= time.time() or not self._key_valid(session):
-            self.end(session)
+            await self.end(session)
             return None
         return session
 
@@ -75,21 +77,27 @@ class Sessions:
                 and (key.expires_at is None or key.expires_at > now_ms()))
 
     # ---- life cycle -----------------------------------------------------------------------------
-    def start(self, *, key_hash: str | None = None, operator: bool = False, account_id: str | None = None) -> Session:
+    async def start(self, *, key_hash: str | None = None, operator: bool = False,
+                    account_id: str | None = None) -> Session:
         """A new session with a new id and CSRF token (a sign-in never keeps the anonymous id)."""
         signed_in = operator or key_hash is not None
         session = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
                           expires=time.time() + (SESSION_SECONDS if signed_in else ANONYMOUS_SECONDS),
                           key_hash=key_hash, operator=operator, account_id=account_id)
-        for evicted in self.store.add(session):
+        for evicted in await self.store.add(session):
             if evicted.playground is not None:
                 self.evicted_playgrounds.append(evicted.playground)
         return session
 
-    def end(self, session: Session) -> tuple[str, str] | None:
+    async def end(self, session: Session) -> tuple[str, str] | None:
         """Forget the session; returns its playground key (secret, hash) for the caller to delete."""
-        self.store.remove(session.id)
+        await self.store.remove(session.id)
         return session.playground
+
+    async def save(self, session: Session | None, before: bytes | None) -> None:
+        """Write the request's changes to ``session`` back to the store, when it made any."""
+        if session is not None and before is not None and fingerprint(session) != before:
+            await self.store.save(session)
 
     def take_evicted_playgrounds(self) -> list[tuple[str, str]]:
         taken, self.evicted_playgrounds = self.evicted_playgrounds, []
@@ -118,6 +126,11 @@ class Sessions:
         if session is None or not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
             raise PageError(403, "The form's security token (CSRF) is missing or out of date; reload the page"
                                  " and try again.")
+
+
+def fingerprint(session: Session | None) -> bytes | None:
+    """The session as stored, to tell whether a request changed it."""
+    return msgspec.json.encode(session) if session is not None else None
 
 
 def cookie_value(request: Request, name: str) -> str | None:
