@@ -120,7 +120,11 @@ def write_config(path: Path, upstream_url: str, extra: str = "") -> Path:
                   "[[endpoints]]", f'model = "test/reasoning-{field}"', 'provider = "mock"',
                   f'upstream_model = "reasoning#{field}"', "")],
               "[[endpoints]]", 'model = "nousresearch/hermes-4-70b"', 'provider = "mock"', 'upstream_model = "echo"',
-              'quantization = "fp8"', "max_output = 4096", ""]
+              'quantization = "fp8"', "max_output = 4096", "",
+              # the catalog's text completions and embedding models, as the OpenAPI document's examples use them
+              "[[endpoints]]", 'model = "openai/gpt-3.5-turbo-instruct"', 'provider = "mock"', 'upstream_model = "echo"', "",
+              "[[endpoints]]", 'model = "openai/text-embedding-3-small"', 'provider = "mock"', 'upstream_model = "embed"',
+              ""]
     path.write_text("\n".join(lines) + extra)
     return path
 

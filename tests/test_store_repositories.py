@@ -149,6 +149,30 @@ def test_generations_are_read_back_only_within_their_account(make_store: Callabl
     asyncio.run(read())
 
 
+def test_activity_per_day_model_and_endpoint_of_one_account(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    generations = GenerationRepository(store)
+    day = DAY_MS
+    rows = [generation("g1", "a1", "m/x", 3 * day + 5, 100, (10, 5)),
+            generation("g2", "a1", "m/x", 3 * day + 9, 50, (1, 2)),
+            generation("g3", "a1", "m/y", 4 * day, 10, (1, 1), key_hash="k2"),
+            generation("g4", "a2", "m/x", 4 * day + 1, 1000, (100, 100)),
+            generation("g5", "a1", "m/x", 6 * day, 7, (1, 1))]
+    rows[1][COLUMNS.index("native_tokens_reasoning")] = 2
+    write(store, *(generations.insert(r) for r in rows))
+    usage = UsageQueries(store)
+
+    async def read() -> None:
+        found = await usage.activity("a1", 3, 5)
+        assert [(a.day, a.model, a.provider_slug, a.requests, a.prompt_tokens, a.completion_tokens,
+                 a.reasoning_tokens, a.cached_tokens, a.cost_nano) for a in found] == [
+            (4, "m/y", "p", 1, 1, 1, 0, 0, 10), (3, "m/x", "p", 2, 11, 7, 2, 0, 150)]
+        assert [a.model for a in await usage.activity("a1", 3, 5, key_hash="k2")] == ["m/y"]
+        assert [a.day for a in await usage.activity("a1", 6, 6)] == [6]
+
+    asyncio.run(read())
+
+
 def test_endpoint_minutes_are_replaced_as_they_grow(make_store: Callable[[], Store]) -> None:
     store = make_store()
     minutes = EndpointMinuteRepository(store)

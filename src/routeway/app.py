@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from routeway.api import (
+    activity,
     admin,
     catalog as catalog_api,
     chat,
+    completions,
     destinations,
+    embeddings,
     generation,
     guardrails,
     keys,
@@ -66,8 +69,8 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.services = Services.build(settings)
         self.router: Router[Handler] = Router()
-        for module in (chat, messages, responses, catalog_api, keys, generation, admin, destinations, guardrails,
-                       presets):
+        for module in (chat, messages, responses, catalog_api, keys, generation, admin, destinations, completions,
+                       embeddings, activity, guardrails, presets):
             for method, path, handler in module.routes(self.services):
                 self.router.add(method, path, handler)
         openapi.install(self.router)  # last: it documents every route above

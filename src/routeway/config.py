@@ -22,6 +22,10 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
 MIB = 1024 * 1024
 MAX_ANSWER_BYTES = 32 * MIB  # an upstream answer's default caps ([[providers]] max_answer_bytes, max_stream_bytes)
 MAX_STREAM_BYTES = 256 * MIB
+# The upstream APIs an endpoint may serve ([[endpoints]] apis, or a catalog model's): chat completions, text
+# completions (a raw prompt to /completions), embeddings (/embeddings). Which provider kinds speak which is
+# in routeway/providers (SERVED_APIS).
+UPSTREAM_APIS = ("chat", "completions", "embeddings")
 
 
 class ConfigError(Exception):
@@ -99,6 +103,7 @@ class EndpointConfig:
     dialect: str | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)  # merged into every upstream request
     max_concurrency: int | None = None  # requests in flight to this engine at once; None: no cap
+    apis: tuple[str, ...] | None = None  # the upstream APIs it serves (UPSTREAM_APIS); None = the model's
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +418,18 @@ def local_provider(name: str, model: LocalModelConfig, display_name: str = "", *
                           timeouts=timeouts, zdr=zdr, local=model)
 
 
+def upstream_apis(value: Any, where: str) -> tuple[str, ...] | None:
+    """A declared ``apis`` list: a non-empty list of UPSTREAM_APIS names."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: apis must be a non-empty list of {', '.join(UPSTREAM_APIS)}, not {value!r}")
+    unknown = [v for v in value if v not in UPSTREAM_APIS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown apis {unknown}; valid: {', '.join(UPSTREAM_APIS)}")
+    return tuple(dict.fromkeys(value))
+
+
 def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
     where = f"endpoints[{index}]"
     params = table.get("supported_parameters")
@@ -427,6 +444,7 @@ def _endpoint(table: Mapping[str, Any], index: int) -> EndpointConfig:
         quantization=table.get("quantization", "unknown"),
         supported_parameters=tuple(params) if params is not None else None, dialect=table.get("dialect"),
         extra_body=dict(table.get("extra_body", {})), max_concurrency=_cap(table.get("max_concurrency"), where),
+        apis=upstream_apis(table.get("apis"), where),
     )
 
 

@@ -31,7 +31,7 @@ from routeway.ledger.follow import ChangeFollower
 from routeway.ledger.leases import Leases
 from routeway.ledger.metering import Metering
 from routeway.observe.broadcast import Broadcast
-from routeway.providers import Adapter, Redactor, adapter_class, build_adapter
+from routeway.providers import Adapter, Redactor, adapter_class, build_adapter, check_apis
 from routeway.providers.http1 import Pool
 from routeway.routing.concurrency import Slots
 from routeway.routing.health import Health, HealthSettings
@@ -125,6 +125,7 @@ class Services:
                             max(2, settings.workers))
         accounts = Accounts(store, book, leases)
         catalog = Catalog.build(settings)
+        check_apis(catalog)
         r = settings.routing
         health_settings = HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown)
         health: HealthRegistry = Health(health_settings)

@@ -151,10 +151,11 @@ def _vocab() -> tuple[list[str], list[int]]:
     return tokens, [int(t) for t in types]
 
 
-def write_tiny_gguf(path: pathlib.Path, seed: int = 0) -> pathlib.Path:
+def write_tiny_gguf(path: pathlib.Path, seed: int = 0, mean_pooling: bool = False) -> pathlib.Path:
     """Write a tiny random-weight llama GGUF to ``path`` and return the path.
 
-    Same seed -> byte-identical file.
+    Same seed -> byte-identical file. ``mean_pooling``: declare mean pooling, so an engine serving it with
+    embeddings on answers one vector per input (as an embedding model does) rather than one per token.
     """
     import gguf
     import numpy as np
@@ -168,6 +169,8 @@ def write_tiny_gguf(path: pathlib.Path, seed: int = 0) -> pathlib.Path:
 
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-random-llama")
+    if mean_pooling:
+        w.add_pooling_type(gguf.PoolingType.MEAN)
     w.add_context_length(N_CTX_TRAIN)
     w.add_embedding_length(N_EMBD)
     w.add_block_count(N_LAYER)

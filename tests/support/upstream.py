@@ -39,6 +39,15 @@ directly. Behaviours:
   flood           a stream of 64 KiB content events, 256 MiB in all, as fast as the reader takes them
                   (then [DONE]); ``flood_sent`` holds the bytes each flood could write so far
   huge-answer     HTTP 200 JSON of 64 MiB (one long content string)
+
+``POST /v1/completions`` (text completions) answers ``echo`` (" echo: <prompt>", streamed word by word, with
+usage; ``logprobs`` echoed back per choice) and ``fail-500``. ``POST /v1/embeddings`` answers:
+  embed           one vector per input, ``dimensions`` long (default 4): [input length, its index, 0.5, -1.0, …]
+                  (float32-exact values), usage = words (or token ids) in the inputs
+  embed-no-usage  as embed, without usage
+  embed-short     one vector fewer than inputs (a malformed answer)
+  fail-500        HTTP 500
+The requests they received are in ``requests`` too.
 """
 
 from __future__ import annotations
@@ -66,6 +75,59 @@ class MockUpstream(LoopbackServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        behaviour = body["model"].split("#")[0]
+        if behaviour != "echo":
+            return web.json_response({"error": {"message": "engine exploded"}}, status=500)
+        words = ["echo:", *str(body["prompt"]).split()]
+        usage = {"prompt_tokens": len(str(body["prompt"]).split()), "completion_tokens": len(words)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        logprobs = {"tokens": words, "token_logprobs": [-0.5] * len(words)} if body.get("logprobs") else None
+        if not body.get("stream"):
+            return web.json_response({"id": "cmpl-up", "object": "text_completion", "created": 0, "model": "echo",
+                                      "choices": [{"text": " " + " ".join(words), "index": 0, "logprobs": logprobs,
+                                                   "finish_reason": "length"}], "usage": usage})
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for word in words:
+            await response.write(_sse({"id": "cmpl-up", "object": "text_completion", "created": 0, "model": "echo",
+                                       "choices": [{"text": " " + word, "index": 0, "logprobs": None,
+                                                    "finish_reason": None}]}))
+        await response.write(_sse({"id": "cmpl-up", "object": "text_completion", "created": 0, "model": "echo",
+                                   "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "length"}]}))
+        if body.get("stream_options", {}).get("include_usage"):
+            await response.write(_sse({"id": "cmpl-up", "object": "text_completion", "created": 0, "model": "echo",
+                                       "choices": [], "usage": usage}))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        behaviour = body["model"].split("#")[0]
+        if behaviour not in ("embed", "embed-no-usage", "embed-short"):
+            return web.json_response({"error": {"message": "engine exploded"}}, status=500)
+        inputs = body["input"]
+        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
+            inputs = [inputs]
+        size = body.get("dimensions", 4)
+        if size > 4096 or size * len(inputs) > 1_000_000:  # as an engine refuses what its model cannot produce
+            return web.json_response({"error": {"message": f"dimensions {size} not supported"}}, status=400)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": [float(len(item)), float(i), 0.5, -1.0, *([0.25] * (size - 4))][:size]}
+                for i, item in enumerate(inputs)]
+        if behaviour == "embed-short":
+            data = data[:-1]
+        answer: dict[str, Any] = {"object": "list", "data": data, "model": behaviour}
+        if behaviour != "embed-no-usage":
+            tokens = sum(len(i) if isinstance(i, list) else len(i.split()) for i in inputs)
+            answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response(answer)
 
     # ---- protocol ----
     async def _chat(self, request: web.Request) -> web.StreamResponse:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from routeway.api import model_query
 from routeway.api.http import Request, Response, json_response
 from routeway.api.messages import anthropic_models
 from routeway.api.views import architecture, endpoint_view, model_view
@@ -20,12 +22,17 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
     async def list_models(request: Request) -> Response:
         if "anthropic-version" in request.headers:  # Claude Code's model picker reads Anthropic's list shape
             return anthropic_models(services, request)
-        wanted = [p for p in request.query.get("supported_parameters", "").split(",") if p]
-        data = [model_view(m, catalog.endpoints_for(m.id)) for m in catalog.models.values()
-                if all(p in m.supported_parameters for p in wanted)]
+        models = await model_query.sorted_models(services, request, model_query.matching(services, request))
         offset, limit = request.query_int("offset", 0), request.query_int("limit", 1000)
-        page = data[offset:offset + limit]
-        return json_response({"data": page, "total_count": len(data), "links": {"next": None}})
+        page = [model_view(m, catalog.endpoints_for(m.id)) for m in models[offset:offset + limit]]
+        following = None
+        if offset + limit < len(models):
+            query = {**request.query, "offset": str(offset + limit), "limit": str(limit)}
+            following = f"/api/v1/models?{urlencode(query)}"
+        return json_response({"data": page, "total_count": len(models), "links": {"next": following}})
+
+    async def count_models(request: Request) -> Response:
+        return json_response({"data": {"count": len(model_query.matching(services, request))}})
 
     async def list_endpoints(request: Request) -> Response:
         now = time.time()
@@ -48,6 +55,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
 
     return [
         ("GET", "/models", list_models),
+        ("GET", "/models/count", count_models),
         ("GET", "/models/{author}/{slug}/endpoints", list_endpoints),
         ("GET", "/providers", list_providers),
     ]

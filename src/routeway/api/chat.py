@@ -68,7 +68,7 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
     if any(model.endswith(":free") for model in requested_models(chat)):
         await services.throttle.check_free(services.accounts.of_key(key))
     structured.check_request(chat)
-    prompt = await _prompt_estimate(services, chat, body_bytes)
+    prompt = await prompt_estimate(services, chat, body_bytes)
     demand = Demand(prompt, chat.output_limit, sent_parameters(chat))
     attempts = services.planner.plan(chat, demand, time.time(), services.guardrails.policy(key))
     client = renderer(new_generation_id(), prompt)
@@ -91,7 +91,7 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
             services.slots.release(key.hash)
 
 
-async def _prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
+async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int) -> int:
     """Bytes bound tokens from above; count (off the loop) only when that bound might not fit a context."""
     contexts = [e.context_length for m in requested_models(chat)
                 for e in services.catalog.endpoints_for(m.partition(":")[0])]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from routeway.api import sse
 from routeway.api.disconnect import unless_client_leaves
@@ -25,6 +25,10 @@ class ChatCompletions:
 
     __slots__ = ("request", "stream", "generation_id", "keepalive_seconds", "show_metadata", "committed", "choices",
                  "chunk", "headers", "recording", "keep")
+    CHUNK_OBJECT = "chat.completion.chunk"  # a streamed chunk's ``object``; the closing chunks carry it too
+    # the choice of a stream's closing error chunk
+    FAILED_CHOICE: ClassVar[dict[str, Any]] = {"index": 0, "delta": {"content": ""}, "finish_reason": "error",
+                                               "native_finish_reason": None}
 
     def __init__(self, request: Request, stream: bool, generation_id: str, keepalive_seconds: float) -> None:
         self.request = request
@@ -130,12 +134,11 @@ class ChatCompletions:
         """An error chunk if the stream failed after its status line (every attempt failing, an upstream
         failing mid-stream, an invalid strict JSON answer, an internal error); an extra one if the store
         could not write the settlement (held, written later); the usage chunk; [DONE]."""
-        head = {"id": outcome.id, "object": "chat.completion.chunk", "created": int(time.time()),
+        head = {"id": outcome.id, "object": self.CHUNK_OBJECT, "created": int(time.time()),
                 "model": outcome.model, "provider": outcome.provider}
         tail = b""
         if outcome.failure is not None:
-            tail += sse.event({**head, "error": outcome.failure.body()["error"], "choices": [
-                {"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": None}]})
+            tail += sse.event({**head, "error": outcome.failure.body()["error"], "choices": [self.FAILED_CHOICE]})
         if outcome.held:
             problem = outcome.store_problem
             tail += sse.event({**head, "choices": [], "error": {

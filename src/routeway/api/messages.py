@@ -88,7 +88,7 @@ def anthropic_models(services: Services, request: Request) -> Response:
     """The catalog in Anthropic's model list shape (Claude Code's model picker), paged by ``limit``
     (default 20, at most 1000), ``after_id`` and ``before_id`` as Anthropic pages it."""
     limit = min(max(request.query_int("limit", 20), 1), 1000)
-    ids = list(services.catalog.models)
+    ids = [m.id for m in services.catalog.models.values() if "text" in m.output_modalities]  # as GET /models lists
     start, end = 0, len(ids)
     after, before = request.query.get("after_id"), request.query.get("before_id")
     if after is not None:

@@ -17,8 +17,20 @@ from routeway.api.destinations import (
 )
 from routeway.api.guardrails import GuardrailCreate, GuardrailPatch, KeyHashes
 from routeway.api.keys import KeyCreate, KeyPatch
+from routeway.api.model_query import CATEGORIES, SORTS
 from routeway.api.presets import PresetCreate, PresetPatch
-from routeway.wire import admin, catalog, completion, generation, keys, responses, teams
+from routeway.wire import (
+    activity,
+    admin,
+    catalog,
+    completion,
+    embeddings,
+    generation,
+    keys,
+    responses,
+    teams,
+    text_completion,
+)
 from routeway.wire.chat import ChatRequest
 from routeway.wire.errors import Deleted, ErrorResponse
 from routeway.wire.messages import (
@@ -63,6 +75,18 @@ class Operation:
 
 OFFSET = Query("offset", COUNT, "How many entries to skip.")
 LIMIT = Query("limit", COUNT, "How many entries to list at most (100 at most).")
+MODEL_FILTERS = (
+    Query("q", {"type": "string"}, "Text in the model's id or name (any case)."),
+    Query("category", {"type": "string", "enum": list(CATEGORIES)}, "A use-case category the model is listed under."),
+    Query("supported_parameters", {"type": "string"},
+          "Comma-separated parameters every listed model must support, e.g. `tools,reasoning`."),
+    Query("input_modalities", {"type": "string"}, "Comma-separated input modalities every listed model takes."),
+    Query("output_modalities", {"type": "string"},
+          "Comma-separated output modalities; a model producing any is listed (default `text`; `all`: every model)."),
+    Query("context", COUNT, "The least context length, in tokens."),
+    Query("min_price", {"type": "number", "minimum": 0}, "The least prompt price, USD per 1M tokens."),
+    Query("max_price", {"type": "number", "minimum": 0}, "The most prompt price, USD per 1M tokens."),
+)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/chat/completions"): Operation(
@@ -92,10 +116,27 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             {"model": "nousresearch/hermes-4-70b", "input": [{"role": "user", "content": "Hi"}],
              "max_output_tokens": 200, "stream": True})),
     ("GET", "/models"): Operation(
-        "List the catalog's models", catalog.ModelsListResponse,
-        query=(Query("supported_parameters", {"type": "string"},
-                     "Comma-separated parameters every listed model must support, e.g. `tools,reasoning`."),
+        "List the catalog's models", catalog.ModelsListResponse, errors=(400,),
+        query=(*MODEL_FILTERS, Query("sort", {"type": "string", "enum": list(SORTS)}, "The order of the list."),
                OFFSET, Query("limit", COUNT, "How many models to list at most (default 1000)."))),
+    ("GET", "/models/count"): Operation("Count the catalog's models that pass the filters of GET /models",
+                                        catalog.ModelsCountResponse, errors=(400,), query=MODEL_FILTERS),
+    ("POST", "/completions"): Operation(
+        "Create a text completion from a prompt (JSON, or an SSE stream with `stream: true`)",
+        text_completion.CompletionResponse, security=API, body=text_completion.CompletionRequest,
+        stream_chunk=text_completion.CompletionResponse, error_in_body=True,
+        errors=(402, 404, 408, 422, 429, 502, 503), examples=(
+            {"model": "openai/gpt-3.5-turbo-instruct", "prompt": "Once upon a time", "max_tokens": 50},)),
+    ("POST", "/embeddings"): Operation(
+        "Create embeddings of texts or token ids", embeddings.EmbeddingsResponse, security=API,
+        body=embeddings.EmbeddingsRequest, error_in_body=True, errors=(402, 404, 408, 422, 429, 502, 503),
+        examples=({"model": "openai/text-embedding-3-small", "input": ["routeway", "embeddings"]},)),
+    ("GET", "/embeddings/models"): Operation("List the catalog's embedding models", catalog.ModelsListResponse),
+    ("GET", "/activity"): Operation(
+        "Get the account's usage per UTC day, model and endpoint (the last 30 completed days, or one `date`)",
+        activity.ActivityResponse, security=MANAGEMENT, errors=(400,),
+        query=(Query("date", {"type": "string", "format": "date"}, "A UTC day (YYYY-MM-DD), of the last 30 or today."),
+               Query("api_key_hash", {"type": "string"}, "Only this key's requests."))),
     ("GET", "/models/{author}/{slug}/endpoints"): Operation(
         "List the endpoints serving a model, with their live health", catalog.ListEndpointsResponse, errors=(404,)),
     ("GET", "/providers"): Operation("List the configured providers", catalog.ProvidersListResponse),

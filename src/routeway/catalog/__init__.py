@@ -9,7 +9,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from routeway.config import ConfigError, ProviderConfig, Settings
+from routeway.config import ConfigError, ProviderConfig, Settings, upstream_apis
 from routeway.dialects import default_for, get as dialect_named
 from routeway.ledger.money import nano_per_million
 
@@ -33,6 +33,10 @@ class ModelInfo:
     upstream_ids: Mapping[str, str]
     input_cache_read: Decimal | None = None  # USD per 1M prompt tokens read from the upstream's prompt cache
     input_cache_write: Decimal | None = None  # ... written into it; None: the prompt price
+    # the upstream APIs its endpoints serve unless an endpoint declares its own: an embeddings model's serve
+    # /embeddings, any other's /chat/completions (config.UPSTREAM_APIS)
+    apis: tuple[str, ...] = ("chat",)
+    categories: tuple[str, ...] = ()  # OpenRouter's use-case categories it is listed under (GET /models?category=)
 
     @property
     def author(self) -> str:
@@ -52,6 +56,7 @@ class Endpoint:
     supported_parameters: tuple[str, ...]
     dialect: str | None  # a name in routeway.dialects' registry; None: the default (openai)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    apis: tuple[str, ...] = ("chat",)  # the upstream APIs it serves (config.UPSTREAM_APIS)
     cache_read_nano_per_m: int | None = None  # prompt tokens read from the upstream's prompt cache; None: prompt price
     cache_write_nano_per_m: int | None = None  # prompt tokens written into it; None: prompt price
     max_concurrency: int | None = None  # requests in flight to this engine at once (routing/concurrency.py)
@@ -93,6 +98,8 @@ class Endpoint:
 
 
 def _model(entry: Mapping[str, Any]) -> ModelInfo:
+    output = tuple(entry.get("output_modalities", ["text"]))
+    apis = upstream_apis(entry.get("apis"), f"model {entry.get('id', '?')!r}")
     try:
         return ModelInfo(
             id=entry["id"], name=entry.get("name", entry["id"]), created=int(entry.get("created", 0)),
@@ -101,11 +108,13 @@ def _model(entry: Mapping[str, Any]) -> ModelInfo:
             completion_price=Decimal(str(entry.get("completion_price", "0"))),
             tokenizer=entry.get("tokenizer", "Other"), instruct_type=entry.get("instruct_type"),
             input_modalities=tuple(entry.get("input_modalities", ["text"])),
-            output_modalities=tuple(entry.get("output_modalities", ["text"])),
+            output_modalities=output,
             supported_parameters=tuple(entry.get("supported_parameters", ())),
             hugging_face_id=entry.get("hugging_face_id"), upstream_ids=dict(entry.get("upstream_ids", {})),
             input_cache_read=_optional_price(entry.get("input_cache_read")),
             input_cache_write=_optional_price(entry.get("input_cache_write")),
+            apis=apis or (("embeddings",) if "embeddings" in output else ("chat",)),
+            categories=tuple(str(c).lower() for c in entry.get("categories", ())),
         )
     except KeyError as exc:
         raise ConfigError(f"model {entry.get('id', '?')!r}: missing required key {exc}") from None
@@ -170,7 +179,8 @@ class Catalog:
                 max_output=declared.max_output or model.max_output, quantization=declared.quantization,
                 supported_parameters=declared.supported_parameters or model.supported_parameters,
                 dialect=declared.dialect or default_for(providers[declared.provider].kind, declared.provider),
-                extra_body=declared.extra_body, max_concurrency=declared.max_concurrency,
+                extra_body=declared.extra_body, apis=declared.apis or model.apis,
+                max_concurrency=declared.max_concurrency,
                 cache_read_nano_per_m=_nano(declared.input_cache_read if declared.input_cache_read is not None
                                             else model.input_cache_read),
                 cache_write_nano_per_m=_nano(declared.input_cache_write if declared.input_cache_write is not None
@@ -199,6 +209,7 @@ class Catalog:
                 completion_nano_per_m=nano_per_million(model.completion_price),
                 context_length=model.context_length, max_output=model.max_output, quantization="unknown",
                 supported_parameters=model.supported_parameters, dialect=default_for(provider.kind, provider.name),
+                apis=model.apis,
                 cache_read_nano_per_m=_nano(model.input_cache_read),
                 cache_write_nano_per_m=_nano(model.input_cache_write),
             ))

@@ -14,7 +14,7 @@ import msgspec
 
 from routeway.errors import APIError
 from routeway.exchange.client import Client
-from routeway.exchange.events import Answer, Outcome
+from routeway.exchange.events import Answer, Outcome, Vectors
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState, Reservation
 from routeway.ledger.bound import TokenBound, worst_case
@@ -22,6 +22,7 @@ from routeway.ledger.ids import new_generation_id
 from routeway.ledger.metering import GenerationRecord, NeedsLease
 from routeway.ledger.money import worst_case_cost
 from routeway.observe.ids import REQUEST_ID, traceparent, tracestate, upstream_headers
+from routeway.providers import UpstreamCall, open_call
 from routeway.providers.propagate import UPSTREAM_HEADERS
 from routeway.routing.attempts import first_answer, note_answer
 from routeway.routing.plan import Attempt
@@ -29,6 +30,7 @@ from routeway.transform import tokens
 from routeway.transform.answers import AnswerSplitter, reading_for
 from routeway.transform.normalize import finish_reason
 from routeway.transform.reasoning import wish
+from routeway.transform.request import completion_body, upstream_body
 from routeway.transform.usage import CAPPED, UsageCounts
 from routeway.wire.chat import ChatRequest
 
@@ -48,7 +50,11 @@ class Exchange:
                  body_bytes: int, headers: Mapping[str, str], client: Client, generation_id: str | None = None,
                  api: str = "chat") -> None:
         self.services = services
-        self.api = api  # the inbound API the request came in by, for the generation record
+        self.api = api  # the inbound API, recorded; "completions" also sends the prompt to /completions
+        self.upstream_fields: dict[str, Any] = {}  # fields of the inbound API's own that go upstream as they are
+        self.prompts = 1  # separate prompts in the request (embedding inputs), each one within the context
+        self.split_text = True  # False: the answer's text goes to the client as it is (a text completion's)
+        self.count_prompt: Callable[[], int] = lambda: tokens.count_prompt(self.chat.messages or [])
         self.chat = chat
         self.key = key
         self.attempts = attempts
@@ -82,7 +88,7 @@ class Exchange:
             UPSTREAM_HEADERS.set(upstream_headers(request_id, traceparent(parent), state))
         self.slot: str | None = None  # the answering engine's max_concurrency slot, given back at the end
 
-    async def run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
+    async def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
         before the status line went out is raised; after it, it is the outcome's ``failure``. Observers
         (traces, JSON request log, per-account exports: ``services.watchers``) are told once it is over."""
@@ -104,13 +110,13 @@ class Exchange:
             except Exception:  # an observer's bug must not touch the answer, which is already settled
                 log.exception("observer %s failed on generation %s", type(watcher).__name__, self.id)
 
-    async def _run(self, body: Callable[[Exchange], Awaitable[Answer | APIError | None]]) -> Outcome:
+    async def _run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
         try:
             reservation = self._reserve()
         except NeedsLease as need:  # several processes share the store: lease more credit, then reserve
             await self.services.metering.cover(need)
             reservation = self._reserve(covered=True)
-        result: Answer | APIError | None = None
+        result: Answer | Vectors | APIError | None = None
         try:
             result = await body(self)
         except APIError as error:
@@ -134,18 +140,27 @@ class Exchange:
             usage=self.usage if self.record is not None else None,
             cost_nano=self.record.total_cost_nano if self.record is not None else 0,
             attempts=self.attempt_log, answer=result if isinstance(result, Answer) else None,
+            vectors=result if isinstance(result, Vectors) else None,
             failure=result if isinstance(result, APIError) else None,
             held=not recorded, store_problem=self.services.store.problem if not recorded else None,
             cancelled=self.client_left)
 
     # ---- money ----------------------------------------------------------------------------------
     def bound(self, endpoint: Endpoint) -> TokenBound:
-        return TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
+        bound = TokenBound.of(self.body_bytes, self.chat.output_limit, endpoint)
+        if self.prompts > 1:  # each prompt within the context, all of them within the body's bytes
+            bound = bound._replace(prompt=min(self.body_bytes, endpoint.context_length * self.prompts))
+        return bound
 
     def _reserve(self, covered: bool = False) -> Reservation:
         """The worst case over the planned attempts: the same bound later caps what the answering
         endpoint may claim, so the charge never exceeds this reservation."""
-        worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
+        if self.prompts > 1:
+            worst, chosen = max(((self.bound(a.endpoint).cost(a.endpoint.prompt_bound_nano_per_m,
+                                                             a.endpoint.completion_nano_per_m), a.endpoint)
+                                 for a in self.attempts), key=lambda pair: pair[0])
+        else:
+            worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
         prompt_cost = worst_case_cost(min(self.body_bytes, chosen.context_length), chosen.prompt_bound_nano_per_m)
         if covered:
             return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost,
@@ -159,7 +174,7 @@ class Exchange:
         record = self.record
         assert record is not None
         if self.usage is None and (self.produced or record.status == 200):
-            prompt = await tokens.count_off_loop(tokens.count_prompt, self.chat.messages)
+            prompt = await tokens.count_off_loop(self.count_prompt)
             completion = await tokens.count_off_loop(tokens.count_text, "".join(self.produced))
             self.usage = UsageCounts(prompt=prompt, completion=completion, estimated=True)
         self._bill_usage(record)
@@ -199,6 +214,14 @@ class Exchange:
             record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
 
     # ---- attempts -------------------------------------------------------------------------------
+    async def open_upstream(self, attempt: Attempt, stream: bool, entry: dict[str, Any]) -> UpstreamCall:
+        """The request as ``attempt``'s endpoint takes it, opened on the upstream route of this API."""
+        body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, stream)
+        if self.api == "completions":
+            body = completion_body(body, self.chat.prompt or "", self.upstream_fields)
+        return await open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
+                               body, stream, self.headers)
+
     async def first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T:
         """The first attempt that starts answering (routing/attempts.py falls back until then)."""
         async def begin(attempt: Attempt, entry: dict[str, Any]) -> T:
@@ -214,7 +237,8 @@ class Exchange:
         assert self.attempt is not None
         reading = reading_for(self.attempt.endpoint)
         self.finish_reason = reading.finish_reason
-        self.splitter = reading.splitter(f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
+        if self.split_text:
+            self.splitter = reading.splitter(f"call_{self.id.rsplit('-', 1)[-1]}_", self.tools())
         return result
 
     def _on_attempt(self, attempt: Attempt) -> None:

@@ -66,6 +66,13 @@ class Answer:
 
 
 @dataclass(slots=True)
+class Vectors:
+    """A whole embeddings answer: one vector (floats, or base64 as the upstream sent it) per input."""
+
+    data: list[dict[str, Any]]  # {"object": "embedding", "embedding", "index"}, in input order
+
+
+@dataclass(slots=True)
 class Outcome:
     """How a settled exchange ended, for the renderer to close the answer with."""
 
@@ -76,6 +83,7 @@ class Outcome:
     cost_nano: int
     attempts: list[dict[str, Any]] = field(default_factory=list)  # the record's provider_responses
     answer: Answer | None = None  # a whole answer; None for streams and failures
+    vectors: Vectors | None = None  # an embeddings answer
     failure: APIError | None = None  # after the status line went out: the error travels in the body
     held: bool = False  # the store could not write the settlement: its charge is held until it can
     store_problem: str | None = None

@@ -18,7 +18,6 @@ from routeway.routing.plan import Attempt
 from routeway.transform import structured
 from routeway.transform.normalize import normalize_message
 from routeway.transform.reasoning import finish_reasoning
-from routeway.transform.request import upstream_body
 from routeway.transform.usage import MalformedUsage, UsageCounts
 
 log = logging.getLogger("routeway.chat")
@@ -87,8 +86,7 @@ async def _relay(ex: Exchange) -> APIError | None:
 
 async def _open_stream(ex: Exchange, attempt: Attempt, entry: dict[str, Any]) -> FirstToken:
     """Open the upstream stream and wait for its first token; until then a failure falls back."""
-    body, entry["dropped_parameters"] = upstream_body(ex.chat, attempt.endpoint, True)
-    call = await ex.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, True, ex.headers)
+    call = await ex.open_upstream(attempt, True, entry)
     entry["status"] = call.upstream_status
     try:
         if not ex.client.committed:

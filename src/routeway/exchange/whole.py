@@ -14,7 +14,6 @@ from routeway.routing.plan import Attempt
 from routeway.transform import structured
 from routeway.transform.normalize import normalize_message
 from routeway.transform.reasoning import finish_reasoning
-from routeway.transform.request import upstream_body
 from routeway.transform.usage import MalformedUsage, UsageCounts
 
 
@@ -75,8 +74,7 @@ def _check_json(ex: Exchange, choices: list[Choice]) -> None:
 async def _fetch(ex: Exchange, attempt: Attempt, entry: dict[str, Any]) -> tuple[dict[str, Any], UsageCounts | None]:
     """The answer and its usage. Malformed usage makes the whole answer malformed: a 502 that
     falls back to the next endpoint and costs the client nothing."""
-    body, entry["dropped_parameters"] = upstream_body(ex.chat, attempt.endpoint, False)
-    call = await ex.services.adapters[attempt.endpoint.provider.name].open(attempt.endpoint, body, False, ex.headers)
+    call = await ex.open_upstream(attempt, False, entry)
     entry["status"] = call.upstream_status
     try:
         answer = await call.json()

@@ -4,8 +4,10 @@ dialects each kind can carry is in routeway/dialects/registry.py."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from routeway.config import ConfigError, ProviderConfig
+from routeway.catalog import Catalog, Endpoint
+from routeway.config import UPSTREAM_APIS, ConfigError, ProviderConfig
 from routeway.providers.anthropic import Anthropic
 from routeway.providers.base import Adapter, UpstreamCall, UpstreamError
 from routeway.providers.http1 import Pool
@@ -17,6 +19,10 @@ from routeway.providers.redact import Redactor
 # (its key) and the redactor of every configured secret
 AdapterFactory = Callable[[ProviderConfig, Pool, Mapping[str, str], Redactor], Adapter]
 ADAPTERS: dict[str, AdapterFactory] = {"openai": OpenAICompatible, "anthropic": Anthropic, "local": LocalModel}
+# the upstream APIs (config.UPSTREAM_APIS) each kind's adapter speaks: text completions and embeddings are
+# OpenAI-compatible routes (/completions, /embeddings); Anthropic and routeway's own engine serve chat only
+SERVED_APIS: dict[str, frozenset[str]] = {"openai": frozenset(UPSTREAM_APIS), "anthropic": frozenset({"chat"}),
+                                          "local": frozenset({"chat"})}
 
 
 def adapter_class(provider: ProviderConfig) -> AdapterFactory:
@@ -33,4 +39,37 @@ def build_adapter(provider: ProviderConfig, client: Pool, env: Mapping[str, str]
     return adapter_class(provider)(provider, client, env, redact)
 
 
-__all__ = ["ADAPTERS", "Adapter", "Redactor", "UpstreamCall", "UpstreamError", "adapter_class", "build_adapter"]
+async def open_call(adapter: Adapter, api: str, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+                    client_headers: Mapping[str, str] | None = None) -> UpstreamCall:
+    """Open ``body`` on the upstream route of ``api``: chat completions (with the client's headers the
+    adapter forwards), or a text completion (a prompt to ``/completions``, answered in chat's shape).
+    ``check_apis`` made sure the endpoint's kind speaks it."""
+    if api == "completions":
+        if not isinstance(adapter, OpenAICompatible) or api not in SERVED_APIS.get(endpoint.provider.kind, ()):
+            raise UpstreamError(404, f"provider '{endpoint.provider.name}' does not serve text completions",
+                                retryable=False)
+        return await adapter.open_completion(endpoint, body, stream)
+    return await adapter.open(endpoint, body, stream, client_headers)
+
+
+async def embed(adapter: Adapter, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's ``/embeddings`` answer for ``body``."""
+    if not isinstance(adapter, OpenAICompatible) or "embeddings" not in SERVED_APIS.get(endpoint.provider.kind, ()):
+        raise UpstreamError(404, f"provider '{endpoint.provider.name}' does not serve embeddings", retryable=False)
+    return await adapter.embed(endpoint, body)
+
+
+def check_apis(catalog: Catalog) -> None:
+    """Every endpoint serves only APIs its provider's kind speaks: found at start-up, not on a request."""
+    for serving in catalog.endpoints.values():
+        for endpoint in serving:
+            unspoken = [api for api in endpoint.apis if api not in SERVED_APIS.get(endpoint.provider.kind, ())]
+            if unspoken:
+                raise ConfigError(
+                    f"endpoint {endpoint.model.id} via '{endpoint.provider.name}': provider kind"
+                    f" '{endpoint.provider.kind}' does not serve {', '.join(unspoken)}"
+                    f" (it serves {', '.join(sorted(SERVED_APIS.get(endpoint.provider.kind, ())))})")
+
+
+__all__ = ["ADAPTERS", "SERVED_APIS", "Adapter", "Redactor", "UpstreamCall", "UpstreamError", "adapter_class",
+           "build_adapter", "check_apis", "embed", "open_call"]

@@ -141,6 +141,33 @@ class OpenAICall:
         self.response.close()
 
 
+class CompletionCall(OpenAICall):
+    """A text completion (``/completions``) read as chat: each choice's ``text`` becomes the content of its
+    ``delta`` (streamed) or ``message`` (whole), so the exchange core relays it as it relays chat; the
+    text completions renderer (api/completions_render.py) writes it back as ``text``."""
+
+    __slots__ = ()
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = super()._answer(body)
+        for choice in _choices(body):
+            choice["message"] = {"role": "assistant", "content": choice.pop("text", None)}
+        return body
+
+    async def _sse(self) -> AsyncIterator[dict[str, Any]]:
+        async for event in super()._sse():
+            for choice in _choices(event):
+                choice["delta"] = {"content": choice.pop("text", None)}
+            yield event
+
+
+def _choices(body: dict[str, Any]) -> list[dict[str, Any]]:
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [c for c in choices if isinstance(c, dict) and isinstance(c.get("text", ""), str)]
+
+
 class OpenAICompatible:
     call_type: type[OpenAICall] = OpenAICall
     path = "/chat/completions"
@@ -153,6 +180,8 @@ class OpenAICompatible:
         self.redact = redact or Redactor(provider_secrets(provider, env))
         try:
             self.target = Target.parse(provider.base_url + self.path)  # parsed once, not per request
+            self.completions_target = Target.parse(provider.base_url + "/completions")
+            self.embeddings_target = Target.parse(provider.base_url + "/embeddings")
             self.header_fields = self.request_headers(provider, provider.api_key(env))
             self.headers = header_block(self.header_fields)
         except ValueError as exc:
@@ -180,6 +209,25 @@ class OpenAICompatible:
         except UpstreamError as error:
             raise error.redacted(self.redact) from None
 
+    async def open_completion(self, endpoint: Endpoint, body: dict[str, Any], stream: bool) -> OpenAICall:
+        """A text completion: ``body`` carries ``prompt``; the call yields it in chat's shape (CompletionCall)."""
+        try:
+            return await self._open(endpoint, body, stream, self.headers, self.completions_target, CompletionCall)
+        except UpstreamError as error:
+            raise error.redacted(self.redact) from None
+
+    async def embed(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+        """The upstream's ``/embeddings`` answer: an object with a ``data`` list (checked by the caller)."""
+        try:
+            call = await self._open(endpoint, body, False, self.headers, self.embeddings_target, OpenAICall)
+            body = await call._read_json()
+        except UpstreamError as error:
+            raise error.redacted(self.redact) from None
+        if not isinstance(body.get("data"), list):
+            raise UpstreamError(502, "upstream returned embeddings without a data list").redacted(self.redact)
+        return body
+
+
     def _headers_for(self, client_headers: Mapping[str, str] | None) -> bytes:
         """The fixed header block, with the client's forwarded headers in place of the defaults they name."""
         forwarded = {name: client_headers[name] for name in self.forwarded_headers
@@ -191,12 +239,13 @@ class OpenAICompatible:
         except ValueError:  # a value HTTP does not allow: the defaults go instead
             return self.headers
 
-    async def _open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool, headers: bytes) -> OpenAICall:
+    async def _open(self, endpoint: Endpoint, body: dict[str, Any], stream: bool, headers: bytes,
+                    target: Target | None = None, call_type: type[OpenAICall] | None = None) -> OpenAICall:
         t = self.provider.timeouts
-        payload = _encoder.encode(self.translate(endpoint, body))
+        payload = _encoder.encode(self.translate(endpoint, body) if target is None else body)
         try:
             response = await self.client.post(
-                self.target, headers + UPSTREAM_HEADERS.get(), payload, connect_timeout=t.connect,
+                target or self.target, headers + UPSTREAM_HEADERS.get(), payload, connect_timeout=t.connect,
                 head_timeout=t.first_byte, total_timeout=t.total,
                 body_limit=self.provider.max_stream_bytes if stream else self.provider.max_answer_bytes)
         except ReadTimeout:
@@ -221,7 +270,7 @@ class OpenAICompatible:
         if expected not in content_type:
             response.close()
             raise UpstreamError(502, f"upstream answered with content type {content_type!r}, expected {expected}")
-        return self.call_type(response, t.idle, self.redact)
+        return (call_type or self.call_type)(response, t.idle, self.redact)
 
     def translate(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         """The upstream's wire form of an OpenAI-shaped body (identity here)."""

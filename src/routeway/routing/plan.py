@@ -53,6 +53,7 @@ class Demand:
     prompt_tokens: int
     max_tokens: int | None
     parameters: list[str] = field(default_factory=list)
+    api: str = "chat"  # the upstream API it needs served (config.UPSTREAM_APIS)
 
 
 def requested_models(chat: ChatRequest) -> list[str]:
@@ -141,6 +142,8 @@ class Planner:
     def _exclusion(self, e: Endpoint, chat: ChatRequest, prefs: ProviderPreferences, demand: Demand,
                    variant: str) -> tuple[str | None, bool]:
         supported = set(e.supported_parameters)
+        if demand.api not in e.apis:
+            return f"does not serve {demand.api} (it serves {', '.join(e.apis)})", False
         if prefs.only is not None and e.tag not in prefs.only:
             return "not in provider.only", True
         if prefs.ignore and e.tag in prefs.ignore:

@@ -34,6 +34,22 @@ class Usage:
 Day = tuple[int, int, int, int]  # (day, tokens, requests, cost nano-USD)
 
 
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One account's generations of one UTC day on one endpoint (model via provider)."""
+
+    day: int  # days since the epoch
+    model: str
+    provider_slug: str
+    provider_name: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cached_tokens: int
+    cost_nano: int
+
+
 def _usage(rows: list[tuple[Any, ...]]) -> list[Usage]:
     return [Usage(str(r[0]), int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), *(r[4:5] or ())) for r in rows]
 
@@ -112,3 +128,20 @@ class UsageQueries:
         return _usage(await self.store.fetch(
             f"SELECT {column}, SUM({TOKENS}) AS t, COUNT(*), SUM(total_cost_nano) AS c FROM generations"
             f" WHERE {where}created_at >= ? GROUP BY {column} ORDER BY c DESC, t DESC", (*params, since_ms)))
+
+    async def activity(self, account_id: str, first_day: int, last_day: int,
+                       key_hash: str | None = None) -> list[Activity]:
+        """Per UTC day (``first_day`` … ``last_day``, days since the epoch), model and endpoint; newest
+        day first, then most spent."""
+        where, params = ("key_hash = ? AND ", (key_hash,)) if key_hash is not None else ("", ())
+        rows = await self.store.fetch(
+            f"SELECT created_at / {DAY_MS} AS d, model, provider_slug, MAX(provider_name), COUNT(*),"
+            " SUM(tokens_prompt), SUM(tokens_completion), SUM(COALESCE(native_tokens_reasoning, 0)),"
+            " SUM(COALESCE(native_tokens_cached, 0)),"
+            " SUM(total_cost_nano) AS c FROM generations"
+            f" WHERE account_id = ? AND {where}created_at >= ? AND created_at < ?"
+            f" GROUP BY created_at / {DAY_MS}, model, provider_slug ORDER BY d DESC, c DESC, model",
+            (account_id, *params, first_day * DAY_MS, (last_day + 1) * DAY_MS))
+        return [Activity(int(d), m, slug, name, int(n or 0), int(p or 0), int(c or 0), int(r or 0), int(k or 0),
+                         int(cost or 0))
+                for d, m, slug, name, n, p, c, r, k, cost in rows]

@@ -65,3 +65,18 @@ def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[
             dropped.append("response_format")
     dialect.render(body)
     return body, dropped
+
+
+# what a chat body carries that /completions does not take: the prompt replaces the messages, and
+# routeway's chat-only parameters stay behind (OpenAI's /completions refuses unknown fields)
+_CHAT_ONLY = ("messages", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning",
+              "include_reasoning", "logprobs", "top_logprobs", "structured_outputs")
+
+
+def completion_body(chat_body: dict[str, Any], prompt: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The ``/completions`` body from the endpoint's chat body: ``prompt`` instead of ``messages``, plus the
+    text completion fields of its own (``logprobs`` as a count, ``echo``, ``suffix``)."""
+    body = {k: v for k, v in chat_body.items() if k not in _CHAT_ONLY}
+    body["prompt"] = prompt
+    body.update(fields)
+    return body

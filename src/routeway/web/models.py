@@ -83,10 +83,26 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
             weekly_tokens=weekly, charts=charts, released_ms=model.created * 1000,
             apps=await queries.top_apps(store, ctx.now_ms - WEEK_MS, model=model.id),
             prompt_nano=nano_per_million(model.prompt_price), completion_nano=nano_per_million(model.completion_price),
-            examples=snippets.examples(base_url(ctx.request), model.id),
+            examples=_examples(model, base_url(ctx.request)), api_path=_api_path(model),
             parameters=snippets.parameters(model.supported_parameters))
 
     return [("GET", "/", home), ("GET", "/models", list_models), ("GET", "/models/{author}/{slug}", model_page)]
+
+
+def _api_path(model: ModelInfo) -> str:
+    """The route a model's requests take: chat completions unless its endpoints serve only another API."""
+    if "chat" in model.apis:
+        return "/api/v1/chat/completions"
+    return "/api/v1/embeddings" if "embeddings" in model.apis else "/api/v1/completions"
+
+
+def _examples(model: ModelInfo, base: str) -> list[tuple[str, str, str]]:
+    path = _api_path(model)
+    if path.endswith("embeddings"):
+        return snippets.embedding_examples(base, model.id)
+    if path == "/api/v1/completions":
+        return snippets.completion_examples(base, model.id)
+    return snippets.examples(base, model.id)
 
 
 def _labels(endpoints: list[Endpoint]) -> dict[str, str]:

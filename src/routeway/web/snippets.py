@@ -108,3 +108,34 @@ for chunk in stream:
         print("\\n", chunk.usage)'''
     return [("curl", "curl", curl), ("python", "Python (openai)", openai_sdk),
             ("openrouter", "Python (openrouter)", openrouter_sdk), ("stream", "Streaming", streaming)]
+
+
+def embedding_examples(base: str, model_id: str) -> list[tuple[str, str, str]]:
+    """(tab id, title, code) for an embeddings model: curl and the openai SDK."""
+    body = json.dumps({"model": model_id, "input": ["routeway", "embeddings"]}, indent=2)
+    curl = (f'curl {base}/api/v1/embeddings \\\n  -H "Content-Type: application/json" \\\n'
+            f'  -H "Authorization: Bearer $ROUTEWAY_API_KEY" \\\n  -d \'{body}\'')
+    openai_sdk = f'''from openai import OpenAI
+import os
+
+client = OpenAI(base_url="{base}/v1", api_key=os.environ["ROUTEWAY_API_KEY"])
+result = client.embeddings.create(model="{model_id}", input=["routeway", "embeddings"])
+print(len(result.data[0].embedding), result.usage)'''
+    return [("curl", "curl", curl), ("python", "Python (openai)", openai_sdk)]
+
+
+def completion_examples(base: str, model_id: str) -> list[tuple[str, str, str]]:
+    """(tab id, title, code) for a text completions model: curl and the openai SDK, whole and streamed."""
+    body = json.dumps({"model": model_id, "prompt": "Once upon a time", "max_tokens": 50}, indent=2)
+    curl = (f'curl {base}/api/v1/completions \\\n  -H "Content-Type: application/json" \\\n'
+            f'  -H "Authorization: Bearer $ROUTEWAY_API_KEY" \\\n  -d \'{body}\'')
+    openai_sdk = f'''from openai import OpenAI
+import os
+
+client = OpenAI(base_url="{base}/v1", api_key=os.environ["ROUTEWAY_API_KEY"])
+completion = client.completions.create(model="{model_id}", prompt="Once upon a time", max_tokens=50)
+print(completion.choices[0].text)
+for chunk in client.completions.create(model="{model_id}", prompt="Once upon a time", max_tokens=50, stream=True):
+    if chunk.choices:
+        print(chunk.choices[0].text, end="", flush=True)'''
+    return [("curl", "curl", curl), ("python", "Python (openai)", openai_sdk)]

@@ -130,3 +130,11 @@ class Provider(Struct):
 
 class ProvidersListResponse(Struct):
     data: list[Provider]
+
+
+class ModelsCount(Struct):
+    count: int
+
+
+class ModelsCountResponse(Struct):
+    data: ModelsCount
