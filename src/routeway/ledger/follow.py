@@ -2,13 +2,15 @@
 process sharing the store within a poll (``POLL_SECONDS``): one indexed read of the rows after the last id
 seen. A changed key is read back whole (a deleted or disabled key is refused from then on); a changed
 account has its name and its balance read back (credits and usage are for display: what a process may
-spend is its lease)."""
+spend is its lease). Other kinds of change (guardrails, presets) go to the reader registered for them
+with ``follow``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from routeway.ledger.accounts import Accounts
 from routeway.ledger.book import AccountState, KeyState
@@ -26,6 +28,11 @@ class ChangeFollower:
         self.accounts = accounts
         self.changes = ChangeRepository(accounts.store)
         self.last_id = 0
+        self.readers: dict[str, Callable[[str], Awaitable[None]]] = {}
+
+    def follow(self, kind: str, read_back: Callable[[str], Awaitable[None]]) -> None:
+        """Changes of ``kind`` are applied by ``read_back(subject)``, which reads the subject from the store."""
+        self.readers[kind] = read_back
 
     def start_now(self) -> None:
         """Before the book is loaded: every change after this point is applied on top of the load."""
@@ -44,6 +51,8 @@ class ChangeFollower:
             await self._account(change.subject)
         elif change.kind == "key":
             await self._key(change.subject)
+        elif (read_back := self.readers.get(change.kind)) is not None:
+            await read_back(change.subject)
 
     async def _account(self, account_id: str) -> AccountState | None:
         accounts = self.accounts
@@ -71,6 +80,7 @@ class ChangeFollower:
             key = accounts.book.keys[key_hash] = KeyState(**row._asdict())
             if accounts.leases is not None:
                 accounts.leases.attach(key=key)
+            accounts.key_added(key)
             return
         terms = tuple(getattr(key, name) for name in _KEY_TERMS)
         for name, value in row._asdict().items():
