@@ -17,7 +17,7 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_a_newcomer() -> None:
     async def scenario() -> list[str]:
         slots = Slots()
         order: list[str] = []
-        assert slots.try_acquire("e", 1)
+        assert await slots.try_acquire("e", 1)
 
         async def wait(name: str) -> None:
             assert await slots.acquire("e", 1, queue=2, timeout=30)
@@ -29,7 +29,7 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_a_newcomer() -> None:
         await asyncio.sleep(0)
         assert not await slots.acquire("e", 1, queue=2, timeout=30)  # the queue of 2 is full: refused at once
         slots.release("e")
-        assert not slots.try_acquire("e", 1)  # handed to "first", who has not run yet: still taken
+        assert not await slots.try_acquire("e", 1)  # handed to "first", who has not run yet: still taken
         await first
         slots.release("e")
         await second
@@ -43,7 +43,7 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_a_newcomer() -> None:
 def test_a_waiter_that_times_out_or_is_cancelled_takes_no_slot() -> None:
     async def scenario() -> None:
         slots = Slots()
-        assert slots.try_acquire("e", 1)
+        assert await slots.try_acquire("e", 1)
         assert not await slots.acquire("e", 1, queue=4, timeout=0.01)
         waiter = asyncio.create_task(slots.acquire("e", 1, queue=4, timeout=30))
         await asyncio.sleep(0)
@@ -52,7 +52,7 @@ def test_a_waiter_that_times_out_or_is_cancelled_takes_no_slot() -> None:
             await waiter
         slots.release("e")
         assert dict(slots.in_flight) == {}
-        assert slots.try_acquire("e", 1)
+        assert await slots.try_acquire("e", 1)
 
     asyncio.run(scenario())
 

@@ -138,6 +138,8 @@ class Services:
                        session_store=session_store, guardrails=Guardrails(store, book, leases),
                        presets=Presets(store, logged=leases is not None))
         accounts.key_listeners.append(services.guardrails.refresh)
+        if shared is not None:
+            services.slots = shared.slots
         services.broadcast = Broadcast(services.http)
         services.watch(settings)
         return services

@@ -3,8 +3,9 @@
 implementation. A full slot makes routing fall back to the next endpoint; with none left the request
 waits in a bounded queue (arrival order) for the first one, then gets a 429 with Retry-After.
 
-A slot given back goes straight to the oldest waiter, so a newcomer cannot take it first. Shared across
-processes (issue 12), the counts would live in Redis behind the same interface."""
+A slot given back goes straight to the oldest waiter, so a newcomer cannot take it first. With ``[shared]
+redis`` set the counts live in Redis instead (shared/slots.py), so the caps hold across processes and
+replicas; without it each process (each worker of ``serve --workers N``) counts its own."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ class Slots:
     def in_flight(self) -> Mapping[str, int]:
         return self._held
 
-    def try_acquire(self, name: str, cap: int) -> bool:
+    async def try_acquire(self, name: str, cap: int) -> bool:
+        return self.take_now(name, cap)
+
+    def take_now(self, name: str, cap: int) -> bool:
         held = self._held.get(name, 0)
         if held >= cap or self._waiting.get(name):  # waiters go first
             return False
@@ -31,7 +35,7 @@ class Slots:
 
     async def acquire(self, name: str, cap: int, queue: int, timeout: float) -> bool:
         """A slot, waiting at most ``timeout`` behind at most ``queue`` others; False when there is none."""
-        if self.try_acquire(name, cap):
+        if self.take_now(name, cap):
             return True
         waiters = self._waiting.setdefault(name, deque())
         if len(waiters) >= queue or timeout <= 0:
