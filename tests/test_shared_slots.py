@@ -18,6 +18,7 @@ from routeway.config import SharedSettings
 from routeway.shared.link import Link
 from routeway.shared.slots import SharedSlots
 from routeway.shared.throttle import STALE_SECONDS
+
 from tests.conftest import Gateway, stop_gateway
 from tests.test_shared_state import SHARED_REDIS, prefix, redis_cli, twin  # noqa: F401  (prefix: a fixture)
 from tests.test_teams import WAIT, GatedUpstream, _first_done, ask, config
@@ -66,8 +67,8 @@ def test_max_concurrency_holds_across_two_gateways_on_one_redis(engine: GatedUps
         stop_gateway(b)
 
 
-def held_in_redis(prefix: str) -> int:
-    names = redis_cli(6379, "--scan", "--pattern", f"{prefix}slots:*").split()
+def held_in_redis(key_prefix: str) -> int:
+    names = redis_cli(6379, "--scan", "--pattern", f"{key_prefix}slots:*").split()
     return sum(int(count) for name in names for count in redis_cli(6379, "hvals", name).split())
 
 
