@@ -105,3 +105,15 @@ def test_a_preset_merges_under_the_request() -> None:
     assert reference({"model": "b/y@preset/p@3"}) == ("p", 3, "b/y")
     assert reference({"preset": "p", "model": "b/y"}) == ("p", None, "b/y")
     assert reference({"model": "b/y"}) is None
+
+
+def test_without_redis_each_worker_takes_its_share_of_a_cap() -> None:
+    async def scenario() -> None:
+        slots = Slots(workers=2)  # one of serve --workers 2
+        assert await slots.try_acquire("engine", 4) and await slots.try_acquire("engine", 4)
+        assert not await slots.try_acquire("engine", 4)  # 2 of 4 here: the other worker has the other 2
+        assert await slots.try_acquire("small", 1)  # a cap below the workers: at least one each
+        assert not await slots.acquire("small", 1, queue=1, timeout=0.01)
+        assert dict(slots.in_flight) == {"engine": 2, "small": 1}
+
+    asyncio.run(scenario())

@@ -140,6 +140,8 @@ class Services:
         accounts.key_listeners.append(services.guardrails.refresh)
         if shared is not None:
             services.slots = shared.slots
+        elif worker is not None:  # no Redis to count in: each worker takes its share of every cap
+            services.slots = Slots(worker.processes)
         services.broadcast = Broadcast(services.http)
         services.watch(settings)
         return services

@@ -5,7 +5,8 @@ waits in a bounded queue (arrival order) for the first one, then gets a 429 with
 
 A slot given back goes straight to the oldest waiter, so a newcomer cannot take it first. With ``[shared]
 redis`` set the counts live in Redis instead (shared/slots.py), so the caps hold across processes and
-replicas; without it each process (each worker of ``serve --workers N``) counts its own."""
+replicas. Without it each worker of ``serve --workers N`` counts its own share of every cap: the cap divided
+by N, at least 1 (so the engine sees at most the cap, or N when the cap is below N)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from collections.abc import Mapping
 
 
 class Slots:
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers  # processes sharing each cap without Redis: each takes its share
         self._held: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
@@ -26,7 +28,11 @@ class Slots:
     async def try_acquire(self, name: str, cap: int) -> bool:
         return self.take_now(name, cap)
 
+    def share(self, cap: int) -> int:
+        return max(1, cap // self.workers)
+
     def take_now(self, name: str, cap: int) -> bool:
+        cap = self.share(cap)
         held = self._held.get(name, 0)
         if held >= cap or self._waiting.get(name):  # waiters go first
             return False

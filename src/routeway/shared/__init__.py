@@ -53,4 +53,4 @@ def build_shared(settings: Settings, health_settings: HealthSettings) -> SharedS
     link = Link(settings.shared)
     throttle = SharedThrottle(settings.limits, link)
     return SharedState(link, SharedHealth(health_settings, link), throttle, RedisSessionStore(link),
-                       SharedSlots(link, throttle.replica))
+                       SharedSlots(link, throttle.replica, settings.worker.processes if settings.worker else 1))

@@ -14,7 +14,7 @@ Waiting: a request over the cap waits in this process's queue (arrival order, bo
 waiters is not kept, only the cap.
 
 While Redis is away every cap is counted in this process (what it still holds in Redis counting too), as
-without Redis."""
+without Redis (routing/concurrency.py: a worker of ``serve --workers N`` takes its share of each cap)."""
 
 from __future__ import annotations
 
@@ -57,12 +57,12 @@ return 0
 
 
 class SharedSlots:
-    def __init__(self, link: Link, replica: str) -> None:
+    def __init__(self, link: Link, replica: str, workers: int = 1) -> None:
         self.link = link
         self.replica = replica  # shared/throttle.py's: its heartbeat keeps this replica's slots counting
         self.take_script: AsyncScript = link.client.register_script(TAKE)
         self.give_script: AsyncScript = link.client.register_script(GIVE)
-        self.local = Slots()  # while Redis is away
+        self.local = Slots(workers)  # while Redis is away: as without Redis
         self.counted: dict[str, int] = {}  # name -> this replica's slots counted in Redis
         self.waiting: dict[str, deque[object]] = {}
         self.freed: dict[str, asyncio.Event] = {}
