@@ -91,6 +91,27 @@ def test_each_guardrail_budget_is_reserved_and_settled_like_the_key_limit() -> N
     assert key.budget_remaining(key.budgets[1], now) == 0 and key.budget_remaining(key.budgets[0], now) == 3_000
 
 
+def test_with_leases_a_budget_spends_only_its_lease_and_a_request_over_midnight_is_charged_from_it() -> None:
+    book = Book()
+    book.accounts["acc"] = AccountState("acc", "a", 0, leased=10**12)
+    key = KeyState("k", "acc", "k", "k", False, 0, leased=0)  # a process sharing the store
+    budget = Budget("g1", "cent", 10_000_000, "daily")
+    key.budgets = (budget,)
+    book.keys["k"] = key
+    day = 86_400_000
+    before_midnight = 1_700_000_000_000 // day * day + day - 1
+    with pytest.raises(InsufficientFunds) as short:
+        book.reserve(key, 3_000, before_midnight)  # nothing leased of the budget: lease first
+    assert short.value.budget is budget and short.value.available == 0
+    key.budget_leases["g1"] = [budget.window_start(before_midnight), 5_000]
+    held = book.reserve(key, 3_000, before_midnight)
+    with pytest.raises(InsufficientFunds):
+        book.reserve(key, 3_000, before_midnight)  # 2,000 of the lease left: not another 3,000
+    assert book.settle(held, 10**9, before_midnight + 1) == 3_000  # settled after midnight, from its lease
+    assert key.budget_leases["g1"][1] == 2_000
+    assert key.budget_remaining(budget, before_midnight + 1) == 0  # a new window: lease it anew
+
+
 def test_a_preset_merges_under_the_request() -> None:
     version = Version("v", 1, {"model": "a/x", "temperature": 0.3, "tools": [
         {"type": "function", "function": {"name": "look"}}]}, "Be brief.", 0)

@@ -97,6 +97,14 @@ class KeyState:
         lease = self.budget_leases.get(budget.guardrail_id)
         return lease[1] if lease is not None and lease[0] == budget.window_start(now_ms) else 0
 
+    def budget_held(self, budget: Budget, now_ms: int) -> int:
+        """What a charge may still take of the budget: as ``budget_left``, but a lease counts whatever its
+        window (a request reserved before midnight is charged from the lease it reserved from)."""
+        if self.leased is None:
+            return budget.limit - self.spent(budget.reset, now_ms)
+        lease = self.budget_leases.get(budget.guardrail_id)
+        return lease[1] if lease is not None else 0
+
     def budget_remaining(self, budget: Budget, now_ms: int) -> int:
         return max(0, self.budget_left(budget, now_ms) - self.reserved)
 
@@ -174,7 +182,7 @@ class Book:
             left = key.leased if key.leased is not None else key.limit - key.limit_usage(now_ms)
             charge = min(charge, left - (key.reserved - reservation.amount))
         for budget in key.budgets:
-            charge = min(charge, key.budget_left(budget, now_ms) - (key.reserved - reservation.amount))
+            charge = min(charge, key.budget_held(budget, now_ms) - (key.reserved - reservation.amount))
         charge = max(0, charge)
         unused = reservation.amount - charge
         account.reserved -= unused

@@ -63,6 +63,7 @@ class Leases:
         self.locks: dict[str, asyncio.Lock] = {}
         self.free_seen: dict[str, int] = {}  # account id or key hash -> what the store had free at the last grow
         self.idle_marks: dict[str, int | None] = {}  # account id -> its lease at the last beat (unchanged: idle)
+        self.budget_marks: dict[str, int] = {}  # budget lease id -> what was left of it at the last beat
 
     # ---- ids --------------------------------------------------------------------------------------
     def account_lease(self, account_id: str) -> str:
@@ -211,17 +212,18 @@ class Leases:
         for guardrail_id, lease in list(key.budget_leases.items()):
             subject = f"{key.hash}:{guardrail_id}"
             async with self._lock(f"b/{subject}"):
-                lease_id = self.budget_lease(subject, lease[0])
-                amount = lease[1] - key.reserved
-                if amount <= 0 or lease_id not in self.granted:
-                    continue
-                lease[1] -= amount  # before the write: nobody reserves it meanwhile
-                try:
-                    await self.store.write([self.rows.give_back(lease_id, self.holder, amount)])
-                except BaseException:
-                    lease[1] += amount
-                    raise
-                self.granted[lease_id] -= amount
+                await self._give_back_budget(self.budget_lease(subject, lease[0]), lease, lease[1] - key.reserved)
+
+    async def _give_back_budget(self, lease_id: str, lease: list[int], amount: int) -> None:
+        if amount <= 0 or lease_id not in self.granted:
+            return
+        lease[1] -= amount  # before the write: nobody reserves it meanwhile
+        try:
+            await self.store.write([self.rows.give_back(lease_id, self.holder, amount)])
+        except BaseException:
+            lease[1] += amount
+            raise
+        self.granted[lease_id] -= amount
 
     async def _granted_since(self, lease_id: str) -> int:
         """How much the last write added to the lease (0 when another process's grow took the credit first).
@@ -267,6 +269,8 @@ class Leases:
         await self._forget_lost()
         for lease_id in list(self.granted):
             _, kind, subject = lease_id.split("/", 3)[:3]
+            if kind == "b":
+                await self._give_back_idle_budget(lease_id, subject)
             if kind != "a":
                 continue
             account = self.book.accounts.get(subject)
@@ -292,6 +296,18 @@ class Leases:
             state = self.book.accounts.get(subject) if kind == "a" else self.book.keys.get(subject)
             if state is not None and (kind == "a" or lease_id == self.key_lease(state)):  # type: ignore[arg-type]
                 state.leased = 0
+
+    async def _give_back_idle_budget(self, lease_id: str, subject: str) -> None:
+        """A budget slice unused since the last beat goes back, so another process can spend it."""
+        key_hash, _, guardrail_id = subject.partition(":")
+        key = self.book.keys.get(key_hash)
+        lease = key.budget_leases.get(guardrail_id) if key is not None else None
+        if key is None or lease is None or lease_id != self.budget_lease(subject, lease[0]):
+            return
+        if self.budget_marks.get(lease_id) == lease[1] and key.reserved == 0 and lease[1] > 0:
+            async with self._lock(f"b/{subject}"):
+                await self._give_back_budget(lease_id, lease, lease[1] - key.reserved)
+        self.budget_marks[lease_id] = lease[1]
 
     def _forget_budget_lease(self, lease_id: str, subject: str) -> None:
         key_hash, _, guardrail_id = subject.partition(":")
