@@ -108,3 +108,22 @@ def test_a_dead_replicas_slots_stop_counting_and_live_ones_do() -> None:
             await link.close()
 
     asyncio.run(scenario())
+
+
+def test_while_redis_is_away_caps_are_counted_in_the_process() -> None:
+    async def scenario() -> None:
+        from tests.conftest import free_port
+
+        link = Link(SharedSettings(redis=f"redis://127.0.0.1:{free_port()}/0", prefix="rw-test-away:"))
+        try:
+            slots = SharedSlots(link, "alone")
+            assert await slots.try_acquire("engine", 1)  # nothing listens there: counted here
+            assert link.degraded
+            assert not await slots.try_acquire("engine", 1)
+            assert not await slots.acquire("engine", 1, queue=1, timeout=0.01)
+            slots.release("engine")
+            assert dict(slots.in_flight) == {} and await slots.try_acquire("engine", 1)
+        finally:
+            await link.close()
+
+    asyncio.run(scenario())
