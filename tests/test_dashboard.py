@@ -275,3 +275,17 @@ def test_signin_refusals_and_operator(site: Gateway, traffic: dict[str, Any], br
         page.select_option("#account-select", label="second")
     assert page.inner_text("#total-requests") == str(len(traffic["second_ids"]))
     assert page.locator(".flash.error").count() == 0
+
+
+def test_a_guardrail_budget_is_drawn_as_a_chart(site: Gateway, traffic: dict[str, Any], browser: Any) -> None:
+    first = traffic["first"]
+    auth = {"authorization": f"Bearer {first.management_key}"}
+    made = httpx.post(site.api + "/guardrails", headers=auth, timeout=10, json={
+        "name": "weekly five", "limit_usd": 5, "reset_interval": "weekly", "account_default": True}).json()["data"]
+    page = new_page(browser, site)
+    sign_in(page, first.management_key, "/guardrails")
+    page.wait_for_selector(f"[data-chart='{made['id']}'][data-state=drawn]")
+    legend = page.inner_text(f"[data-chart='{made['id']}']")
+    assert "Budget" in legend and "api" in legend  # the budget's line and the key's spend line
+    assert page.js_errors == []
+    shot(page, "guardrails-budget")

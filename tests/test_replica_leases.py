@@ -109,3 +109,39 @@ def test_workers_on_postgresql_share_it_through_leases(upstream: MockUpstream, d
         stop_gateway(gw)
     assert gw.process.returncode == 0
     assert rows(url, "SELECT COUNT(*) FROM credit_leases") == [(0,)]
+
+
+def test_a_guardrail_budget_holds_across_two_replicas_on_postgresql(upstream: MockUpstream,
+                                                                      database: ThrowawayDatabase,
+                                                                      tmp_path: Path) -> None:
+    url = database.url_for(str(tmp_path))
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url)
+    replicas = [start_gateway(config, tmp_path / name, {"ROUTEWAY_DATABASE_URL": url}) for name in ("a", "b")]
+    try:
+        account = replicas[0].account(credits=10.0)
+        auth = {"authorization": f"Bearer {account.management_key}"}
+        key_hash = httpx.get(replicas[0].api + "/key", timeout=10,
+                             headers={"authorization": f"Bearer {account.api_key}"}).json()["data"]["hash"]
+        made = httpx.post(replicas[0].api + "/guardrails", headers=auth, timeout=10,
+                          json={"name": "cent", "limit_usd": 0.01, "reset_interval": "daily"}).json()["data"]
+        time.sleep(1.0)  # the other replica follows the change log
+        assigned = httpx.post(f"{replicas[1].api}/guardrails/{made['id']}/assignments/keys", headers=auth, timeout=10,
+                              json={"key_hashes": [key_hash]})
+        assert assigned.status_code == 200, assigned.text
+        time.sleep(1.0)
+        greedy = {**BODY, "model": "test/huge-usage", "max_tokens": 1000}  # each charged its bound, ~$0.002
+
+        def one(i: int) -> int:
+            return httpx.post(replicas[i % 2].api + "/chat/completions", json=greedy, timeout=30,
+                              headers={"authorization": f"Bearer {account.api_key}"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(one, range(40)))
+        assert set(statuses) == {200, 403}, statuses
+        charged = -rows(url, "SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = %s"
+                             " AND kind = 'charge'", (account.id,))[0][0]
+        assert 0 < charged <= 10_000_000
+    finally:
+        for replica in replicas:
+            stop_gateway(replica)
+    assert rows(url, "SELECT COUNT(*) FROM credit_leases") == [(0,)]

@@ -428,3 +428,36 @@ def test_guardrails_hold_on_the_messages_api_too(team: Account, engine: GatedUps
     assert refused.status_code == 403
     assert refused.json()["error"]["type"] == "permission_error" and "no solo here" in refused.json()["error"]["message"]
     assert len(engine.bodies) == seen
+
+
+def test_the_guardrails_page_charts_spend_against_each_budget_and_the_operator_sees_every_account(
+        teams_gateway: Gateway, engine: GatedUpstream) -> None:
+    import json
+    import re
+
+    from tests.conftest import ADMIN_KEY
+
+    first, second = teams_gateway.account(credits=10, name="charted"), teams_gateway.account(credits=10, name="other")
+    made = manage(first, "POST", "/guardrails", {"name": "charted budget", "limit_usd": 1, "reset_interval": "daily"})
+    guardrail = made.json()["data"]["id"]
+    manage(first, "POST", f"/guardrails/{guardrail}/assignments/keys", {"key_hashes": [key_hash(first, first.api_key)]})
+    manage(second, "POST", "/guardrails", {"name": "others rules", "allowed_models": ["team/other"]})
+    for _ in range(3):
+        assert first.chat(ask("team/other")).status_code == 200
+    spent = -first.ledger_sum() + first.gateway.rows(
+        "SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ? AND kind != 'charge'", (first.id,))[0][0]
+    assert spent > 0
+
+    with signed_in(first.gateway.url, first.management_key) as page:
+        shown = page.get("/guardrails").text
+    charts = json.loads(re.search(r'id="chart-data">(.*?)</script>', shown, re.S).group(1))  # type: ignore[union-attr]
+    chart = charts[guardrail]
+    budget_line, key_line = chart["series"]
+    assert budget_line["values"][-1] == 1 and key_line["label"] == "api"
+    assert key_line["values"][-1] == pytest.approx(spent / 1e9)  # today's spend in the window, from the ledger
+    assert f'data-chart="{guardrail}"' in shown and "others rules" not in shown
+
+    with signed_in(first.gateway.url, ADMIN_KEY) as operator:
+        every = operator.get("/guardrails").text
+    assert "charted budget" in every and "others rules" in every  # across accounts
+    assert "charted" in every and 'id="create-guardrail"' not in every

@@ -17,7 +17,7 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_a_newcomer() -> None:
     async def scenario() -> list[str]:
         slots = Slots()
         order: list[str] = []
-        assert slots.try_acquire("e", 1)
+        assert await slots.try_acquire("e", 1)
 
         async def wait(name: str) -> None:
             assert await slots.acquire("e", 1, queue=2, timeout=30)
@@ -29,7 +29,7 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_a_newcomer() -> None:
         await asyncio.sleep(0)
         assert not await slots.acquire("e", 1, queue=2, timeout=30)  # the queue of 2 is full: refused at once
         slots.release("e")
-        assert not slots.try_acquire("e", 1)  # handed to "first", who has not run yet: still taken
+        assert not await slots.try_acquire("e", 1)  # handed to "first", who has not run yet: still taken
         await first
         slots.release("e")
         await second
@@ -43,7 +43,7 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_a_newcomer() -> None:
 def test_a_waiter_that_times_out_or_is_cancelled_takes_no_slot() -> None:
     async def scenario() -> None:
         slots = Slots()
-        assert slots.try_acquire("e", 1)
+        assert await slots.try_acquire("e", 1)
         assert not await slots.acquire("e", 1, queue=4, timeout=0.01)
         waiter = asyncio.create_task(slots.acquire("e", 1, queue=4, timeout=30))
         await asyncio.sleep(0)
@@ -52,7 +52,7 @@ def test_a_waiter_that_times_out_or_is_cancelled_takes_no_slot() -> None:
             await waiter
         slots.release("e")
         assert dict(slots.in_flight) == {}
-        assert slots.try_acquire("e", 1)
+        assert await slots.try_acquire("e", 1)
 
     asyncio.run(scenario())
 
@@ -91,6 +91,27 @@ def test_each_guardrail_budget_is_reserved_and_settled_like_the_key_limit() -> N
     assert key.budget_remaining(key.budgets[1], now) == 0 and key.budget_remaining(key.budgets[0], now) == 3_000
 
 
+def test_with_leases_a_budget_spends_only_its_lease_and_a_request_over_midnight_is_charged_from_it() -> None:
+    book = Book()
+    book.accounts["acc"] = AccountState("acc", "a", 0, leased=10**12)
+    key = KeyState("k", "acc", "k", "k", False, 0, leased=0)  # a process sharing the store
+    budget = Budget("g1", "cent", 10_000_000, "daily")
+    key.budgets = (budget,)
+    book.keys["k"] = key
+    day = 86_400_000
+    before_midnight = 1_700_000_000_000 // day * day + day - 1
+    with pytest.raises(InsufficientFunds) as short:
+        book.reserve(key, 3_000, before_midnight)  # nothing leased of the budget: lease first
+    assert short.value.budget is budget and short.value.available == 0
+    key.budget_leases["g1"] = [budget.window_start(before_midnight), 5_000]
+    held = book.reserve(key, 3_000, before_midnight)
+    with pytest.raises(InsufficientFunds):
+        book.reserve(key, 3_000, before_midnight)  # 2,000 of the lease left: not another 3,000
+    assert book.settle(held, 10**9, before_midnight + 1) == 3_000  # settled after midnight, from its lease
+    assert key.budget_leases["g1"][1] == 2_000
+    assert key.budget_remaining(budget, before_midnight + 1) == 0  # a new window: lease it anew
+
+
 def test_a_preset_merges_under_the_request() -> None:
     version = Version("v", 1, {"model": "a/x", "temperature": 0.3, "tools": [
         {"type": "function", "function": {"name": "look"}}]}, "Be brief.", 0)
@@ -105,3 +126,15 @@ def test_a_preset_merges_under_the_request() -> None:
     assert reference({"model": "b/y@preset/p@3"}) == ("p", 3, "b/y")
     assert reference({"preset": "p", "model": "b/y"}) == ("p", None, "b/y")
     assert reference({"model": "b/y"}) is None
+
+
+def test_without_redis_each_worker_takes_its_share_of_a_cap() -> None:
+    async def scenario() -> None:
+        slots = Slots(workers=2)  # one of serve --workers 2
+        assert await slots.try_acquire("engine", 4) and await slots.try_acquire("engine", 4)
+        assert not await slots.try_acquire("engine", 4)  # 2 of 4 here: the other worker has the other 2
+        assert await slots.try_acquire("small", 1)  # a cap below the workers: at least one each
+        assert not await slots.acquire("small", 1, queue=1, timeout=0.01)
+        assert dict(slots.in_flight) == {"engine": 2, "small": 1}
+
+    asyncio.run(scenario())

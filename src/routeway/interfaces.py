@@ -92,12 +92,12 @@ class RateLimits(Protocol):
 
 class ConcurrencyLimits(Protocol):
     """Requests in flight per named engine or key, each under its cap (routing/concurrency.py in-process;
-    shared through Redis, the caps would hold across processes and replicas)."""
+    shared/slots.py through Redis, where the caps hold across processes and replicas)."""
 
     @property
     def in_flight(self) -> Mapping[str, int]: ...
 
-    def try_acquire(self, name: str, cap: int) -> bool:
+    async def try_acquire(self, name: str, cap: int) -> bool:
         """Take a slot now if one is free and nobody waits for it."""
 
     async def acquire(self, name: str, cap: int, queue: int, timeout: float) -> bool:

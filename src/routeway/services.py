@@ -140,7 +140,13 @@ class Services:
                        metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
                        throttle=throttle, redact=Redactor.from_settings(settings), leases=leases,
                        follower=ChangeFollower(accounts) if leases is not None else None, shared=shared,
-                       session_store=session_store, guardrails=Guardrails(store, book), presets=Presets(store))
+                       session_store=session_store, guardrails=Guardrails(store, book, leases),
+                       presets=Presets(store, logged=leases is not None))
+        accounts.key_listeners.append(services.guardrails.refresh)
+        if shared is not None:
+            services.slots = shared.slots
+        elif worker is not None:  # no Redis to count in: each worker takes its share of every cap
+            services.slots = Slots(worker.processes)
         services.broadcast = Broadcast(services.http)
         services.watch(settings)
         return services
@@ -192,6 +198,8 @@ class Services:
         if worker is None or worker.index == 0:
             self.tasks.append(asyncio.create_task(self.health_log.run(self.settings.routing.health_flush_seconds)))
         if self.leases is not None and self.follower is not None:
+            self.follower.on("guardrail", self.guardrails.reload)
+            self.follower.on("preset", self.presets.reload)
             self.tasks.append(asyncio.create_task(self.leases.run()))
             self.tasks.append(asyncio.create_task(self.follower.run()))
         self.tasks.append(asyncio.create_task(self.throttle.sweep_forever()))

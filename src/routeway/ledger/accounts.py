@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from routeway.errors import store_unavailable
@@ -46,6 +46,13 @@ class Accounts:
         # Set when other processes share the store: this one spends only what it leased, and writes each
         # change to the change log, which the others follow (ledger/follow.py).
         self.leases = leases
+        # told of each key this process learns of after the load (created here, found, or followed), so
+        # what depends on keys (a guardrail's budgets, teams/guardrails.py) covers it at once
+        self.key_listeners: list[Callable[[KeyState], None]] = []
+
+    def key_added(self, key: KeyState) -> None:
+        for listener in self.key_listeners:
+            listener(key)
 
     # ---- start-up -------------------------------------------------------------------------------
     def load(self) -> None:
@@ -121,7 +128,10 @@ class Accounts:
         key = KeyState(**row._asdict())
         assert self.leases is not None
         self.leases.attach(key=key)
-        return self.book.keys.setdefault(key_hash, key)
+        if key_hash not in self.book.keys:
+            self.book.keys[key_hash] = key
+            self.key_added(key)
+        return self.book.keys[key_hash]
 
     # ---- changes --------------------------------------------------------------------------------
     def _logged(self, ops: list[Op], kind: str, subject: str) -> list[Op]:
@@ -213,6 +223,7 @@ class Accounts:
         if self.leases is not None:
             self.leases.attach(key=key)
         self.book.keys[key.hash] = key
+        self.key_added(key)
         return secret, key
 
     async def update_key(self, key: KeyState, changes: Mapping[str, Any]) -> KeyState:

@@ -6,7 +6,8 @@ is the durable record (ledger entries); the book is rebuilt from it at start-up.
 
 When several processes share the store (``serve --workers N``), each may spend only what it has leased
 (ledger/leases.py): ``leased`` is then set on every account and key, and counts down with each charge; it
-is None for a process that owns the store alone and spends the whole balance.
+is None for a process that owns the store alone and spends the whole balance. A key's guardrail budgets
+are leased the same way, one lease per budget (``budget_leases``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Budget:
     limit: int  # nano-USD per window
     reset: str | None  # daily, weekly, monthly; None: lifetime
 
+    def window_start(self, now_ms: int) -> int:
+        return period_start_ms(self.reset, now_ms) if self.reset else 0
+
 
 @dataclass(slots=True)
 class KeyState:
@@ -65,6 +69,8 @@ class KeyState:
     leased: int | None = None  # of the limit, in the window ``lease_window``: as AccountState.leased
     lease_window: int = 0  # ms: the limit window the lease belongs to (0 without a reset)
     budgets: tuple[Budget, ...] = ()
+    # guardrail id -> [budget window start ms, nano-USD this process may still spend of it] (lease mode only)
+    budget_leases: dict[str, list[int]] = field(default_factory=dict)
 
     def window_start(self, now_ms: int) -> int:
         return period_start_ms(self.limit_reset, now_ms) if self.limit_reset else 0
@@ -83,8 +89,24 @@ class KeyState:
         """Charged in the current ``reset`` window, or all time when there is none."""
         return self.usage_in(reset, now_ms) if reset else self.usage
 
+    def budget_left(self, budget: Budget, now_ms: int) -> int:
+        """What the budget still allows this process, reservations not deducted: all of it in a process that
+        owns the store alone, else what it leased of the budget's current window."""
+        if self.leased is None:
+            return budget.limit - self.spent(budget.reset, now_ms)
+        lease = self.budget_leases.get(budget.guardrail_id)
+        return lease[1] if lease is not None and lease[0] == budget.window_start(now_ms) else 0
+
+    def budget_held(self, budget: Budget, now_ms: int) -> int:
+        """What a charge may still take of the budget: as ``budget_left``, but a lease counts whatever its
+        window (a request reserved before midnight is charged from the lease it reserved from)."""
+        if self.leased is None:
+            return budget.limit - self.spent(budget.reset, now_ms)
+        lease = self.budget_leases.get(budget.guardrail_id)
+        return lease[1] if lease is not None else 0
+
     def budget_remaining(self, budget: Budget, now_ms: int) -> int:
-        return max(0, budget.limit - self.spent(budget.reset, now_ms) - self.reserved)
+        return max(0, self.budget_left(budget, now_ms) - self.reserved)
 
     def limit_left(self, now_ms: int) -> int:
         """What the limit still allows, reservations not deducted (a key with a limit only)."""
@@ -160,7 +182,7 @@ class Book:
             left = key.leased if key.leased is not None else key.limit - key.limit_usage(now_ms)
             charge = min(charge, left - (key.reserved - reservation.amount))
         for budget in key.budgets:
-            charge = min(charge, budget.limit - key.spent(budget.reset, now_ms) - (key.reserved - reservation.amount))
+            charge = min(charge, key.budget_held(budget, now_ms) - (key.reserved - reservation.amount))
         charge = max(0, charge)
         unused = reservation.amount - charge
         account.reserved -= unused
@@ -182,6 +204,10 @@ class Book:
             account.leased -= charge
         if key.leased is not None and key.limit is not None:
             key.leased -= charge
+        for budget in key.budgets if key.leased is not None else ():
+            lease = key.budget_leases.get(budget.guardrail_id)
+            if lease is not None:
+                lease[1] -= charge
 
     def settle(self, reservation: Reservation, cost: int, now_ms: int) -> int:
         """Hold and apply at once (no write in between: tests and releases); returns what was charged."""

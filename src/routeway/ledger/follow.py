@@ -3,8 +3,8 @@ process sharing the store within a poll (``POLL_SECONDS``): one indexed read of 
 seen. A changed key is read back whole (a deleted or disabled key is refused from then on); a changed
 account has its name and its balance read back (credits and usage are for display: what a process may
 spend is its lease). Other kinds of change (an account's response-cache default, an observability
-destination) go to the handler their owner registered with ``on``; a kind nobody handles (written by a
-newer replica during a rolling deploy) is passed over."""
+destination, a guardrail, a preset) go to the handler their owner registered with ``on``; a kind nobody
+handles (written by a newer replica during a rolling deploy) is passed over."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ class ChangeFollower:
             key = accounts.book.keys[key_hash] = KeyState(**row._asdict())
             if accounts.leases is not None:
                 accounts.leases.attach(key=key)
+            accounts.key_added(key)
             return
         terms = tuple(getattr(key, name) for name in _KEY_TERMS)
         for name, value in row._asdict().items():

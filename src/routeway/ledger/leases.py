@@ -11,6 +11,9 @@ so a process that died without its supervisor seeing it frees them), gives back 
 leases it did not use since the last beat, and deletes other processes' expired leases. At shutdown it
 deletes its own. A lease deleted in any of these ways frees exactly its unspent part: its charges are in
 the ledger already, written in the same transactions as its ``spent``.
+
+A key's guardrail budgets (teams/guardrails.py) are leased like its limit, one lease per budget and
+window, so a budget holds across processes exactly as a key limit does.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import contextlib
 import logging
 import time
 
-from routeway.ledger.book import AccountState, Book, KeyState
+from routeway.ledger.book import AccountState, Book, Budget, KeyState
 from routeway.store.base import Op, Store, StoreUnwritable
 from routeway.store.changes import ChangeRepository
 from routeway.store.leases import LeaseRepository, LeaseRow
@@ -66,6 +69,7 @@ class Leases:
         self.free_seen: dict[str, int] = {}  # account id or key hash -> what the store had free at the last grow
         self.idle_marks: dict[str, int | None] = {}  # account id -> its lease at the last beat (unchanged: idle)
         self.balance_due: dict[str, float] = {}  # account id -> when its displayed balance is read again
+        self.budget_marks: dict[str, int] = {}  # budget lease id -> what was left of it at the last beat
 
     # ---- ids --------------------------------------------------------------------------------------
     def account_lease(self, account_id: str) -> str:
@@ -73,6 +77,13 @@ class Leases:
 
     def key_lease(self, key: KeyState) -> str:
         return f"{self.holder}/k/{key.hash}/{key.lease_window}"
+
+    @staticmethod
+    def budget_subject(key: KeyState, budget: Budget) -> str:
+        return f"{key.hash}:{budget.guardrail_id}"
+
+    def budget_lease(self, subject: str, window: int) -> str:
+        return f"{self.holder}/b/{subject}/{window}"
 
     # ---- the book in lease mode -------------------------------------------------------------------
     def attach(self, account: AccountState | None = None, key: KeyState | None = None) -> None:
@@ -93,6 +104,10 @@ class Leases:
         ops = [self.rows.spend(self.account_lease(account.id), charge)]
         if key.limit is not None and key.leased is not None:
             ops.append(self.rows.spend(self.key_lease(key), charge))
+        for budget in key.budgets:
+            lease = key.budget_leases.get(budget.guardrail_id)
+            if lease is not None:
+                ops.append(self.rows.spend(self.budget_lease(self.budget_subject(key, budget), lease[0]), charge))
         return ops
 
     # ---- growing ------------------------------------------------------------------------------------
@@ -103,6 +118,8 @@ class Leases:
         await self._grow_account(account, amount)
         if key.limit is not None:
             await self._grow_key(account, key, amount)
+        for budget in key.budgets:
+            await self._grow_budget(account, key, budget, amount)
 
     def unleased(self, subject: str) -> int:
         """What the store had free for an account (its id) or a key (its hash) at this process's last grow:
@@ -164,6 +181,56 @@ class Leases:
                 added = await self._granted_since(lease_id)
                 key.leased = (key.leased or 0) + added
 
+    async def _grow_budget(self, account: AccountState, key: KeyState, budget: Budget, amount: int) -> None:
+        subject = self.budget_subject(key, budget)
+        async with self._lock(f"b/{subject}"):
+            window = budget.window_start(now_ms())
+            lease = key.budget_leases.get(budget.guardrail_id)
+            if lease is None or lease[0] != window:  # a new budget window: the old window's lease is of no use
+                if lease is not None:
+                    old = self.budget_lease(subject, lease[0])
+                    if old in self.granted:
+                        with contextlib.suppress(StoreUnwritable):
+                            await self.store.write([self.rows.drop(old, self.holder)])
+                        self.granted.pop(old, None)
+                lease = key.budget_leases[budget.guardrail_id] = [window, 0]
+            lease_id = self.budget_lease(subject, window)
+            for _ in range(GROW_TRIES):
+                need = amount - key.budget_remaining(budget, now_ms())
+                if need <= 0:
+                    return
+                free = self.free_seen[subject] = await self.rows.budget_free(account.id, key.hash, subject, window,
+                                                                             budget.limit)
+                grant = slice_size(need, free, self.processes)
+                if grant <= 0:
+                    return
+                expires = now_ms() + LEASE_TTL_MS
+                await self.store.write([
+                    self.rows.lock_account(account.id),
+                    self.rows.open(LeaseRow(lease_id, self.holder, account.id, subject, window, 0, 0, expires)),
+                    self.rows.grow_budget(lease_id, self.holder, account.id, key.hash, subject, window, budget.limit,
+                                          grant, expires)])
+                lease[1] += await self._granted_since(lease_id)
+
+    async def give_back_budgets(self, key: KeyState) -> None:
+        """The unreserved part of each budget lease of the key (its guardrails changed): the next request
+        leases again under the new terms."""
+        for guardrail_id, lease in list(key.budget_leases.items()):
+            subject = f"{key.hash}:{guardrail_id}"
+            async with self._lock(f"b/{subject}"):
+                await self._give_back_budget(self.budget_lease(subject, lease[0]), lease, lease[1] - key.reserved)
+
+    async def _give_back_budget(self, lease_id: str, lease: list[int], amount: int) -> None:
+        if amount <= 0 or lease_id not in self.granted:
+            return
+        lease[1] -= amount  # before the write: nobody reserves it meanwhile
+        try:
+            await self.store.write([self.rows.give_back(lease_id, self.holder, amount)])
+        except BaseException:
+            lease[1] += amount
+            raise
+        self.granted[lease_id] -= amount
+
     async def _granted_since(self, lease_id: str) -> int:
         """How much the last write added to the lease (0 when another process's grow took the credit first).
         Only this process changes its leases' ``granted``, and one grow at a time per lease (the lock)."""
@@ -208,6 +275,8 @@ class Leases:
         await self._forget_lost()
         for lease_id in list(self.granted):
             _, kind, subject = lease_id.split("/", 3)[:3]
+            if kind == "b":
+                await self._give_back_idle_budget(lease_id, subject)
             if kind != "a":
                 continue
             account = self.book.accounts.get(subject)
@@ -238,9 +307,31 @@ class Leases:
             log.warning("credit lease %s expired while this process was stalled; it leases anew", lease_id)
             del self.granted[lease_id]
             _, kind, subject = lease_id.split("/")[:3]
+            if kind == "b":
+                self._forget_budget_lease(lease_id, subject)
+                continue
             state = self.book.accounts.get(subject) if kind == "a" else self.book.keys.get(subject)
             if state is not None and (kind == "a" or lease_id == self.key_lease(state)):  # type: ignore[arg-type]
                 state.leased = 0
+
+    async def _give_back_idle_budget(self, lease_id: str, subject: str) -> None:
+        """A budget slice unused since the last beat goes back, so another process can spend it."""
+        key_hash, _, guardrail_id = subject.partition(":")
+        key = self.book.keys.get(key_hash)
+        lease = key.budget_leases.get(guardrail_id) if key is not None else None
+        if key is None or lease is None or lease_id != self.budget_lease(subject, lease[0]):
+            return
+        if self.budget_marks.get(lease_id) == lease[1] and key.reserved == 0 and lease[1] > 0:
+            async with self._lock(f"b/{subject}"):
+                await self._give_back_budget(lease_id, lease, lease[1] - key.reserved)
+        self.budget_marks[lease_id] = lease[1]
+
+    def _forget_budget_lease(self, lease_id: str, subject: str) -> None:
+        key_hash, _, guardrail_id = subject.partition(":")
+        key = self.book.keys.get(key_hash)
+        lease = key.budget_leases.get(guardrail_id) if key is not None else None
+        if lease is not None and lease_id == self.budget_lease(subject, lease[0]):
+            lease[1] = 0
 
     async def run(self) -> None:
         while True:

@@ -122,10 +122,13 @@ class Metering:
         try:
             return self.book.reserve(key, amount, now_ms())
         except InsufficientFunds as short:
-            if short.budget is not None:  # a guardrail's budget: no lease can cover it
-                raise budget_exceeded(short.budget, short.available, short.needed) from None
             if self.leases is not None and not covered:
                 raise NeedsLease(key, amount) from None
+            if short.budget is not None:  # a guardrail's budget: what this process holds and what nobody does
+                left = short.available
+                if self.leases is not None:
+                    left += self.leases.unleased(self.leases.budget_subject(key, short.budget))
+                raise budget_exceeded(short.budget, left, short.needed) from None
             left = short.available
             if self.leases is not None:  # what this process holds, and what no process holds yet
                 left += self.leases.unleased(key.account_id if short.scope == "account" else key.hash)

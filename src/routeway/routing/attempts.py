@@ -118,7 +118,7 @@ async def first_answer(
                     if tried >= limits.max_attempts:
                         break
                     cap = attempt.endpoint.max_concurrency
-                    if cap is not None and slots is not None and not slots.try_acquire(attempt.endpoint.key, cap):
+                    if cap is not None and slots is not None and not await slots.try_acquire(attempt.endpoint.key, cap):
                         full.append(attempt)
                         continue
                     done, result = await attempt_once(attempt)

@@ -3,8 +3,10 @@
 implementation. A full slot makes routing fall back to the next endpoint; with none left the request
 waits in a bounded queue (arrival order) for the first one, then gets a 429 with Retry-After.
 
-A slot given back goes straight to the oldest waiter, so a newcomer cannot take it first. Shared across
-processes (issue 12), the counts would live in Redis behind the same interface."""
+A slot given back goes straight to the oldest waiter, so a newcomer cannot take it first. With ``[shared]
+redis`` set the counts live in Redis instead (shared/slots.py), so the caps hold across processes and
+replicas. Without it each worker of ``serve --workers N`` counts its own share of every cap: the cap divided
+by N, at least 1 (so the engine sees at most the cap, or N when the cap is below N)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from collections.abc import Mapping
 
 
 class Slots:
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers  # processes sharing each cap without Redis: each takes its share
         self._held: dict[str, int] = {}
         self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
@@ -22,7 +25,14 @@ class Slots:
     def in_flight(self) -> Mapping[str, int]:
         return self._held
 
-    def try_acquire(self, name: str, cap: int) -> bool:
+    async def try_acquire(self, name: str, cap: int) -> bool:
+        return self.take_now(name, cap)
+
+    def share(self, cap: int) -> int:
+        return max(1, cap // self.workers)
+
+    def take_now(self, name: str, cap: int) -> bool:
+        cap = self.share(cap)
         held = self._held.get(name, 0)
         if held >= cap or self._waiting.get(name):  # waiters go first
             return False
@@ -31,7 +41,7 @@ class Slots:
 
     async def acquire(self, name: str, cap: int, queue: int, timeout: float) -> bool:
         """A slot, waiting at most ``timeout`` behind at most ``queue`` others; False when there is none."""
-        if self.try_acquire(name, cap):
+        if self.take_now(name, cap):
             return True
         waiters = self._waiting.setdefault(name, deque())
         if len(waiters) >= queue or timeout <= 0:

@@ -1,5 +1,6 @@
 """State that routeway processes share through Redis (issue 12): rate-limit counters and open streams
-(``throttle.py``), endpoint health and breakers (``health.py``) and dashboard sessions (``sessions.py``),
+(``throttle.py``), endpoint health and breakers (``health.py``), dashboard sessions (``sessions.py``) and
+concurrency caps (``slots.py``),
 over one connection with short timeouts that falls back to per-process state while Redis is away
 (``link.py``)."""
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from routeway.shared.health import SharedHealth
     from routeway.shared.link import Link
     from routeway.shared.sessions import RedisSessionStore
+    from routeway.shared.slots import SharedSlots
     from routeway.shared.throttle import SharedThrottle
 
 
@@ -27,13 +29,15 @@ class SharedState:
     health: SharedHealth
     throttle: SharedThrottle
     sessions: RedisSessionStore
+    slots: SharedSlots
 
     async def start(self) -> list[asyncio.Task[None]]:
         """Check Redis once (a warning now if it is away: routeway serves anyway) and start sharing."""
         await self.link.check()
         with contextlib.suppress(Unavailable):
             await self.health.begin()
-        return [asyncio.create_task(self.link.watch_forever()), asyncio.create_task(self.health.sync_forever())]
+        return [asyncio.create_task(self.link.watch_forever()), asyncio.create_task(self.health.sync_forever()),
+                asyncio.create_task(self.slots.sync_forever())]
 
     async def close(self) -> None:
         await self.link.close()
@@ -43,8 +47,10 @@ def build_shared(settings: Settings, health_settings: HealthSettings) -> SharedS
     from routeway.shared.health import SharedHealth
     from routeway.shared.link import Link
     from routeway.shared.sessions import RedisSessionStore
+    from routeway.shared.slots import SharedSlots
     from routeway.shared.throttle import SharedThrottle
 
     link = Link(settings.shared)
-    return SharedState(link, SharedHealth(health_settings, link), SharedThrottle(settings.limits, link),
-                       RedisSessionStore(link))
+    throttle = SharedThrottle(settings.limits, link)
+    return SharedState(link, SharedHealth(health_settings, link), throttle, RedisSessionStore(link),
+                       SharedSlots(link, throttle.replica, settings.worker.processes if settings.worker else 1))

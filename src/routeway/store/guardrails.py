@@ -41,6 +41,16 @@ class GuardrailRepository:
         rows = self.store.fetch_now("SELECT guardrail_id, key_hash, created_at FROM guardrail_keys")
         return [AssignmentRow(*row) for row in rows]
 
+    async def one(self, guardrail_id: str) -> GuardrailRow | None:
+        """The guardrail as stored now, deleted or not (another process changed it: ledger/follow.py)."""
+        rows = await self.store.fetch(f"SELECT {_COLUMNS} FROM guardrails WHERE id = ?", (guardrail_id,))
+        return _row(rows[0]) if rows else None
+
+    async def assignments_of(self, guardrail_id: str) -> list[AssignmentRow]:
+        rows = await self.store.fetch("SELECT guardrail_id, key_hash, created_at FROM guardrail_keys"
+                                      " WHERE guardrail_id = ?", (guardrail_id,))
+        return [AssignmentRow(*row) for row in rows]
+
     @staticmethod
     def insert(row: GuardrailRow) -> Op:
         return (f"INSERT INTO guardrails ({_COLUMNS}) VALUES ({', '.join('?' * len(GuardrailRow._fields))})",

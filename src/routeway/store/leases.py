@@ -26,6 +26,13 @@ _KEY_FREE = ("((SELECT limit_nano FROM api_keys WHERE hash = ?)"
              " WHERE account_id = ? AND created_at >= ? AND key_hash = ? AND kind = 'charge')"
              " - (SELECT COALESCE(SUM(granted_nano - spent_nano), 0) FROM credit_leases"
              " WHERE account_id = ? AND key_hash = ? AND window_start = ?))")
+# A guardrail budget's leases: ``key_hash`` holds the budget's subject ("<key hash>:<guardrail id>"), so they
+# count neither against the account (``key_hash IS NULL``) nor against the key's own limit (its bare hash);
+# the limit comes from the guardrail's rules, which the process passes in.
+_BUDGET_FREE = ("(? - (SELECT COALESCE(SUM(-amount_nano), 0) FROM ledger"
+                " WHERE account_id = ? AND created_at >= ? AND key_hash = ? AND kind = 'charge')"
+                " - (SELECT COALESCE(SUM(granted_nano - spent_nano), 0) FROM credit_leases"
+                " WHERE account_id = ? AND key_hash = ? AND window_start = ?))")
 _COLUMNS = ("id", "holder", "account_id", "key_hash", "window_start", "granted_nano", "spent_nano", "expires_at")
 
 
@@ -46,6 +53,11 @@ def _account_free_params(account_id: str) -> tuple[str, str]:
 
 def _key_free_params(account_id: str, key_hash: str, window_start: int) -> tuple[object, ...]:
     return (key_hash, account_id, window_start, key_hash, account_id, key_hash, window_start)
+
+
+def _budget_free_params(account_id: str, key_hash: str, subject: str, window_start: int,
+                        limit: int) -> tuple[object, ...]:
+    return (limit, account_id, window_start, key_hash, account_id, subject, window_start)
 
 
 class LeaseRepository:
@@ -78,6 +90,15 @@ class LeaseRepository:
         return (f"UPDATE credit_leases SET granted_nano = granted_nano + ?, expires_at = ? WHERE id = ? AND holder = ?"
                 f" AND {_KEY_FREE} >= ?",
                 (amount, expires_at, lease_id, holder, *_key_free_params(account_id, key_hash, window_start), amount))
+
+    @staticmethod
+    def grow_budget(lease_id: str, holder: str, account_id: str, key_hash: str, subject: str, window_start: int,
+                    limit: int, amount: int, expires_at: int) -> Op:
+        """Add ``amount`` to a budget's lease only if the budget (``limit`` in the window) has that much left."""
+        return (f"UPDATE credit_leases SET granted_nano = granted_nano + ?, expires_at = ? WHERE id = ? AND holder = ?"
+                f" AND {_BUDGET_FREE} >= ?",
+                (amount, expires_at, lease_id, holder,
+                 *_budget_free_params(account_id, key_hash, subject, window_start, limit), amount))
 
     @staticmethod
     def spend(lease_id: str, amount: int) -> Op:
@@ -121,6 +142,11 @@ class LeaseRepository:
 
     async def key_free(self, account_id: str, key_hash: str, window_start: int) -> int:
         rows = await self.store.fetch(f"SELECT {_KEY_FREE}", _key_free_params(account_id, key_hash, window_start))
+        return int(rows[0][0] or 0)
+
+    async def budget_free(self, account_id: str, key_hash: str, subject: str, window_start: int, limit: int) -> int:
+        rows = await self.store.fetch(f"SELECT {_BUDGET_FREE}",
+                                      _budget_free_params(account_id, key_hash, subject, window_start, limit))
         return int(rows[0][0] or 0)
 
     async def granted(self, lease_id: str) -> int:

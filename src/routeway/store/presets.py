@@ -43,6 +43,13 @@ class PresetRepository:
         rows = self.store.fetch_now(f"SELECT {_VERSION_COLUMNS} FROM preset_versions ORDER BY preset_id, version")
         return [PresetVersionRow(*row) for row in rows]
 
+    async def one(self, preset_id: str) -> tuple[PresetRow | None, list[PresetVersionRow]]:
+        """The preset and its versions as stored now (another process changed it: ledger/follow.py)."""
+        rows = await self.store.fetch(f"SELECT {_PRESET_COLUMNS} FROM presets WHERE id = ?", (preset_id,))
+        versions = await self.store.fetch(f"SELECT {_VERSION_COLUMNS} FROM preset_versions WHERE preset_id = ?"
+                                          " ORDER BY version", (preset_id,))
+        return (PresetRow(*rows[0]) if rows else None), [PresetVersionRow(*v) for v in versions]
+
     @staticmethod
     def insert(row: PresetRow) -> Op:
         return (f"INSERT INTO presets ({_PRESET_COLUMNS}) VALUES ({', '.join('?' * len(PresetRow._fields))})",

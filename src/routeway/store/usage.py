@@ -113,6 +113,24 @@ class UsageQueries:
             f"SELECT created_at / {DAY_MS} AS d, SUM({TOKENS}), COUNT(*), SUM(total_cost_nano) FROM generations"
             f" WHERE {where}created_at >= ? GROUP BY created_at / {DAY_MS} ORDER BY d", (*params, since_ms)))
 
+    async def key_charge_days(self, account_id: str | None, since_ms: int) -> list[tuple[str, int, int]]:
+        """(key hash, day, nano-USD charged) from the ledger: what every process charged (a guardrail budget's
+        spend, charted on the Guardrails page)."""
+        where, params = _scope(account_id)
+        rows = await self.store.fetch(
+            f"SELECT key_hash, created_at / {DAY_MS} AS d, SUM(-amount_nano) FROM ledger"
+            f" WHERE {where}kind = 'charge' AND key_hash IS NOT NULL AND created_at >= ?"
+            f" GROUP BY key_hash, created_at / {DAY_MS}", (*params, since_ms))
+        return [(str(k), int(d), int(n or 0)) for k, d, n in rows]
+
+    async def key_charges_before(self, account_id: str | None, before_ms: int) -> dict[str, int]:
+        """Key hash -> nano-USD charged before ``before_ms`` (a lifetime budget's spend before the chart)."""
+        where, params = _scope(account_id)
+        rows = await self.store.fetch(
+            f"SELECT key_hash, SUM(-amount_nano) FROM ledger WHERE {where}kind = 'charge' AND key_hash IS NOT NULL"
+            f" AND created_at < ? GROUP BY key_hash", (*params, before_ms))
+        return {str(k): int(n or 0) for k, n in rows}
+
     async def account_cache_savings(self, account_id: str | None, since_ms: int) -> tuple[int, int]:
         """(response cache hits, nano-USD they saved): what the answers cost when they were first made."""
         where, params = _scope(account_id)

@@ -15,6 +15,7 @@ from routeway.errors import APIError, store_unavailable
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.ids import new_id
 from routeway.store.base import Op, Store, StoreUnwritable
+from routeway.store.changes import ChangeRepository
 from routeway.store.presets import PresetRepository, PresetRow, PresetVersionRow
 
 MARKER = "@preset/"
@@ -109,10 +110,11 @@ def _tool_name(tool: Any) -> Any:
 
 
 class Presets:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, logged: bool = False) -> None:
         self.store = store
         self.rows = PresetRepository(store)
         self.by_id: dict[str, Preset] = {}
+        self.logged = logged  # other processes share the store: each save goes to the change log too
 
     def load(self) -> None:
         for row in self.rows.all_now():
@@ -122,6 +124,16 @@ class Presets:
             if preset is not None:
                 preset.versions.append(Version(v.id, v.version, msgspec.json.decode(v.config), v.system_prompt,
                                                v.created_at))
+
+    async def reload(self, preset_id: str) -> None:
+        """Another process saved this preset: take the store's version of it and its versions."""
+        row, versions = await self.rows.one(preset_id)
+        if row is None:
+            self.by_id.pop(preset_id, None)
+            return
+        preset = self.by_id[preset_id] = Preset(*row)
+        preset.versions = [Version(v.id, v.version, msgspec.json.decode(v.config), v.system_prompt, v.created_at)
+                           for v in versions]
 
     def of_account(self, account_id: str) -> list[Preset]:
         return sorted((p for p in self.by_id.values() if p.account_id == account_id), key=lambda p: p.created_at)
@@ -178,6 +190,8 @@ class Presets:
             version = Version(new_id("prv"), number, config, system_prompt, now)
             ops.append(PresetRepository.insert_version(PresetVersionRow(
                 version.id, preset.id, number, _encode(config).decode(), system_prompt, now)))
+        if self.logged:
+            ops.append(ChangeRepository.append("preset", preset.id, now))
         try:
             await self.store.write(ops)
         except StoreUnwritable as exc:

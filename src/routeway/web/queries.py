@@ -14,7 +14,7 @@ from routeway.store.generations import GenerationRepository
 from routeway.store.usage import DAY_MS, Day, Usage, UsageQueries
 
 __all__ = ["DAY_MS", "Usage", "account_by", "account_cache_savings", "account_days", "endpoint_minutes",
-           "generation", "generations",
+           "generation", "generations", "key_charge_days", "key_charges_before",
            "model_days", "model_tokens", "models_days", "tokens_by_model", "top_apps", "top_models"]
 
 
@@ -51,6 +51,14 @@ async def endpoint_minutes(store: Store, endpoints: Sequence[str], since_minute:
 
 async def account_days(store: Store, account_id: str | None, since_ms: int) -> list[Day]:
     return await UsageQueries(store).account_days(account_id, since_ms)
+
+
+async def key_charge_days(store: Store, account_id: str | None, since_ms: int) -> list[tuple[str, int, int]]:
+    return await UsageQueries(store).key_charge_days(account_id, since_ms)
+
+
+async def key_charges_before(store: Store, account_id: str | None, before_ms: int) -> dict[str, int]:
+    return await UsageQueries(store).key_charges_before(account_id, before_ms)
 
 
 async def account_cache_savings(store: Store, account_id: str | None, since_ms: int) -> tuple[int, int]:

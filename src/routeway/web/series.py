@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from routeway.interfaces import HealthRegistry
+from routeway.ledger.periods import period_start_ms
 
 DAY_S = 86_400
 
@@ -51,6 +52,25 @@ def stacked_days(rows: Iterable[tuple[str, int, int]], names: list[str], days: l
         values[name][day] = value
     series = [{"label": label(n), "values": [values[n].get(d, 0) for d in days]} for n in names]
     return chart("line", [d * DAY_S for d in days], series, unit="tokens", daily=True)
+
+
+def budget_spend(limit_usd: float, reset: str | None, keys: list[tuple[str, str]], days: list[int],
+                 charged: dict[str, dict[int, int]], before: dict[str, int]) -> dict[str, Any]:
+    """One line per key ``(label, hash)``: its spend in the budget's window as of each day's end (the window
+    restarts at each reset, or runs from the first charge for a lifetime budget), against the budget's line.
+    ``charged`` is key hash -> day -> nano-USD, from at least the first shown day's window start on."""
+    series = [{"label": "Budget", "values": [limit_usd for _ in days]}]
+    for label, key_hash in keys:
+        by_day = charged.get(key_hash, {})
+        values = []
+        for day in days:
+            start = (period_start_ms(reset, day * DAY_S * 1000) // (DAY_S * 1000)) if reset else None
+            spent = sum(n for d, n in by_day.items() if d <= day and (start is None or d >= start))
+            if start is None:
+                spent += before.get(key_hash, 0)
+            values.append(round(spent / 1e9, 9))
+        series.append({"label": label, "values": values})
+    return chart("line", [d * DAY_S for d in days], series, unit="spend", daily=True)
 
 
 def endpoint_history(rows: Iterable[tuple[Any, ...]], health: HealthRegistry, endpoints: Sequence[str],

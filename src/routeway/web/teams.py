@@ -1,6 +1,8 @@
 """The Presets and Guardrails pages: list the account's presets (each save a new version) and guardrails
-(rules, budget and each assigned key's spend against it), with forms to add them. Changes go through
-``services.presets`` and ``services.guardrails`` with the API's own validation."""
+(rules, budget and each assigned key's spend against it, charted over the last ``BUDGET_DAYS`` days from
+the ledger, so what every process charged), with forms to add them; the operator viewing all accounts sees
+every account's guardrails. Changes go through ``services.presets`` and ``services.guardrails`` with the
+API's own validation."""
 
 from __future__ import annotations
 
@@ -12,13 +14,19 @@ import msgspec
 from routeway.api.guardrails import GuardrailCreate, checked, rules_of
 from routeway.api.presets import PresetCreate, checked_config
 from routeway.errors import APIError
+from routeway.teams.guardrails import Guardrail
+from routeway.web import queries, series
 from routeway.web.core import redirect
 
 if TYPE_CHECKING:
     from routeway.api.http import Response
+    from routeway.ledger.book import KeyState
+    from routeway.store.base import Store
     from routeway.web.dashboard import Ctx, Dashboard
 
 INTERVALS = ("daily", "weekly", "monthly", "lifetime")
+BUDGET_DAYS = 30
+MONTH_DAYS = 31  # the charges read reach back to the first shown day's monthly window
 
 
 def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
@@ -48,10 +56,16 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
 
     async def list_guardrails(ctx: Ctx) -> Response:
         account_id = ctx.account_scope()
-        guardrails = [] if account_id is None else services.guardrails.of_account(account_id)
-        keys = {} if account_id is None else {k.hash: k for k in services.accounts.keys_of(account_id)}
-        return ctx.render("guardrails.html", guardrails=guardrails, keys=keys, intervals=INTERVALS, now=ctx.now_ms,
-                          no_account=account_id is None)
+        if account_id is not None:
+            guardrails = services.guardrails.of_account(account_id)
+            keys = {k.hash: k for k in services.accounts.keys_of(account_id)}
+        else:  # the operator viewing all accounts: every account's guardrails, read-only
+            guardrails = sorted(services.guardrails.by_id.values(), key=lambda g: (g.account_id, g.created_at))
+            keys = {k.hash: k for a in services.accounts.all() for k in services.accounts.keys_of(a.id)}
+        charts, spent = await _budget_charts(services.store, account_id, guardrails, keys, ctx.now_ms)
+        names = {a.id: a.name for a in services.accounts.all()} if account_id is None else {}
+        return ctx.render("guardrails.html", guardrails=guardrails, keys=keys, intervals=INTERVALS, charts=charts,
+                          spent_of=spent, account_names=names, no_account=account_id is None)
 
     async def create_guardrail(ctx: Ctx) -> Response:
         account = ctx.account()
@@ -76,6 +90,40 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
 
     return [("GET", "/presets", list_presets), ("POST", "/presets", save_preset),
             ("GET", "/guardrails", list_guardrails), ("POST", "/guardrails", create_guardrail)]
+
+
+def assigned(guardrail: Guardrail, keys: dict[str, KeyState]) -> list[KeyState]:
+    return [k for h, k in keys.items()
+            if k.account_id == guardrail.account_id and not k.is_management
+            and (guardrail.account_default or h in guardrail.keys)]
+
+
+async def _budget_charts(store: Store, account_id: str | None, guardrails: list[Guardrail],
+                         keys: dict[str, KeyState], now_ms: int
+                         ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], float]]:
+    """Each budgeted guardrail's chart (by its id), and each (guardrail id, key hash)'s spend in the budget's
+    current window, in USD."""
+    budgeted = [g for g in guardrails if g.budget is not None]
+    if not budgeted:
+        return {}, {}
+    days = series.day_range(now_ms, BUDGET_DAYS)
+    since = (days[0] - MONTH_DAYS) * queries.DAY_MS
+    charged: dict[str, dict[int, int]] = {}
+    for key_hash, day, nano in await queries.key_charge_days(store, account_id, since):
+        charged.setdefault(key_hash, {})[day] = nano
+    before = await queries.key_charges_before(store, account_id, since)
+    charts: dict[str, dict[str, Any]] = {}
+    spent: dict[tuple[str, str], float] = {}
+    for g in budgeted:
+        budget = g.budget
+        assert budget is not None
+        own = assigned(g, keys)
+        chart = series.budget_spend(budget.limit / 1e9, budget.reset, [(k.name, k.hash) for k in own], days,
+                                    charged, before)
+        charts[g.id] = chart
+        for k, line in zip(own, chart["series"][1:], strict=True):
+            spent[(g.id, k.hash)] = line["values"][-1]
+    return charts, spent
 
 
 def _names(text: str | None) -> list[str] | None:
