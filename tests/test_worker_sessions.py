@@ -1,6 +1,7 @@
 """Dashboard sessions under ``serve --workers 2`` without Redis (issue 12): they live in the shared store
 (store/sessions.py), so a request on a fresh connection is signed in whichever worker the kernel hands it
-to, a sign-out on one worker ends the session on the other, and the per-key cap holds across workers."""
+to, a sign-out on one worker ends the session on the other, and the per-key cap holds across workers. The
+same for two replicas on one PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 import pytest
 
 from routeway.web.session_store import PER_KEY
 
 from tests.conftest import Gateway, start_gateway, stop_gateway, write_config
+from tests.support.postgres import ThrowawayDatabase, available as postgres_available
 from tests.test_workers import worker_pids
 
 pytestmark = pytest.mark.e2e
@@ -128,3 +131,31 @@ def test_a_keys_sessions_are_capped_across_workers(workers_gateway: Gateway) -> 
     assert len(workers) == 2
     alive = [fresh(gw, "GET", "/keys", cookie).status == 200 for cookie in cookies]
     assert alive == [False] * 3 + [True] * PER_KEY  # the oldest three were pushed out, whichever worker holds them
+
+
+@pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL on 127.0.0.1:5432")
+def test_a_session_started_on_one_postgresql_replica_works_on_the_other(upstream: Any, tmp_path: Path) -> None:
+    database = ThrowawayDatabase()
+    config = write_config(tmp_path / "routeway.toml", upstream.base_url)
+    url = database.url_for(str(tmp_path))
+    replicas = [start_gateway(config, tmp_path / name, {"ROUTEWAY_DATABASE_URL": url}) for name in ("a", "b")]
+    try:
+        a, b = replicas
+        account = a.account()
+        form = httpx.get(a.url + "/signin")
+        token = _CSRF.search(form.text)
+        assert token
+        signed = httpx.post(b.url + "/signin", cookies=form.cookies, follow_redirects=False,  # the form's session
+                            data={"csrf": token.group(1), "key": account.management_key, "next": "/keys"})
+        assert signed.status_code == 303, signed.text
+        page = httpx.get(a.url + "/keys", cookies=signed.cookies, follow_redirects=False)
+        assert page.status_code == 200
+        token = _CSRF.search(page.text)
+        assert token
+        assert httpx.post(a.url + "/signout", cookies=signed.cookies, data={"csrf": token.group(1)},
+                          follow_redirects=False).status_code == 303
+        assert httpx.get(b.url + "/keys", cookies=signed.cookies, follow_redirects=False).status_code == 303
+    finally:
+        for replica in replicas:
+            stop_gateway(replica)
+        database.drop()
