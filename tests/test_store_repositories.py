@@ -289,3 +289,29 @@ async def _shed_sealed(store: Any) -> None:
         assert await store.get(sid) is not None
     assert await store.add(session("op", operator=True)) and await store.get("op") is not None
     assert await store.remove("op") is not None and await store.get("op") is None
+
+
+def test_a_session_cannot_be_read_while_the_database_is_away_and_reads_as_signed_out(tmp_path: Path) -> None:
+    """PostgreSQL away: the store's reads raise StoreUnwritable (a 503 for the API); a dashboard page then
+    shows as signed out rather than failing (writes still raise: the dashboard's 503 page)."""
+    from routeway.store.base import StoreUnwritable
+    from routeway.store.sessions import StoreSessionStore
+    from routeway.web.sessions import Session
+
+    store = sqlite_store(tmp_path)
+    store.open()
+    sessions = StoreSessionStore(store)
+    session = Session(id="sid", csrf="c", expires=time.time() + 60, key_hash="k1")
+    asyncio.run(sessions.add(session))
+
+    async def away(sql: str, params: Any = ()) -> Any:
+        raise StoreUnwritable("connection refused")
+
+    reachable = store.fetch
+    store.fetch = away  # type: ignore[method-assign]
+    try:
+        assert asyncio.run(sessions.get("sid")) is None
+    finally:
+        store.fetch = reachable  # type: ignore[method-assign]
+        assert asyncio.run(sessions.get("sid")) == session
+        store.close()

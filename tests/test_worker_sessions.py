@@ -8,6 +8,8 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from routeway.web.session_store import PER_KEY
 
 from tests.conftest import Gateway, start_gateway, stop_gateway, write_config
 from tests.support.postgres import ThrowawayDatabase, available as postgres_available
+from tests.test_full_disk import DISK_BYTES, fill
 from tests.test_workers import worker_pids
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +37,21 @@ def workers_gateway(upstream: Any, tmp_path: Path) -> Iterator[Gateway]:
     gw = start_gateway(config, tmp_path / "data", args=("--workers", "2"))
     yield gw
     stop_gateway(gw)
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs for the data folder, as in tests/test_full_disk.py (root here and in CI)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 class Answer:
@@ -159,3 +177,29 @@ def test_a_session_started_on_one_postgresql_replica_works_on_the_other(upstream
         for replica in replicas:
             stop_gateway(replica)
         database.drop()
+
+
+def test_a_full_disk_makes_sign_in_a_503_not_a_500_and_it_recovers(upstream: Any, tmp_path: Path,
+                                                                  small_disk: Path) -> None:
+    """Sessions are written to the store: a sign-in form that cannot be written is a 503 page."""
+    gw = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url), small_disk,
+                       args=("--workers", "2"))
+    try:
+        account = gw.account()
+        filler = fill(small_disk)
+        statuses = [fresh(gw, "GET", "/signin") for _ in range(10)]
+        assert {a.status for a in statuses} <= {200, 503}, [(a.status, a.text[-300:]) for a in statuses]
+        refused = [a for a in statuses if a.status == 503]
+        assert refused and "The database is unavailable" in refused[0].text
+        filler.unlink()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sign_in(gw, account.management_key)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        stop_gateway(gw)

@@ -25,7 +25,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from routeway.store.base import Op, Store
+from routeway.store.base import Op, Store, StoreUnwritable
 from routeway.web.session_store import MAX_ANONYMOUS, MAX_SIGNED_IN, PER_KEY, owner
 
 if TYPE_CHECKING:
@@ -80,7 +80,12 @@ class StoreSessionStore:
         self.per_key, self.max_signed_in, self.max_anonymous = per_key, max_signed_in, max_anonymous
 
     async def get(self, sid: str) -> Session | None:
-        rows = await self.store.fetch(_GET, (row_id(sid), _now_ms()))
+        """None while the database cannot be read (PostgreSQL away): pages show as signed out meanwhile,
+        and what needs a write (signing in, a form) answers 503 (web/dashboard.py)."""
+        try:
+            rows = await self.store.fetch(_GET, (row_id(sid), _now_ms()))
+        except StoreUnwritable:
+            return None
         return unseal(sid, str(rows[0][0])) if rows else None
 
     async def add(self, session: Session) -> list[Session]:
