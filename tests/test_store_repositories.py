@@ -5,6 +5,7 @@ to STORES."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,91 @@ def test_a_settlement_written_again_after_a_lost_commit_answer_is_recorded_once(
     write(store, *settlement)  # the retry
     assert ledger.balances_now() == {"a1": (1_000, 40)}
     assert store.fetch_now("SELECT COUNT(*) FROM generations") == [(1,)]
+
+
+def test_dashboard_sessions_keep_their_caps_and_are_found_after_a_reopen(make_store: Callable[[], Store]) -> None:
+    """The store's session store (store/sessions.py) keeps the caps of the in-process one, and a session is
+    in the database, not in the process: a reopened store (another process, as far as it knows) finds it,
+    a change written after a sign-out does not bring it back, and the rows hold no id nor secret."""
+    from routeway.store.sessions import StoreSessionStore
+    from routeway.web.sessions import Session
+
+    store = make_store()
+    asyncio.run(_shed_sealed(StoreSessionStore(store, per_key=3, max_signed_in=5, max_anonymous=2)))
+    for sid in ("a2", "a3", "b0", "b1", "b2", "anon98", "anon99"):
+        asyncio.run(StoreSessionStore(store).remove(sid))
+    assert store.fetch_now("SELECT COUNT(*) FROM dashboard_sessions") == [(0,)]
+
+    secret = "sk-rw-v1-" + "s" * 40
+    session = Session(id="the-cookie-value", csrf="token", expires=time.time() + 60, key_hash="k1",
+                      account_id="a1", playground=(secret, "digest-of-the-playground-key"))
+    first = StoreSessionStore(store, per_key=1)
+    assert asyncio.run(first.add(session)) == []
+    store.close()
+    store = make_store()
+    other = StoreSessionStore(store, per_key=1)
+    found = asyncio.run(other.get("the-cookie-value"))
+    assert found == session
+    dump = repr(store.fetch_now("SELECT * FROM dashboard_sessions"))
+    assert "the-cookie-value" not in dump and secret not in dump and "token" not in dump
+    assert "digest-of-the-playground-key" in dump  # what a push-out needs to delete that key
+
+    newer = Session(id="newer", csrf="c", expires=time.time() + 60, key_hash="k1")
+    pushed_out = asyncio.run(other.add(newer))  # k1's second session: the first goes, with its playground key
+    assert [s.playground[1] for s in pushed_out if s.playground] == ["digest-of-the-playground-key"]
+    assert asyncio.run(other.get("the-cookie-value")) is None
+
+    assert asyncio.run(other.remove("newer")) == newer
+    newer.flashes.append(("info", "written after the sign-out"))
+    asyncio.run(other.save(newer))
+    assert asyncio.run(other.get("newer")) is None
+    expired = Session(id="old", csrf="c", expires=time.time() - 1, key_hash="k2")
+    asyncio.run(other.add(expired))
+    assert asyncio.run(other.get("old")) is None
+
+
+async def _shed_sealed(store: Any) -> None:
+    """tests/test_dashboard_sessions.py's ``_shed`` for sealed rows: a pushed-out session comes back as its
+    owner (its id is not in the store), so which one went is told by what ``get`` still finds."""
+    from routeway.web.sessions import Session
+
+    def session(sid: str, key: str | None = None, operator: bool = False) -> Session:
+        return Session(id=sid, csrf="c", expires=time.time() + 60, key_hash=key, operator=operator)
+
+    pushed = [s.key_hash for i in range(4) for s in await store.add(session(f"a{i}", key="k1"))]
+    assert pushed == ["k1"] and await store.get("a0") is None and await store.get("a1") is not None
+    pushed = [s.key_hash for i in range(3) for s in await store.add(session(f"b{i}", key=f"k{i + 2}"))]
+    assert pushed == ["k1"] and await store.get("a1") is None  # five signed in at most: the oldest of all goes
+    for i in range(100):
+        await store.add(session(f"anon{i}"))
+    assert await store.get("anon99") and await store.get("anon98") and not await store.get("anon97")
+    for sid in ("a2", "a3", "b0", "b1", "b2"):  # untouched by the anonymous flood
+        assert await store.get(sid) is not None
+    assert await store.add(session("op", operator=True)) and await store.get("op") is not None
+    assert await store.remove("op") is not None and await store.get("op") is None
+
+
+def test_a_session_cannot_be_read_while_the_database_is_away_and_reads_as_signed_out(tmp_path: Path) -> None:
+    """PostgreSQL away: the store's reads raise StoreUnwritable (a 503 for the API); a dashboard page then
+    shows as signed out rather than failing (writes still raise: the dashboard's 503 page)."""
+    from routeway.store.base import StoreUnwritable
+    from routeway.store.sessions import StoreSessionStore
+    from routeway.web.sessions import Session
+
+    store = sqlite_store(tmp_path)
+    store.open()
+    sessions = StoreSessionStore(store)
+    session = Session(id="sid", csrf="c", expires=time.time() + 60, key_hash="k1")
+    asyncio.run(sessions.add(session))
+
+    async def away(sql: str, params: Any = ()) -> Any:
+        raise StoreUnwritable("connection refused")
+
+    reachable = store.fetch
+    store.fetch = away  # type: ignore[method-assign]
+    try:
+        assert asyncio.run(sessions.get("sid")) is None
+    finally:
+        store.fetch = reachable  # type: ignore[method-assign]
+        assert asyncio.run(sessions.get("sid")) == session
+        store.close()

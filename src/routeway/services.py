@@ -97,7 +97,8 @@ class Services:
     leases: Leases | None = None
     follower: ChangeFollower | None = None
     shared: SharedState | None = None  # Redis, when [shared] redis is set: limits, health and sessions live there
-    session_store: SessionStore | None = None  # dashboard sessions; None: in this process (web/sessions.py)
+    # dashboard sessions: in Redis, else in the store when other processes share it; None: in this process
+    session_store: SessionStore | None = None
     response_cache: ResponseCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -130,12 +131,17 @@ class Services:
         health_settings = HealthSettings(breaker_threshold=r.breaker_threshold, breaker_cooldown=r.breaker_cooldown)
         health: HealthRegistry = Health(health_settings)
         throttle: RateLimits = Throttle(settings.limits)
-        shared = session_store = None
+        shared = None
+        session_store: SessionStore | None = None
         if settings.shared.redis:
             from routeway.shared import build_shared
 
             shared = build_shared(settings, health_settings)
             health, throttle, session_store = shared.health, shared.throttle, shared.sessions
+        elif leases is not None:  # other processes share the store: sessions there, so any of them finds one
+            from routeway.store.sessions import StoreSessionStore
+
+            session_store = StoreSessionStore(store)
         services = cls(settings=settings, catalog=catalog, store=store, book=book, accounts=accounts,
                        metering=Metering(store, book, leases), health=health, planner=Planner(catalog, health),
                        throttle=throttle, redact=Redactor.from_settings(settings), leases=leases,

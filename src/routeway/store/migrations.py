@@ -234,10 +234,30 @@ def m010_guardrails_and_presets() -> list[str]:
     ]
 
 
+def m011_dashboard_sessions() -> list[str]:
+    """Dashboard sessions of processes that share the store without Redis (store/sessions.py): a row per
+    session, found by the SHA-256 of its cookie and sealed with a key only the cookie gives."""
+    return [
+        """CREATE TABLE dashboard_sessions (
+            id TEXT PRIMARY KEY,
+            owner TEXT,
+            signed_in INTEGER NOT NULL,
+            sealed TEXT NOT NULL,
+            playground_hash TEXT,
+            started_us BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX dashboard_sessions_owner ON dashboard_sessions (owner, started_us)",
+        "CREATE INDEX dashboard_sessions_kind ON dashboard_sessions (signed_in, started_us)",
+        "CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at)",
+    ]
+
+
 MIGRATIONS: list[Callable[[], list[str]]] = [m001_initial, m002_endpoint_minutes, m003_generation_indexes,
                                              m004_drop_ledger_key_index, m005_usage_trust, m006_generation_api,
                                              m007_response_cache, m008_observability_destinations,
-                                             m009_credit_leases_and_changes, m010_guardrails_and_presets]
+                                             m009_credit_leases_and_changes, m010_guardrails_and_presets,
+                                             m011_dashboard_sessions]
 
 
 def applied_migrations(store: Store) -> list[str]:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from routeway.api.http import ClientDisconnected, Request, Response, Router
 from routeway.errors import APIError
 from routeway.ledger.accounts import now_ms
+from routeway.store.base import StoreUnwritable
 from routeway.web.core import PageError, Redirect, Static, base_url, html, make_env, read_form, redirect, render
 from routeway.web.sessions import Session, Sessions, fingerprint
 
@@ -133,6 +134,9 @@ class Dashboard:
             response.headers = [*response.headers, *((name.lower().encode(), value.encode())
                                                      for name, value in error.headers.items()
                                                      if name.lower() in ("retry-after", "allow"))]
+        except StoreUnwritable as unwritable:  # sessions and pages live in the store: away, it is a 503, not a 500
+            response = await self.error_page(request, 503, f"The database is unavailable ({unwritable.problem});"
+                                                           " try again shortly.")
         except Exception:
             log.exception("dashboard error on %s %s", request.method, request.scope["path"])
             response = await self.error_page(request, 500, "Internal error; the server log has details.")
