@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from routeway.api import sse
-from routeway.api.chat_cache import STATUS, hit_headers, record_hit
+from routeway.api.cache_hits import record_hit
+from routeway.api.chat_cache import STATUS, hit_headers
 from routeway.api.http import JSON_HEADERS, Request, Response
 from routeway.api.messages_render import SSE_HEADERS as MESSAGES_SSE_HEADERS, usage as messages_usage
 from routeway.cache.entry import AnswerRecording, CachedAnswer
@@ -27,6 +28,7 @@ from routeway.exchange.core import Exchange
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState
 from routeway.ledger.ids import new_generation_id
+from routeway.wire.chat import ChatRequest
 
 if TYPE_CHECKING:
     from routeway.services import Services
@@ -104,10 +106,10 @@ class AnswerCache:
     """One Messages or Responses request's use of the cache: ``lookup`` and ``replay`` before the
     exchange; ``prepare`` records it as it runs; ``keep`` after it."""
 
-    def __init__(self, services: Services, request: Request, key: KeyState, api: str, stream: bool,
+    def __init__(self, services: Services, request: Request, key: KeyState, api: str, chat: ChatRequest,
                  chosen: CachePolicy) -> None:
         self.services, self.request, self.key = services, request, key
-        self.api, self.stream, self.chosen = api, stream, chosen
+        self.api, self.chat, self.stream, self.chosen = api, chat, chat.stream, chosen
         self.recording = AnswerRecording(services.response_cache.max_entry_bytes)
         self.exchange: Exchange | None = None
         self.status = 0
@@ -128,7 +130,8 @@ class AnswerCache:
         """The answer ``lookup`` found, as a free generation with ``cache_hit``."""
         assert self.replay_body is not None
         now = now_ms()
-        await record_hit(self.services, self.request, self.key, entry, self.stream, self.api, self.generation_id, now)
+        await record_hit(self.services, self.request, self.key, entry, self.chat, self.api, self.generation_id,
+                         now)
         headers = [(b"x-generation-id", self.generation_id.encode()), *hit_headers(entry, now)]
         if not self.stream:
             return Response(self.replay_body, headers=[*JSON_HEADERS, *headers])
@@ -180,8 +183,8 @@ class AnswerCache:
 
 
 
-def cached_answers(services: Services, request: Request, key: KeyState, api: str, stream: bool,
+def cached_answers(services: Services, request: Request, key: KeyState, api: str, chat: ChatRequest,
                    raw: bytes) -> AnswerCache | None:
     """The request's use of the cache, None when it does not use it (cache/policy.py decides)."""
-    chosen = services.response_cache.policy(request.headers, key, api, stream, raw)
-    return None if chosen is None else AnswerCache(services, request, key, api, stream, chosen)
+    chosen = services.response_cache.policy(request.headers, key, api, chat.stream, raw)
+    return None if chosen is None else AnswerCache(services, request, key, api, chat, chosen)

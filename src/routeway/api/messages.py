@@ -43,7 +43,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         await admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = to_chat(parse_messages_request(raw))
-        cache = cached_answers(services, request, key, API, chat.stream, raw)
+        cache = cached_answers(services, request, key, API, chat, raw)
         if cache is not None and (entry := await cache.lookup()) is not None:
             return await cache.replay(entry)
         keepalive = services.settings.keepalive_seconds

@@ -50,7 +50,7 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
             req: ResponsesRequest = decode(raw, ResponsesRequest)
             body = _encode(chat_body(req))
             chat = parse_chat_request(body)  # chat's own checks: model, messages, depth, conflicts
-            cache = cached_answers(services, request, key, API, chat.stream, raw)
+            cache = cached_answers(services, request, key, API, chat, raw)
             if cache is not None and (entry := await cache.lookup()) is not None:
                 return await cache.replay(entry)
 
