@@ -13,7 +13,7 @@ from routeway.store.base import Store
 DAY_MS = 86_400_000
 TOKENS = "tokens_prompt + tokens_completion"
 APP = "COALESCE(http_referer, app_title)"
-GROUPINGS = ("model", "key_hash", "provider_name")  # what an account's usage may be grouped by
+GROUPINGS = ("model", "key_hash", "provider_name", "api")  # what an account's usage may be grouped by
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,13 +59,13 @@ async def account_cache_savings(store: Store, account_id: str | None, since_ms: 
 
 
 async def account_by(store: Store, column: str, account_id: str | None, since_ms: int) -> list[Usage]:
-    """Usage grouped by ``model``, ``key_hash`` or ``provider_name``, most spent first."""
+    """Usage grouped by ``model``, ``key_hash``, ``provider_name`` or ``api``, most spent first."""
     return await UsageQueries(store).account_by(column, account_id, since_ms)
 
 
 async def generations(store: Store, account_id: str | None, limit: int, offset: int,
-                      model: str | None = None) -> list[dict[str, Any]]:
-    rows = await GenerationRepository(store).page(account_id, limit, offset, model)
+                      model: str | None = None, api: str | None = None) -> list[dict[str, Any]]:
+    rows = await GenerationRepository(store).page(account_id, limit, offset, model, api)
     return [_with_ms(row) for row in rows]
 
 
