@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import anthropic
+import httpx
 import openai
 
-from tests.conftest import Account
+from tests.conftest import Account, Gateway
 from tests.support.dashboard_client import signed_in
 
 
@@ -42,3 +43,22 @@ def test_generations_show_and_filter_by_api(account: Account) -> None:
                            r'<td class="num">([0-9]+)</td>', section, re.S))
     assert rows == {"chat": "1", "messages": "1", "responses": "1"}
     assert "Anthropic Messages" in section and 'href="/activity/generations?api=responses"' in section
+
+
+def test_the_model_page_splits_usage_by_api(gateway: Gateway) -> None:
+    account = gateway.account()
+    model = "test/say-hermes"  # a model no other test of this gateway asks by Messages
+    before = _api_rows(httpx.get(f"{gateway.url}/models/{model}", timeout=30).text)
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key=account.api_key, max_retries=0)
+    for _ in range(2):
+        claude.messages.create(model=model, max_tokens=20, messages=[{"role": "user", "content": "split me"}])
+    account.chat({"model": model, "messages": [{"role": "user", "content": "and me"}]})
+    after = _api_rows(httpx.get(f"{gateway.url}/models/{model}", timeout=30).text)
+    assert after.get("messages", 0) == before.get("messages", 0) + 2
+    assert after.get("chat", 0) == before.get("chat", 0) + 1
+
+
+def _api_rows(page: str) -> dict[str, int]:
+    table = page.split('id="api-table"', 1)[1].split("</table>", 1)[0] if 'id="api-table"' in page else ""
+    return {api: int(requests.replace(",", "")) for api, requests in re.findall(
+        r'<tr data-api="([^"]+)">.*?<td class="num">[^<]*</td><td class="num">([0-9,]+)</td>', table, re.S)}

@@ -90,6 +90,12 @@ class UsageQueries:
             f" generations WHERE {where}created_at >= ? AND {APP} IS NOT NULL GROUP BY {APP} ORDER BY t DESC LIMIT ?",
             (*params, since_ms, limit)))
 
+    async def model_by_api(self, model: str, since_ms: int) -> list[Usage]:
+        """One model's usage per inbound API, most tokens first (the model index bounds the scan)."""
+        return _usage(await self.store.fetch(
+            f"SELECT api, SUM({TOKENS}) AS t, COUNT(*), SUM(total_cost_nano) FROM generations"
+            " WHERE model = ? AND created_at >= ? GROUP BY api ORDER BY t DESC, api", (model, since_ms)))
+
     async def model_days(self, model: str, since_ms: int) -> list[Day]:
         return _days(await self.store.fetch(
             f"SELECT created_at / {DAY_MS} AS d, SUM({TOKENS}), COUNT(*), SUM(total_cost_nano) FROM generations"

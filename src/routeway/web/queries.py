@@ -15,7 +15,7 @@ from routeway.store.usage import DAY_MS, Day, Usage, UsageQueries
 
 __all__ = ["DAY_MS", "Usage", "account_by", "account_cache_savings", "account_days", "endpoint_minutes",
            "generation", "generations",
-           "model_days", "model_tokens", "models_days", "tokens_by_model", "top_apps", "top_models"]
+           "model_by_api", "model_days", "model_tokens", "models_days", "tokens_by_model", "top_apps", "top_models"]
 
 
 async def tokens_by_model(store: Store, since_ms: int) -> dict[str, int]:
@@ -32,6 +32,11 @@ async def top_models(store: Store, since_ms: int, limit: int = 20) -> list[Usage
 
 async def top_apps(store: Store, since_ms: int, model: str | None = None, limit: int = 20) -> list[Usage]:
     return await UsageQueries(store).top_apps(since_ms, model, limit)
+
+
+async def model_by_api(store: Store, model: str, since_ms: int) -> list[Usage]:
+    """One model's tokens and requests per inbound API."""
+    return await UsageQueries(store).model_by_api(model, since_ms)
 
 
 async def model_days(store: Store, model: str, since_ms: int) -> list[Day]:
