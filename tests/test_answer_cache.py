@@ -128,3 +128,14 @@ def test_the_cache_never_crosses_keys_or_apis(account: Account, upstream: MockUp
                         headers=ON)
     assert chat.headers["x-openrouter-cache-status"] == "MISS" and len(upstream.requests) == calls + 2
 
+
+
+def test_a_stream_failing_midway_is_not_kept(account: Account, upstream: MockUpstream) -> None:
+    body = {"model": "test/midstream-error", "max_tokens": 50,
+            "messages": [{"role": "user", "content": f"a b c d {uuid.uuid4().hex}"}]}
+    calls = len(upstream.requests)
+    for _ in range(2):
+        answer = _raw_stream(account, "/messages", body)
+        assert answer.headers["x-openrouter-cache-status"] == "MISS"
+        assert b"event: error" in answer.read()
+    assert len(upstream.requests) == calls + 2
