@@ -22,7 +22,8 @@ ON = {"X-OpenRouter-Cache": "true"}
 
 def test_a_hit_gets_a_span_an_export_and_a_full_log_line(upstream: MockUpstream, tmp_path: Path) -> None:
     receiver = Receiver().start()
-    gw = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url, '\n[log]\nformat = "json"\n'),
+    gw = start_gateway(write_config(tmp_path / "routeway.toml", upstream.base_url, '\n[log]\nformat = "json"\n'
+                                    '\n[telemetry]\ncapture_content = true\n'),
                        tmp_path / "data", {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.root,
                                            "OTEL_BSP_SCHEDULE_DELAY": "50"})
     try:
@@ -51,6 +52,8 @@ def test_a_hit_gets_a_span_an_export_and_a_full_log_line(upstream: MockUpstream,
         assert span.attributes["routeway.cost_nano_usd"] == 0 and span.attributes["routeway.api"] == "chat"
         assert span.attributes["routeway.cache_source_id"] == miss.json()["id"]
         assert span.attributes["routeway.cache_saved_nano_usd"] > 0
+        assert text in span.attributes["gen_ai.input.messages"]  # the operator asked for content
+        assert hit.json()["choices"][0]["message"]["content"] in span.attributes["gen_ai.output.messages"]
         messages_span = receiver.wait_for(lambda: next((s for s in receiver.spans if s.attributes.get(
             "routeway.generation_id") == messages_id), None), "the Messages hit's span")
         assert messages_span.attributes["routeway.api"] == "messages"

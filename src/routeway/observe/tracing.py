@@ -101,6 +101,12 @@ class Tracing:
         span = self.tracer.start_span(f"chat {f.requested_model}".strip(), context=context, kind=SpanKind.SERVER,
                                       attributes=attributes)
         span_context = span.get_span_context()
+        settings = self.settings
+        if span.is_recording() and settings.capture_content and random.random() < settings.content_sample_rate:
+            span.set_attributes({
+                "gen_ai.input.messages": _encoder.encode(hit.messages).decode()[:CONTENT_LIMIT],
+                "gen_ai.output.messages": _encoder.encode(
+                    [{"role": "assistant", "content": hit.completion[:CONTENT_LIMIT]}]).decode()})
         if span.is_recording():
             hit.trace_id, hit.span_id = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
         span.end()
