@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from routeway.api import sse
+from routeway.api.cache_hits import record_hit
 from routeway.api.chat_render import ChatCompletions
 from routeway.api.http import JSON_HEADERS, Request, Response
 from routeway.cache.entry import AnswerRecording, CachedAnswer
@@ -22,7 +23,6 @@ from routeway.exchange.events import Outcome
 from routeway.ledger.accounts import now_ms
 from routeway.ledger.book import KeyState
 from routeway.ledger.ids import new_generation_id
-from routeway.ledger.metering import GenerationRecord
 from routeway.transform.usage import UsageCounts
 from routeway.wire.chat import ChatRequest
 
@@ -66,17 +66,8 @@ def record_misses(services: Services, renderer: ChatCompletions, exchange: Excha
 async def replay(services: Services, request: Request, chat: ChatRequest, key: KeyState,
                  entry: CachedAnswer) -> Response | None:
     """Answer from the cache: recorded as a free generation with ``cache_hit``, no reservation charged."""
-    generation_id = new_generation_id()
-    now = now_ms()
-    headers = request.headers
-    record = GenerationRecord(
-        id=generation_id, account_id=key.account_id, key_hash=key.hash, model=entry.model,
-        provider_name=entry.provider_name, provider_slug=entry.provider_slug, upstream_model=entry.upstream_model,
-        prompt_nano_per_m=0, completion_nano_per_m=0, streamed=chat.stream, created_at=now,
-        http_referer=headers.get("http-referer"), app_title=headers.get("x-openrouter-title") or headers.get("x-title"),
-        finish_reason=entry.finish_reason, native_finish_reason=entry.native_finish_reason, latency_ms=0,
-        generation_time_ms=0, cache_hit=True, cache_saved_nano=entry.cost_nano)
-    await services.metering.finish(services.metering.reserve(key, 0, 0, 0), record)
+    generation_id, now = new_generation_id(), now_ms()
+    await record_hit(services, request, key, entry, chat, "chat", generation_id, now)
     wire_headers = [(b"x-generation-id", generation_id.encode()), *hit_headers(entry, now)]
     if not chat.stream:
         payload: Any = _decode.decode(entry.body)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from routeway.api.answer_cache import cached_answers
 from routeway.api.auth import authenticate, bearer
 from routeway.api.chat import admit, answer
 from routeway.api.http import ClientDisconnected, Request, Response, json_response
@@ -42,13 +43,19 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
         await admit(services, key)
         raw = await request.body(services.settings.max_body_bytes)
         chat = to_chat(parse_messages_request(raw))
+        cache = cached_answers(services, request, key, API, chat, raw)
+        if cache is not None and (entry := await cache.lookup()) is not None:
+            return await cache.replay(entry)
         keepalive = services.settings.keepalive_seconds
 
         def renderer(generation_id: str, prompt_estimate: int) -> AnthropicMessages:
             state["renderer"] = AnthropicMessages(request, chat.stream, generation_id, keepalive, prompt_estimate)
             return state["renderer"]
 
-        return await answer(services, request, key, chat, len(raw), renderer, api=API)
+        if cache is None:
+            return await answer(services, request, key, chat, len(raw), renderer, api=API)
+        return await cache.keep(await answer(services, request, key, chat, len(raw), renderer, api=API,
+                                             prepare=cache.prepare))
 
     async def count_tokens(request: Request, state: dict[str, AnthropicMessages]) -> Response:
         """routeway's estimate (transform/tokens.py): no upstream is asked, nothing is charged."""

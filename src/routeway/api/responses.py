@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from routeway.api.answer_cache import cached_answers
 from routeway.api.auth import authenticate
 from routeway.api.chat import admit, answer
 from routeway.api.http import Request, Response
@@ -35,6 +36,7 @@ _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text", "r
 _SAME = ("model", "models", "stream", "temperature", "top_p", "top_k", "frequency_penalty", "presence_penalty",
          "seed", "stop", "provider", "plugins", "metadata", "session_id", "service_tier", "parallel_tool_calls",
          "top_logprobs")
+API = "responses"  # the generation record's ``api``
 STATELESS = ("routeway keeps no responses (stateless, as OpenRouter's Responses API): send the whole"
              " conversation in `input`")
 
@@ -48,10 +50,17 @@ def routes(services: Services) -> list[tuple[str, str, Any]]:
             req: ResponsesRequest = decode(raw, ResponsesRequest)
             body = _encode(chat_body(req))
             chat = parse_chat_request(body)  # chat's own checks: model, messages, depth, conflicts
-            return await answer(services, request, key, chat, len(body),
-                                lambda generation_id, _: ResponsesRenderer(request, req, generation_id,
-                                                                           services.settings.keepalive_seconds),
-                                api="responses")
+            cache = cached_answers(services, request, key, API, chat, raw)
+            if cache is not None and (entry := await cache.lookup()) is not None:
+                return await cache.replay(entry)
+
+            def renderer(generation_id: str, _: int) -> ResponsesRenderer:
+                return ResponsesRenderer(request, req, generation_id, services.settings.keepalive_seconds)
+
+            if cache is None:
+                return await answer(services, request, key, chat, len(body), renderer, api=API)
+            return await cache.keep(await answer(services, request, key, chat, len(body), renderer, api=API,
+                                                 prepare=cache.prepare))
         except APIError as error:  # raised before any byte of the answer went out: the Responses error shape
             return error_response(error)
 

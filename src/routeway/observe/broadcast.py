@@ -22,7 +22,7 @@ import msgspec
 from routeway.errors import APIError
 from routeway.observe.exports import CONTENT_LIMIT, Export, langfuse_batch, otlp_json
 from routeway.observe.ids import traceparent
-from routeway.observe.summary import Finished, completion_text, finished
+from routeway.observe.summary import CacheHit, Finished, completion_text, finished
 from routeway.providers.http1 import ClientError, Pool, Target, header_block
 from routeway.providers.redact import Redactor
 
@@ -181,7 +181,29 @@ class Broadcast:
             messages = ex.chat.messages or [{"role": "user", "content": ex.chat.prompt or ""}]
             prompt = _encoder.encode(messages).decode()[:CONTENT_LIMIT]
             completion = completion_text(ex, outcome)[:CONTENT_LIMIT]
-        export = Export(f, trace_id, parent_id, prompt, completion)
+        self._enqueue(chosen, Export(f, trace_id, parent_id, prompt, completion))
+
+    def cache_hit(self, hit: CacheHit) -> None:
+        """A hit is a generation too (free): exported under the hit's span when traces are on."""
+        f = hit.finished
+        chosen = [d for d in self.by_account.get(f.account_id, ()) if d.wants(f)]
+        if not chosen:
+            return
+        parent = traceparent(hit.headers.get("traceparent"))
+        if hit.trace_id is not None:
+            trace_id, parent_id = hit.trace_id, hit.span_id
+        elif parent is not None:
+            trace_id, parent_id = parent[3:35], parent[36:52]
+        else:
+            trace_id, parent_id = os.urandom(16).hex(), None
+        prompt: str | None = None
+        completion = ""
+        if any(not d.privacy_mode for d in chosen):
+            prompt = _encoder.encode(hit.messages).decode()[:CONTENT_LIMIT]
+            completion = hit.completion[:CONTENT_LIMIT]
+        self._enqueue(chosen, Export(f, trace_id, parent_id, prompt, completion))
+
+    def _enqueue(self, chosen: list[Destination], export: Export) -> None:
         for destination in chosen:
             destination.enqueue(export)
             if len(destination.queue) >= BATCH:

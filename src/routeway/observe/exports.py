@@ -67,7 +67,9 @@ def gen_ai_attributes(f: Finished) -> dict[str, Any]:
             "routeway.cost_usd": f.cost_nano / 1e9, "routeway.cost_nano_usd": f.cost_nano,
             "routeway.generation_id": f.generation_id, "routeway.request_id": f.request_id,
             "routeway.key_hash": f.key_hash, "routeway.api": f.api, "http.response.status_code": f.status,
-            "session.id": f.session_id, "user.id": f.user}
+            "session.id": f.session_id, "user.id": f.user,
+            "routeway.cache_hit": True if f.cache_hit else None,
+            "routeway.cache_saved_nano_usd": f.cache_saved_nano if f.cache_hit else None}
 
 
 def _span_id() -> str:

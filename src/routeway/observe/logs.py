@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from routeway.errors import APIError
-from routeway.observe.summary import finished
+from routeway.observe.summary import CacheHit, finished
 
 if TYPE_CHECKING:
     from routeway.exchange.core import Exchange
@@ -70,6 +70,14 @@ class RequestLog:
         if ex.trace is not None:
             context = ex.trace.span.get_span_context()
             fields["trace_id"] = f"{context.trace_id:032x}"
+        self.log.info("request", extra={"fields": fields})
+        EXCHANGE_LOGGED.set(True)
+
+    def cache_hit(self, hit: CacheHit) -> None:
+        """A hit's line has an exchange's fields (cost 0, ``cache_hit``), not the API layer's short one."""
+        fields = hit.finished.log_fields()
+        if hit.trace_id is not None:
+            fields["trace_id"] = hit.trace_id
         self.log.info("request", extra={"fields": fields})
         EXCHANGE_LOGGED.set(True)
 

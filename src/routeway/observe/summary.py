@@ -5,6 +5,7 @@ observer is on (exchange/core.py asks ``services.watchers`` first)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +41,9 @@ class Finished:
     user: str | None
     api: str = "chat"  # the inbound API: chat, messages, responses
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    cache_hit: bool = False  # answered from the response cache: no exchange ran, nothing was charged
+    cache_saved_nano: int = 0  # what the kept answer cost when it was made
+
 
     def log_fields(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "generation_id": self.generation_id, "key_hash": self.key_hash,
@@ -48,7 +52,8 @@ class Finished:
                 "cost_nano": self.cost_nano, "tokens_prompt": self.tokens_prompt,
                 "tokens_completion": self.tokens_completion, "finish_reason": self.finish_reason,
                 "stream": self.stream, "cancelled": self.cancelled, "latency_ms": self.latency_ms,
-                "ttft_ms": self.ttft_ms, "attempts": len(self.attempts), "error": self.error, "api": self.api}
+                "ttft_ms": self.ttft_ms, "attempts": len(self.attempts), "error": self.error, "api": self.api,
+                "cache_hit": self.cache_hit}
 
 
 def finished(ex: Exchange, outcome: Outcome | None, failure: APIError | None) -> Finished:
@@ -83,7 +88,24 @@ def completion_text(ex: Exchange, outcome: Outcome | None) -> str:
     return "".join(ex.content_parts)
 
 
+@dataclass(slots=True)
+class CacheHit:
+    """A request the response cache answered, for observers: it ran no exchange. The tracer (told first)
+    sets the trace and span ids its span got, so the log line and the exports join that trace."""
+
+    finished: Finished
+    headers: Mapping[str, str]
+    messages: Any  # the request's messages (or prompt), for destinations that carry content
+    completion: str  # the kept answer's text
+    source_id: str  # the generation that made the kept answer
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
 class Watcher(Protocol):
-    """Told of every exchange once it is settled (or failed before answering); must never block or raise."""
+    """Told of every exchange once it is settled (or failed before answering), and of every cache hit;
+    must never block or raise."""
 
     def exchange_done(self, ex: Exchange, outcome: Outcome | None, failure: APIError | None) -> None: ...
+
+    def cache_hit(self, hit: CacheHit) -> None: ...

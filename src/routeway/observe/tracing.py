@@ -26,7 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from routeway.config import ConfigError, TelemetrySettings
 from routeway.errors import APIError
 from routeway.observe.ids import REQUEST_ID, traceparent, tracestate, upstream_headers
-from routeway.observe.summary import completion_text
+from routeway.observe.summary import CacheHit, completion_text
 from routeway.providers.propagate import UPSTREAM_HEADERS
 
 if TYPE_CHECKING:
@@ -71,6 +71,45 @@ class Tracing:
     def exchange_done(self, ex: Exchange, outcome: Outcome | None, failure: APIError | None) -> None:
         if ex.trace is not None:
             ex.trace.finish(ex, outcome, failure)
+
+    def cache_hit(self, hit: CacheHit) -> None:
+        """A hit's server span: no attempt under it, cost 0, ``routeway.cache_hit``; its ids go on ``hit``."""
+        f = hit.finished
+        parent = traceparent(hit.headers.get("traceparent"))
+        context = None
+        if parent is not None:
+            carrier = {"traceparent": parent}
+            state = tracestate(hit.headers.get("tracestate"))
+            if state is not None:
+                carrier["tracestate"] = state
+            context = self.propagator.extract(carrier)
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": f.requested_model,
+            "gen_ai.response.model": f.model, "gen_ai.response.id": f.generation_id,
+            "gen_ai.provider.name": f.provider or "", "routeway.generation_id": f.generation_id,
+            "routeway.request_id": f.request_id, "routeway.account_id": f.account_id,
+            "gen_ai.request.stream": f.stream, "routeway.api": f.api, "routeway.attempts": 0,
+            "routeway.cache_hit": True, "routeway.cache_source_id": hit.source_id,
+            "routeway.cache_saved_nano_usd": f.cache_saved_nano, "routeway.cost_nano_usd": 0, "routeway.cost_usd": 0.0,
+            "gen_ai.usage.input_tokens": 0, "gen_ai.usage.output_tokens": 0, "http.response.status_code": 200}
+        if f.finish_reason:
+            attributes["gen_ai.response.finish_reasons"] = [f.finish_reason]
+        if f.session_id:
+            attributes["session.id"] = f.session_id
+        if f.user:
+            attributes["user.id"] = f.user
+        span = self.tracer.start_span(f"chat {f.requested_model}".strip(), context=context, kind=SpanKind.SERVER,
+                                      attributes=attributes)
+        span_context = span.get_span_context()
+        settings = self.settings
+        if span.is_recording() and settings.capture_content and random.random() < settings.content_sample_rate:
+            span.set_attributes({
+                "gen_ai.input.messages": _encoder.encode(hit.messages).decode()[:CONTENT_LIMIT],
+                "gen_ai.output.messages": _encoder.encode(
+                    [{"role": "assistant", "content": hit.completion[:CONTENT_LIMIT]}]).decode()})
+        if span.is_recording():
+            hit.trace_id, hit.span_id = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+        span.end()
 
     def shutdown(self) -> None:
         """Export what is still queued (the SDK's own bounded wait) and stop the exporter thread."""

@@ -44,11 +44,13 @@ class GenerationRepository:
         return dict(zip(COLUMNS, rows[0], strict=True)) if rows else None
 
     async def page(self, account_id: str | None, limit: int, offset: int,
-                   model: str | None = None) -> list[dict[str, Any]]:
-        """Newest first."""
+                   model: str | None = None, api: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; of one model and one inbound API when they are given."""
         where, params = _scope(account_id)
         if model:
             where, params = where + "model = ? AND ", (*params, model)
+        if api:
+            where, params = where + "api = ? AND ", (*params, api)
         rows = await self.store.fetch(f"{_SELECT} WHERE {where}1 = 1 ORDER BY created_at DESC, id DESC"
                                       " LIMIT ? OFFSET ?", (*params, limit, offset))
         return [dict(zip(COLUMNS, row, strict=True)) for row in rows]

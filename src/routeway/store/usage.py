@@ -13,7 +13,7 @@ from routeway.store.base import Store
 DAY_MS = 86_400_000
 TOKENS = "tokens_prompt + tokens_completion"
 APP = "COALESCE(http_referer, app_title)"
-GROUPINGS = ("model", "key_hash", "provider_name")  # what an account's usage may be grouped by
+GROUPINGS = ("model", "key_hash", "provider_name", "api")  # what an account's usage may be grouped by
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,12 @@ class UsageQueries:
             f"SELECT {APP} AS app, SUM({TOKENS}) AS t, COUNT(*), SUM(total_cost_nano), MAX(app_title) FROM"
             f" generations WHERE {where}created_at >= ? AND {APP} IS NOT NULL GROUP BY {APP} ORDER BY t DESC LIMIT ?",
             (*params, since_ms, limit)))
+
+    async def model_by_api(self, model: str, since_ms: int) -> list[Usage]:
+        """One model's usage per inbound API, most tokens first (the model index bounds the scan)."""
+        return _usage(await self.store.fetch(
+            f"SELECT api, SUM({TOKENS}) AS t, COUNT(*), SUM(total_cost_nano) FROM generations"
+            " WHERE model = ? AND created_at >= ? GROUP BY api ORDER BY t DESC, api", (model, since_ms)))
 
     async def model_days(self, model: str, since_ms: int) -> list[Day]:
         return _days(await self.store.fetch(

@@ -1,6 +1,6 @@
-"""The signed-in account's activity: spend and tokens per day, per model and per key, and what the
-response cache saved; its generations,
-latest first, and one generation in detail (its attempt chain, tokens, cost, latency)."""
+"""The signed-in account's activity: spend and tokens per day, per model, per key and per inbound API,
+and what the response cache saved; its generations, latest first (of one model or API when asked), and
+one generation in detail (its attempt chain, tokens, cost, latency)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from routeway.web.dashboard import Ctx, Dashboard
 
 RANGES = {"7": "7 days", "30": "30 days", "90": "90 days"}
+# the inbound APIs a generation may come by (its record's ``api``), as the dashboard names them
+APIS = {"chat": "Chat completions", "messages": "Anthropic Messages", "responses": "OpenAI Responses",
+        "completions": "Text completions", "embeddings": "Embeddings"}
 PAGE_SIZE = 50
 
 
@@ -36,6 +39,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
                               scale={"spend": 1e-9})
         by_model = await queries.account_by(store, "model", account_id, since)
         by_key = await queries.account_by(store, "key_hash", account_id, since)
+        by_api = await queries.account_by(store, "api", account_id, since)
         key_names = {u.name: (key.name, key.label) if (key := services.accounts.key(u.name)) else (u.name[:12], "")
                      for u in by_key}
         totals = {"spend": sum(u.cost for u in by_model), "tokens": sum(u.tokens for u in by_model),
@@ -44,7 +48,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         totals["cache_saved"] = saved_nano / 1e9
         names = {m.id: m.name for m in services.catalog.models.values()}
         return ctx.render("activity.html", span=span, ranges=RANGES, charts=charts, by_model=by_model,
-                          by_key=by_key, key_names=key_names, totals=totals, names=names,
+                          by_key=by_key, by_api=by_api, apis=APIS, key_names=key_names, totals=totals, names=names,
                           balance=_balance(services, account_id))
 
     async def generation_list(ctx: Ctx) -> Response:
@@ -53,9 +57,12 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
         # ASCII digits, at most 6: "²" passes isdigit() but not int(), and a page past SQLite's integers overflows
         page = int(page_text) if re.fullmatch(r"[0-9]{1,6}", page_text) and int(page_text) > 0 else 1
         model = ctx.query.get("model") or None
-        rows = await queries.generations(store, account_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, model)
+        api = ctx.query.get("api") or None
+        if api is not None and api not in APIS:
+            raise PageError(400, f"Unknown API {api[:40]!r}: one of {', '.join(APIS)}.")
+        rows = await queries.generations(store, account_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, model, api)
         return ctx.render("generations.html", rows=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,
-                          model=model, key_names=_key_names(services, rows))
+                          model=model, api=api, apis=APIS, key_names=_key_names(services, rows))
 
     async def generation_detail(ctx: Ctx) -> Response:
         account_id = ctx.account_scope()

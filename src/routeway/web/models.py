@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 from routeway.catalog import Endpoint, ModelInfo
 from routeway.ledger.money import nano_per_million
 from routeway.web import queries, series, snippets
+from routeway.web.activity import APIS
 from routeway.web.core import PageError, base_url
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def routes(dashboard: Dashboard) -> list[tuple[str, str, Any]]:
             "model.html", model=model, providers=[_provider(e, services, now) for e in endpoints],
             weekly_tokens=weekly, charts=charts, released_ms=model.created * 1000,
             apps=await queries.top_apps(store, ctx.now_ms - WEEK_MS, model=model.id),
+            by_api=await queries.model_by_api(store, model.id, days[0] * queries.DAY_MS), apis=APIS,
             prompt_nano=nano_per_million(model.prompt_price), completion_nano=nano_per_million(model.completion_price),
             examples=_examples(model, base_url(ctx.request)), api_path=_api_path(model),
             parameters=snippets.parameters(model.supported_parameters))

@@ -15,7 +15,7 @@ from routeway.store.usage import DAY_MS, Day, Usage, UsageQueries
 
 __all__ = ["DAY_MS", "Usage", "account_by", "account_cache_savings", "account_days", "endpoint_minutes",
            "generation", "generations", "key_charge_days", "key_charges_before",
-           "model_days", "model_tokens", "models_days", "tokens_by_model", "top_apps", "top_models"]
+           "model_by_api", "model_days", "model_tokens", "models_days", "tokens_by_model", "top_apps", "top_models"]
 
 
 async def tokens_by_model(store: Store, since_ms: int) -> dict[str, int]:
@@ -32,6 +32,11 @@ async def top_models(store: Store, since_ms: int, limit: int = 20) -> list[Usage
 
 async def top_apps(store: Store, since_ms: int, model: str | None = None, limit: int = 20) -> list[Usage]:
     return await UsageQueries(store).top_apps(since_ms, model, limit)
+
+
+async def model_by_api(store: Store, model: str, since_ms: int) -> list[Usage]:
+    """One model's tokens and requests per inbound API."""
+    return await UsageQueries(store).model_by_api(model, since_ms)
 
 
 async def model_days(store: Store, model: str, since_ms: int) -> list[Day]:
@@ -67,13 +72,13 @@ async def account_cache_savings(store: Store, account_id: str | None, since_ms: 
 
 
 async def account_by(store: Store, column: str, account_id: str | None, since_ms: int) -> list[Usage]:
-    """Usage grouped by ``model``, ``key_hash`` or ``provider_name``, most spent first."""
+    """Usage grouped by ``model``, ``key_hash``, ``provider_name`` or ``api``, most spent first."""
     return await UsageQueries(store).account_by(column, account_id, since_ms)
 
 
 async def generations(store: Store, account_id: str | None, limit: int, offset: int,
-                      model: str | None = None) -> list[dict[str, Any]]:
-    rows = await GenerationRepository(store).page(account_id, limit, offset, model)
+                      model: str | None = None, api: str | None = None) -> list[dict[str, Any]]:
+    rows = await GenerationRepository(store).page(account_id, limit, offset, model, api)
     return [_with_ms(row) for row in rows]
 
 
