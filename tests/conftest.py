@@ -26,6 +26,7 @@ from routeway.config import ENV_PROVIDERS
 from routeway.routing.plan import SEED_VARIABLE
 
 from tests.support.anthropic_upstream import MockAnthropic
+from tests.support.postgres import ThrowawayDatabase
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
@@ -230,6 +231,14 @@ def anthropic() -> Iterator[MockAnthropic]:
     server = MockAnthropic().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[ThrowawayDatabase]:
+    """A PostgreSQL database for the module (created on first use, so modules that skip never make one)."""
+    throwaway = ThrowawayDatabase()
+    yield throwaway
+    throwaway.drop()
 
 
 @pytest.fixture(scope="session")

@@ -12,28 +12,15 @@ from typing import Any
 
 import httpx
 import openai
-import psycopg
 import pytest
 
 from tests.conftest import Account, Gateway, free_port, start_gateway, stop_gateway, write_config
-from tests.support.postgres import OwnServer, ThrowawayDatabase, available, wait_until
+from tests.support.postgres import OwnServer, ThrowawayDatabase, available, rows, wait_until
 from tests.support.upstream import MockUpstream
 
 NANO = 1e9
 
 pytestmark = pytest.mark.skipif(not available(), reason="no PostgreSQL on 127.0.0.1:5432")
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[ThrowawayDatabase]:
-    throwaway = ThrowawayDatabase()
-    yield throwaway
-    throwaway.drop()
-
-
-def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def assert_books_agree(url: str, account: Account) -> dict[str, Any]:
