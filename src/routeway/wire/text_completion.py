@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import Meta, Struct
 
 from routeway.errors import APIError
@@ -26,7 +25,7 @@ from routeway.wire.chat import (
     UsageOption,
 )
 from routeway.wire.completion import ChoiceError
-from routeway.wire.decode import REFUSALS, refusal
+from routeway.wire.decode import decode
 
 
 class CompletionRequest(SamplingParameters, omit_defaults=True):
@@ -64,14 +63,8 @@ class CompletionRequest(SamplingParameters, omit_defaults=True):
         return {name: value for name, value in fields.items() if value is not None}
 
 
-_decoder = msgspec.json.Decoder(CompletionRequest)
-
-
 def parse_completion_request(body: bytes) -> CompletionRequest:
-    try:
-        request = _decoder.decode(body)
-    except REFUSALS as exc:
-        raise refusal(exc) from None
+    request: CompletionRequest = decode(body, CompletionRequest)
     if not request.model and not request.models:
         raise APIError(400, "Invalid request: `model` is required", metadata={"param": "model"})
     if request.prompt is None:
