@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from routeway.config import ENV_PROVIDERS
@@ -180,6 +181,10 @@ class Account:
     def chat(self, body: dict[str, Any], key: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.post(self.gateway.api + "/chat/completions", json=body, timeout=30,
                           headers={"authorization": f"Bearer {key or self.api_key}", **(headers or {})})
+
+    def openai_client(self) -> openai.OpenAI:
+        """The official SDK on this account's API key, without the SDK's retries (a test sees each answer)."""
+        return openai.OpenAI(base_url=self.gateway.url + "/v1", api_key=self.api_key, max_retries=0)
 
 
 def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.conftest import Account, Gateway, free_port, start_gateway, stop_gateway, write_config
@@ -54,7 +53,7 @@ def test_chat_through_the_openai_sdk_on_postgresql(upstream: MockUpstream, datab
     gateway = start_gateway(config, tmp_path / "data", {"ROUTEWAY_DATABASE_URL": url})
     try:
         account = gateway.account(credits=1.0)
-        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+        client = account.openai_client()
 
         def one(i: int) -> str:
             messages = [{"role": "user", "content": f"hello {i}"}]
