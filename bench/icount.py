@@ -58,9 +58,7 @@ def start_under_callgrind(workdir: Path, mock: tg.Target, source: Path | None,
     with open(directory / "server.log", "wb") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     tg.wait_port(port, process, f"routeway under callgrind (log: {directory / 'server.log'})", timeout=600)
-    account = tg._admin(port, "/admin/accounts", {"name": "bench", "credits": 1_000_000})["data"]["id"]
-    key = tg._admin(port, f"/admin/accounts/{account}/keys", {"name": "bench", "management": False,
-                                                              "limit": 1_000_000})["key"]
+    _, key = tg.bench_account(port)
     return process, port, key
 
 

@@ -54,9 +54,7 @@ def start_group(workdir: Path, mock: tg.Target, workers: int, wrapper: list[str]
     with open(directory / "server.log", "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     tg.wait_port(port, process, f"routeway (log: {directory / 'server.log'})", timeout=900)
-    account = tg._admin(port, "/admin/accounts", {"name": "bench", "credits": 1_000_000})["data"]["id"]
-    key = tg._admin(port, f"/admin/accounts/{account}/keys", {"name": "bench", "management": False,
-                                                              "limit": 1_000_000})["key"]
+    _, key = tg.bench_account(port)
     return process, port, key
 
 

@@ -168,6 +168,15 @@ def _admin(port: int, path: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
+def bench_account(port: int) -> tuple[str, str]:
+    """A well-funded account on the routeway at ``port``, and an API key of it: (account id, key)."""
+    account = _admin(port, "/admin/accounts", {"name": "bench", "credits": 1_000_000})["data"]["id"]
+    # A spending limit on the key too, so the per-key limit check runs on every request.
+    key = _admin(port, f"/admin/accounts/{account}/keys", {"name": "bench", "management": False,
+                                                            "limit": 1_000_000})["key"]
+    return account, key
+
+
 def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu: str | None,
                    durability: str = "full", python: str | None = None, source: Path | None = None,
                    database_url: str | None = None, env_extra: dict[str, str] | None = None,
@@ -202,9 +211,6 @@ def start_routeway(workdir: Path, mock: Target, upstream_models: list[str], cpu:
                             str(directory / "data"), "--log-level", "warning", *extra_args]),
         env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     wait_port(port, process, f"routeway (log: {log})")
-    account = _admin(port, "/admin/accounts", {"name": "bench", "credits": 1_000_000})["data"]["id"]
-    # A spending limit on the key too, so the per-key limit check runs on every request.
-    key = _admin(port, f"/admin/accounts/{account}/keys", {"name": "bench", "management": False,
-                                                            "limit": 1_000_000})["key"]
+    account, key = bench_account(port)
     return Target("routeway", port, "/api/v1/chat/completions", key, {v: k for k, v in models.items()},
                   process, log, {"account": account})

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from routeway.config import ENV_PROVIDERS
 from routeway.routing.plan import SEED_VARIABLE
 
 from tests.support.anthropic_upstream import MockAnthropic
+from tests.support.postgres import ThrowawayDatabase
 from tests.support.upstream import MockUpstream
 
 BEHAVIOURS = ["echo", "no-usage", "reasoning", "slow-stream", "fail-500", "rate-limited", "bad-request",
@@ -180,6 +182,10 @@ class Account:
         return httpx.post(self.gateway.api + "/chat/completions", json=body, timeout=30,
                           headers={"authorization": f"Bearer {key or self.api_key}", **(headers or {})})
 
+    def openai_client(self) -> openai.OpenAI:
+        """The official SDK on this account's API key, without the SDK's retries (a test sees each answer)."""
+        return openai.OpenAI(base_url=self.gateway.url + "/v1", api_key=self.api_key, max_retries=0)
+
 
 def start_gateway(config: Path | None, data_dir: Path, env_extra: dict[str, str] | None = None,
                   args: tuple[str, ...] = ()) -> Gateway:
@@ -230,6 +236,14 @@ def anthropic() -> Iterator[MockAnthropic]:
     server = MockAnthropic().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[ThrowawayDatabase]:
+    """A PostgreSQL database for the module (created on first use, so modules that skip never make one)."""
+    throwaway = ThrowawayDatabase()
+    yield throwaway
+    throwaway.drop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import Gateway, start_gateway, stop_gateway
-from tests.support.anthropic_upstream import MockAnthropic
+from tests.support.anthropic_upstream import KEY_ENV, MockAnthropic, anthropic_config
 
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
                                              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
@@ -18,17 +18,10 @@ WEATHER = [{"type": "function", "function": {"name": "get_weather", "description
 @pytest.fixture(scope="module")
 def claude_gateway(anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("anthropic")
-    lines = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'
-             f'base_url = "{anthropic.base_url}"\napi_key_env = "TEST_ANTHROPIC_KEY"\n']
-    for model, upstream in (("anthropic/claude-sonnet-4", "claude-echo"), ("test/claude-tool", "claude-tool"),
-                            ("test/claude-overloaded", "claude-overloaded"),
-                            ("test/claude-garbled-usage", "claude-garbled-usage")):
-        if model.startswith("test/"):
-            lines.append(f'[[models]]\nid = "{model}"\ncontext_length = 200000\nprompt_price = "3"\ncompletion_price = "15"\n'
-                         'supported_parameters = ["max_tokens", "tools", "tool_choice", "reasoning", "temperature"]\n')
-        lines.append(f'[[endpoints]]\nmodel = "{model}"\nprovider = "anthropic"\nupstream_model = "{upstream}"\n')
-    (root / "routeway.toml").write_text("\n".join(lines))
-    gateway = start_gateway(root / "routeway.toml", root / "data", {"TEST_ANTHROPIC_KEY": "test-anthropic-key"})
+    (root / "routeway.toml").write_text(anthropic_config(anthropic.base_url, (
+        ("anthropic/claude-sonnet-4", "claude-echo"), ("test/claude-tool", "claude-tool"),
+        ("test/claude-overloaded", "claude-overloaded"), ("test/claude-garbled-usage", "claude-garbled-usage"))))
+    gateway = start_gateway(root / "routeway.toml", root / "data", KEY_ENV)
     yield gateway
     stop_gateway(gateway)
 
@@ -36,7 +29,7 @@ def claude_gateway(anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture()
 def claude(claude_gateway: Gateway) -> openai.OpenAI:
     account = claude_gateway.account(credits=5)
-    return openai.OpenAI(base_url=claude_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    return account.openai_client()
 
 
 def test_chat_with_thinking(claude: openai.OpenAI, anthropic: MockAnthropic) -> None:

@@ -117,9 +117,6 @@ def user(apis_gateway: Gateway) -> Account:
     return apis_gateway.account(credits=5)
 
 
-def sdk(account: Account) -> openai.OpenAI:
-    return openai.OpenAI(base_url=account.gateway.url + "/v1", api_key=account.api_key, max_retries=0)
-
 
 def record(account: Account, generation_id: str) -> dict[str, Any]:
     answer = httpx.get(account.gateway.api + "/generation", params={"id": generation_id},
@@ -131,7 +128,7 @@ def record(account: Account, generation_id: str) -> dict[str, Any]:
 
 def test_text_completion_falls_back_and_is_charged_by_the_answering_endpoint(
         user: Account, upstream: MockUpstream) -> None:
-    reply = sdk(user).completions.create(model="test/instruct", prompt="hello there", max_tokens=20, logprobs=2,
+    reply = user.openai_client().completions.create(model="test/instruct", prompt="hello there", max_tokens=20, logprobs=2,
                                          extra_body=ORDER)
     assert reply.object == "text_completion" and reply.id.startswith("gen-")
     [choice] = reply.choices
@@ -153,7 +150,7 @@ def test_text_completion_falls_back_and_is_charged_by_the_answering_endpoint(
 
 
 def test_streamed_text_completion(user: Account) -> None:
-    stream = sdk(user).completions.create(model="test/instruct", prompt="a b", max_tokens=10, stream=True,
+    stream = user.openai_client().completions.create(model="test/instruct", prompt="a b", max_tokens=10, stream=True,
                                           stream_options={"include_usage": True}, extra_body=ORDER)
     chunks = list(stream)
     assert "".join(c.choices[0].text for c in chunks if c.choices) == " echo: a b"
@@ -167,7 +164,7 @@ def test_streamed_text_completion(user: Account) -> None:
 
 def test_a_model_without_a_completions_endpoint_is_a_404_naming_those_with_one(user: Account) -> None:
     with pytest.raises(openai.NotFoundError) as refused:
-        sdk(user).completions.create(model="test/echo", prompt="hi", max_tokens=5)
+        user.openai_client().completions.create(model="test/echo", prompt="hi", max_tokens=5)
     error = refused.value.body
     assert isinstance(error, dict) and "POST /completions" in error["message"] and "test/instruct" in error["message"]
     assert "test/instruct via mock, mock-b" in error["message"]
@@ -175,11 +172,11 @@ def test_a_model_without_a_completions_endpoint_is_a_404_naming_those_with_one(u
     assert {"model": "test/instruct", "provider": "mock-b"} in error["metadata"]["availability"]["serving_endpoints"]
     # and a completions-only model takes no chat: its endpoints do not serve it
     with pytest.raises(openai.NotFoundError) as no_chat:
-        sdk(user).chat.completions.create(model="test/instruct", messages=[{"role": "user", "content": "hi"}])
+        user.openai_client().chat.completions.create(model="test/instruct", messages=[{"role": "user", "content": "hi"}])
     assert "does not serve chat" in str(no_chat.value)
     # a catalog model nobody serves yet gets routing's own answer: how to add a provider
     with pytest.raises(openai.InternalServerError) as unserved:
-        sdk(user).completions.create(model="anthropic/claude-sonnet-4", prompt="hi", max_tokens=5)
+        user.openai_client().completions.create(model="anthropic/claude-sonnet-4", prompt="hi", max_tokens=5)
     assert unserved.value.status_code == 503 and "No provider serves" in str(unserved.value)
     assert user.generations() == [] and user.ledger_sum() == 5_000_000_000
 
@@ -187,7 +184,7 @@ def test_a_model_without_a_completions_endpoint_is_a_404_naming_those_with_one(u
 def test_embeddings_base64_with_dimensions_fall_back_and_are_charged_on_input_tokens(
         user: Account, upstream: MockUpstream) -> None:
     # the SDK asks for base64 unless told otherwise, and decodes it into floats
-    reply = sdk(user).embeddings.create(model="test/embed", input=["one two", "three"], dimensions=6,
+    reply = user.openai_client().embeddings.create(model="test/embed", input=["one two", "three"], dimensions=6,
                                         extra_body=ORDER)
     assert [d.embedding for d in reply.data] == [[7.0, 0.0, 0.5, -1.0, 0.25, 0.25], [5.0, 1.0, 0.5, -1.0, 0.25, 0.25]]
     assert [d.index for d in reply.data] == [0, 1]
@@ -204,7 +201,7 @@ def test_embeddings_base64_with_dimensions_fall_back_and_are_charged_on_input_to
 
 
 def test_embeddings_as_floats_of_token_ids(user: Account, upstream: MockUpstream) -> None:
-    reply = sdk(user).embeddings.create(model="test/embed", input=[[1, 2, 3], [4, 5]], encoding_format="float",
+    reply = user.openai_client().embeddings.create(model="test/embed", input=[[1, 2, 3], [4, 5]], encoding_format="float",
                                         extra_body=ORDER)
     assert [d.embedding for d in reply.data] == [[3.0, 0.0, 0.5, -1.0], [2.0, 1.0, 0.5, -1.0]]
     assert upstream.requests[-1]["input"] == [[1, 2, 3], [4, 5]]
@@ -213,7 +210,7 @@ def test_embeddings_as_floats_of_token_ids(user: Account, upstream: MockUpstream
 
 
 def test_embeddings_without_upstream_usage_are_estimated_and_charged(user: Account) -> None:
-    reply = sdk(user).embeddings.create(model="test/embed-estimated", input="four words in here")
+    reply = user.openai_client().embeddings.create(model="test/embed-estimated", input="four words in here")
     assert reply.data[0].embedding == [18.0, 0.0, 0.5, -1.0]
     # routeway's estimate (transform/tokens.py): "four" "wo|rds" "in" "here", at $1/M
     assert reply.usage.prompt_tokens == 5
@@ -223,7 +220,7 @@ def test_embeddings_without_upstream_usage_are_estimated_and_charged(user: Accou
 
 
 def test_an_answer_with_a_vector_missing_falls_back(user: Account) -> None:
-    reply = sdk(user).embeddings.create(model="test/embed-short", input=["a", "b"], encoding_format="float",
+    reply = user.openai_client().embeddings.create(model="test/embed-short", input=["a", "b"], encoding_format="float",
                                         extra_body=ORDER)
     assert len(reply.data) == 2
     stored = record(user, reply.id)
@@ -250,10 +247,10 @@ def test_bad_embeddings_requests_are_a_400_naming_the_field(user: Account, body:
 
 def test_embeddings_need_an_embeddings_endpoint(user: Account) -> None:
     with pytest.raises(openai.NotFoundError) as refused:
-        sdk(user).embeddings.create(model="test/echo", input="hi")
+        user.openai_client().embeddings.create(model="test/echo", input="hi")
     assert "POST /embeddings" in str(refused.value) and "test/embed" in str(refused.value)
     with pytest.raises(openai.NotFoundError) as no_chat:
-        sdk(user).chat.completions.create(model="test/embed", messages=[{"role": "user", "content": "hi"}])
+        user.openai_client().chat.completions.create(model="test/embed", messages=[{"role": "user", "content": "hi"}])
     assert "does not serve chat (it serves embeddings)" in str(no_chat.value)
 
 
@@ -268,7 +265,7 @@ def test_embedding_models_are_listed_apart(apis_gateway: Gateway) -> None:
 
 
 def test_the_model_page_shows_an_embedding_models_route_and_usage(user: Account) -> None:
-    reply = sdk(user).embeddings.create(model="test/embed", input="page view", extra_body=ORDER)
+    reply = user.openai_client().embeddings.create(model="test/embed", input="page view", extra_body=ORDER)
     assert reply.usage.prompt_tokens == 2
     page = httpx.get(user.gateway.url + "/models/test/embed")
     assert page.status_code == 200
@@ -294,8 +291,8 @@ def test_a_completion_comes_back_as_the_engine_wrote_it_whatever_its_dialect(use
     the prompt's continuation, so its <think> and <tool_call> text stays text."""
     prompt = '<think>hmm</think> <tool_call>{"name": "f", "arguments": {}}</tool_call>'
     if stream:
-        chunks = sdk(user).completions.create(model="test/instruct-hermes", prompt=prompt, max_tokens=50, stream=True)
+        chunks = user.openai_client().completions.create(model="test/instruct-hermes", prompt=prompt, max_tokens=50, stream=True)
         text = "".join(c.choices[0].text for c in chunks if c.choices)
     else:
-        text = sdk(user).completions.create(model="test/instruct-hermes", prompt=prompt, max_tokens=50).choices[0].text
+        text = user.openai_client().completions.create(model="test/instruct-hermes", prompt=prompt, max_tokens=50).choices[0].text
     assert text == " echo: " + prompt

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 
 import httpx
-import openai
 import pytest
 
 from tests.conftest import Gateway, start_gateway, stop_gateway
@@ -80,7 +79,7 @@ def local_gateway(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_chat_through_routeway_matches_the_engine(engine: str, local_gateway: Gateway) -> None:
     direct = httpx.post(engine + "/chat/completions", json={"model": "tiny", **REQUEST}, timeout=60).json()
     account = local_gateway.account(credits=1)
-    client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    client = account.openai_client()
     reply = client.chat.completions.create(model="local/tiny", **REQUEST)
     assert reply.choices[0].message.content == direct["choices"][0]["message"]["content"]
     assert reply.choices[0].finish_reason in ("stop", "length")
@@ -103,7 +102,7 @@ def test_stream_through_routeway_matches_the_engine(engine: str, local_gateway: 
                 for choice in json.loads(line[6:])["choices"]:
                     direct += choice["delta"].get("content") or ""
     account = local_gateway.account(credits=1)
-    client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    client = account.openai_client()
     chunks = list(client.chat.completions.create(model="local/tiny", stream=True, **REQUEST))
     relayed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert relayed == direct and relayed
@@ -121,7 +120,7 @@ WEATHER = [{"type": "function", "function": {"name": "get_weather", "parameters"
 @pytest.mark.parametrize("stream", [False, True])
 def test_real_engine_hermes_text_becomes_reasoning_and_a_tool_call(local_gateway: Gateway, stream: bool) -> None:
     account = local_gateway.account(credits=1)
-    client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    client = account.openai_client()
     request = {"model": "local/tiny-hermes", "messages": [{"role": "user", "content": "Weather in Paris?"}],
                "max_tokens": 120, "tools": WEATHER}
     if not stream:

@@ -72,7 +72,7 @@ def gateway(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[G
 @pytest.fixture()
 def client(gateway: Gateway) -> openai.OpenAI:
     account = gateway.account(credits=1)
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    return account.openai_client()
 
 
 def test_a_text_completion_is_the_engines(engine: str, client: openai.OpenAI) -> None:

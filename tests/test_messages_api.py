@@ -12,11 +12,10 @@ from typing import Any
 
 import anthropic as anthropic_sdk
 import httpx
-import openai
 import pytest
 
 from tests.conftest import Account, Gateway, start_gateway, stop_gateway, write_config
-from tests.support.anthropic_upstream import MockAnthropic
+from tests.support.anthropic_upstream import KEY_ENV, PARAMETERS, MockAnthropic, anthropic_config
 from tests.support.upstream import MockUpstream
 
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
@@ -28,15 +27,10 @@ CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</
 def messages_gateway(upstream: MockUpstream, anthropic: MockAnthropic,
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("messages")
-    extra = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'
-             f'base_url = "{anthropic.base_url}"\napi_key_env = "TEST_ANTHROPIC_KEY"\n']
-    for model, upstream_model in (("test/claude-tool", "claude-tool"), ("test/claude-echo", "claude-echo")):
-        extra.append(f'[[models]]\nid = "{model}"\ncontext_length = 200000\nprompt_price = "3"\n'
-                     'completion_price = "15"\nsupported_parameters = ["max_tokens", "tools", "tool_choice",'
-                     ' "reasoning", "temperature", "stop"]\n')
-        extra.append(f'[[endpoints]]\nmodel = "{model}"\nprovider = "anthropic"\nupstream_model = "{upstream_model}"\n')
-    config = write_config(root / "routeway.toml", upstream.base_url, "\n" + "\n".join(extra))
-    gateway = start_gateway(config, root / "data", {"TEST_ANTHROPIC_KEY": "test-anthropic-key"})
+    extra = anthropic_config(anthropic.base_url, (("test/claude-tool", "claude-tool"), ("test/claude-echo", "claude-echo")),
+                             (*PARAMETERS, "stop"))
+    config = write_config(root / "routeway.toml", upstream.base_url, "\n" + extra)
+    gateway = start_gateway(config, root / "data", KEY_ENV)
     yield gateway
     stop_gateway(gateway)
 
@@ -181,7 +175,7 @@ def test_money_and_records_match_chat_completions(account: Account, upstream: Mo
         {"role": "user", "content": [{"type": "text", "text": "So what is it like?"}]}]
     tool = {"type": "function", "function": {"name": "get_weather", "description": WEATHER["description"],
                                              "parameters": WEATHER["input_schema"]}}
-    oa = openai.OpenAI(base_url=account.gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    oa = account.openai_client()
     via_chat = oa.chat.completions.create(model="test/say-hermes", max_tokens=300, messages=chat_history, tools=[tool],
                                           stream=True, stream_options={"include_usage": True})
     chunks = list(via_chat)

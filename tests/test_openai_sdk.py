@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import httpx
-import openai
 import pytest
 
 from tests.conftest import Account
 
 
-def client(account: Account) -> openai.OpenAI:
-    return openai.OpenAI(base_url=account.gateway.url + "/v1", api_key=account.api_key, max_retries=0)
-
-
 def test_chat(account: Account) -> None:
-    reply = client(account).chat.completions.create(
+    reply = account.openai_client().chat.completions.create(
         model="test/echo", messages=[{"role": "user", "content": "hello there"}], max_tokens=50,
         extra_headers={"HTTP-Referer": "https://app.example", "X-Title": "Example App"})
     assert reply.id.startswith("gen-")
@@ -38,7 +33,7 @@ def test_chat(account: Account) -> None:
 
 
 def test_streamed_chat(account: Account) -> None:
-    stream = client(account).chat.completions.create(
+    stream = account.openai_client().chat.completions.create(
         model="test/echo", messages=[{"role": "user", "content": "one two three"}], stream=True, max_tokens=50)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -52,7 +47,7 @@ def test_streamed_chat(account: Account) -> None:
 
 
 def test_reasoning_content_is_normalized(account: Account) -> None:
-    reply = client(account).chat.completions.create(
+    reply = account.openai_client().chat.completions.create(
         model="test/reasoning", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
     message = reply.choices[0].message.model_extra
     assert message["reasoning"] == "think think think "
@@ -61,7 +56,7 @@ def test_reasoning_content_is_normalized(account: Account) -> None:
 
 
 def test_models_list(account: Account) -> None:
-    models = {m.id: m for m in client(account).models.list()}
+    models = {m.id: m for m in account.openai_client().models.list()}
     hermes = models["nousresearch/hermes-4-70b"]
     assert hermes.model_extra["name"] == "Nous: Hermes 4 70B"
     assert hermes.model_extra["context_length"] == 131072

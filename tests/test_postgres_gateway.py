@@ -11,29 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
-import psycopg
 import pytest
 
 from tests.conftest import Account, Gateway, free_port, start_gateway, stop_gateway, write_config
-from tests.support.postgres import OwnServer, ThrowawayDatabase, available, wait_until
+from tests.support.postgres import OwnServer, ThrowawayDatabase, available, rows, wait_until
 from tests.support.upstream import MockUpstream
 
 NANO = 1e9
 
 pytestmark = pytest.mark.skipif(not available(), reason="no PostgreSQL on 127.0.0.1:5432")
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[ThrowawayDatabase]:
-    throwaway = ThrowawayDatabase()
-    yield throwaway
-    throwaway.drop()
-
-
-def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def assert_books_agree(url: str, account: Account) -> dict[str, Any]:
@@ -67,7 +53,7 @@ def test_chat_through_the_openai_sdk_on_postgresql(upstream: MockUpstream, datab
     gateway = start_gateway(config, tmp_path / "data", {"ROUTEWAY_DATABASE_URL": url})
     try:
         account = gateway.account(credits=1.0)
-        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+        client = account.openai_client()
 
         def one(i: int) -> str:
             messages = [{"role": "user", "content": f"hello {i}"}]

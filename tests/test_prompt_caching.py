@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from routeway.ledger.bound import TokenBound
@@ -66,9 +65,6 @@ def account(claude_gateway: Gateway) -> Account:
     return claude_gateway.account(credits=5)
 
 
-def _client(account: Account) -> openai.OpenAI:
-    return openai.OpenAI(base_url=account.gateway.url + "/v1", api_key=account.api_key, max_retries=0)
-
 
 def _charges(account: Account) -> list[int]:
     return [-row[0] for row in account.gateway.rows(
@@ -83,7 +79,7 @@ def test_cache_control_reaches_the_anthropic_upstream(account: Account, anthropi
                                                                                                  "ttl": "1h"}},
                                      {"type": "text", "text": "the question"}]},
     ]
-    _client(account).chat.completions.create(model="anthropic/claude-sonnet-4", max_tokens=100, messages=messages)
+    account.openai_client().chat.completions.create(model="anthropic/claude-sonnet-4", max_tokens=100, messages=messages)
     sent = anthropic.requests[-1]
     assert sent["system"] == [{"type": "text", "text": "A long, stable preamble.", "cache_control": EPHEMERAL},
                               {"type": "text", "text": "Today's note."}]
@@ -91,14 +87,14 @@ def test_cache_control_reaches_the_anthropic_upstream(account: Account, anthropi
         {"type": "text", "text": "a big document", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
         {"type": "text", "text": "the question"}]}]
     # without a breakpoint the system prompt stays one string, as before
-    _client(account).chat.completions.create(model="anthropic/claude-sonnet-4", max_tokens=100, messages=[
+    account.openai_client().chat.completions.create(model="anthropic/claude-sonnet-4", max_tokens=100, messages=[
         {"role": "system", "content": "Be terse."}, {"role": "user", "content": "hi"}])
     assert anthropic.requests[-1]["system"] == "Be terse."
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_cached_prompt_tokens_are_billed_at_the_cache_prices(account: Account, stream: bool) -> None:
-    client = _client(account)
+    client = account.openai_client()
     for model, expected in (("anthropic/claude-sonnet-4", SONNET_COST), ("test/claude-priced", CONFIGURED_COST)):
         messages: Any = [{"role": "user", "content": "hello"}]
         if stream:

@@ -18,12 +18,9 @@ WEATHER = [{"type": "function", "function": {"name": "get_weather", "description
 CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris \\"Ville\\" {1}"}}\n</tool_call>'
 
 
-def sdk(account: Account) -> openai.OpenAI:
-    return openai.OpenAI(base_url=account.gateway.url + "/v1", api_key=account.api_key, max_retries=0)
-
 
 def raw(account: Account, text: str, **extra: object) -> openai.types.chat.ChatCompletion:
-    return sdk(account).chat.completions.create(model="test/say-hermes", messages=[{"role": "user", "content": text}],
+    return account.openai_client().chat.completions.create(model="test/say-hermes", messages=[{"role": "user", "content": text}],
                                                 max_tokens=300, **extra)
 
 
@@ -50,7 +47,7 @@ def test_tool_calls_after_thinking(account: Account, upstream: MockUpstream) -> 
 
 
 def test_streamed_tool_calls_through_the_openai_sdk(account: Account) -> None:
-    stream = sdk(account).chat.completions.create(
+    stream = account.openai_client().chat.completions.create(
         model="test/say-hermes", messages=[{"role": "user", "content": "<think>Need weather.</think>\n" + CALL + CALL}],
         max_tokens=300, tools=WEATHER, stream=True)
     calls: dict[int, dict[str, str]] = {}
@@ -105,7 +102,7 @@ def test_history_is_rendered_in_hermes_conventions(account: Account, upstream: M
         {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "sunny"},
         {"role": "user", "content": "Thanks"},
     ]
-    sdk(account).chat.completions.create(model="test/say-hermes", messages=messages, max_tokens=50, tools=WEATHER)
+    account.openai_client().chat.completions.create(model="test/say-hermes", messages=messages, max_tokens=50, tools=WEATHER)
     sent = upstream.requests[-1]["messages"]
     assistant = next(m for m in sent if m["role"] == "assistant")
     assert assistant["content"] == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
@@ -120,10 +117,10 @@ class Person(pydantic.BaseModel):
 
 
 def test_openai_sdk_parse_with_a_pydantic_model(account: Account) -> None:
-    parsed = sdk(account).chat.completions.parse(model="test/say", response_format=Person, max_tokens=100,
+    parsed = account.openai_client().chat.completions.parse(model="test/say", response_format=Person, max_tokens=100,
                                                  messages=[{"role": "user", "content": '{"name": "Ada", "age": 36}'}])
     assert parsed.choices[0].message.parsed == Person(name="Ada", age=36)
-    through_hermes = sdk(account).chat.completions.parse(
+    through_hermes = account.openai_client().chat.completions.parse(
         model="test/say-hermes", response_format=Person, max_tokens=100,
         messages=[{"role": "user", "content": '<think>JSON it is.</think>{"name": "Bo", "age": 7}'}])
     assert through_hermes.choices[0].message.parsed == Person(name="Bo", age=7)

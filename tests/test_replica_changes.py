@@ -7,33 +7,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from tests.conftest import start_gateway, stop_gateway, write_config
 from tests.support.otlp_receiver import Receiver
-from tests.support.postgres import ThrowawayDatabase, available
+from tests.support.postgres import ThrowawayDatabase, available, rows
 from tests.support.upstream import MockUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not available(), reason="no PostgreSQL on 127.0.0.1:5432")]
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[ThrowawayDatabase]:
-    throwaway = ThrowawayDatabase()
-    yield throwaway
-    throwaway.drop()
-
-
-def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def test_key_changes_at_once_through_two_replicas_all_succeed_and_reach_both(

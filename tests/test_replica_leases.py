@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from openai import APIStatusError, OpenAI
 
 from tests.conftest import start_gateway, stop_gateway, write_config
-from tests.support.postgres import ThrowawayDatabase, available
+from tests.support.postgres import ThrowawayDatabase, available, rows
 from tests.support.upstream import MockUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not available(), reason="no PostgreSQL on 127.0.0.1:5432")]
 
 BODY: dict[str, Any] = {"model": "test/echo", "messages": [{"role": "user", "content": "hello there"}],
                         "max_tokens": 10}
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[ThrowawayDatabase]:
-    throwaway = ThrowawayDatabase()
-    yield throwaway
-    throwaway.drop()
-
-
-def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def hammer(urls: list[str], keys: list[str], requests: int) -> list[tuple[int, str | None]]:

@@ -19,7 +19,7 @@ import pytest
 from openai.types.responses import Response as OpenAIResponse, ResponseStreamEvent
 
 from tests.conftest import Account, Gateway, start_gateway, stop_gateway
-from tests.support.anthropic_upstream import MockAnthropic
+from tests.support.anthropic_upstream import KEY_ENV, MockAnthropic, anthropic_config
 from tests.support.upstream import MockUpstream
 
 WEATHER = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
@@ -196,15 +196,9 @@ def test_every_event_and_response_holds_to_the_sdk_types(account: Account, model
 @pytest.fixture(scope="module")
 def claude_gateway(anthropic: MockAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     root = tmp_path_factory.mktemp("responses-anthropic")
-    lines = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'
-             f'base_url = "{anthropic.base_url}"\napi_key_env = "TEST_ANTHROPIC_KEY"\n']
-    for model, upstream in (("test/claude-echo", "claude-echo"), ("test/claude-tool", "claude-tool"),
-                            ("test/claude-agent", "claude-agent")):
-        lines.append(f'[[models]]\nid = "{model}"\ncontext_length = 200000\nprompt_price = "3"\ncompletion_price = "15"\n'
-                     'supported_parameters = ["max_tokens", "tools", "tool_choice", "reasoning", "temperature"]\n')
-        lines.append(f'[[endpoints]]\nmodel = "{model}"\nprovider = "anthropic"\nupstream_model = "{upstream}"\n')
-    (root / "routeway.toml").write_text("\n".join(lines))
-    gateway = start_gateway(root / "routeway.toml", root / "data", {"TEST_ANTHROPIC_KEY": "test-anthropic-key"})
+    (root / "routeway.toml").write_text(anthropic_config(anthropic.base_url, (
+        ("test/claude-echo", "claude-echo"), ("test/claude-tool", "claude-tool"), ("test/claude-agent", "claude-agent"))))
+    gateway = start_gateway(root / "routeway.toml", root / "data", KEY_ENV)
     yield gateway
     stop_gateway(gateway)
 

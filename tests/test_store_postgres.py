@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -32,13 +31,6 @@ from tests.test_store_repositories import entry, generation, key_row
 pytestmark = pytest.mark.skipif(not available(), reason="no PostgreSQL on 127.0.0.1:5432")
 
 
-@pytest.fixture(scope="module")
-def database() -> Iterator[ThrowawayDatabase]:
-    throwaway = ThrowawayDatabase()
-    yield throwaway
-    throwaway.drop()
-
-
 @pytest.fixture()
 def pg_url(database: ThrowawayDatabase, tmp_path: Path) -> str:
     return database.url_for(str(tmp_path))
@@ -51,7 +43,9 @@ def test_both_stores_have_every_member_of_the_store_interface(implementation: ty
             continue
         found = getattr(implementation, name, None)
         if isinstance(wanted, property):  # a property, or an attribute set in __init__
-            assert isinstance(found, property) or f"self.{name} = " in inspect.getsource(implementation.__init__), name  # type: ignore[misc]
+            initialisers = [inspect.getsource(cls.__init__) for cls in implementation.__mro__ if "__init__" in vars(cls)
+                            and cls is not object]
+            assert isinstance(found, property) or any(f"self.{name} = " in source for source in initialisers), name
         else:
             assert found is not None, f"{implementation.__name__} has no {name}"
             assert list(inspect.signature(found).parameters) == list(inspect.signature(wanted).parameters), name

@@ -65,7 +65,7 @@ def test_error_after_the_first_byte_arrives_as_an_error_chunk(account: Account) 
 
 
 def test_openai_sdk_raises_on_a_mid_stream_error(account: Account) -> None:
-    client = openai.OpenAI(base_url=account.gateway.url + "/v1", api_key=account.api_key, max_retries=0)
+    client = account.openai_client()
     with pytest.raises(openai.APIError):
         for _ in client.chat.completions.create(**body("midstream-error"), stream=True):
             pass

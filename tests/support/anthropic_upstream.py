@@ -13,11 +13,29 @@ after the first text (as a proxy in front of Anthropic might). Requests and thei
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from tests.support.loopback import LoopbackServer
+
+# The provider entry reads its key from this variable; the mock takes any key but the adapter needs one.
+KEY_ENV = {"TEST_ANTHROPIC_KEY": "test-anthropic-key"}
+PARAMETERS = ("max_tokens", "tools", "tool_choice", "reasoning", "temperature")
+
+
+def anthropic_config(base_url: str, endpoints: Iterable[tuple[str, str]], parameters: Sequence[str] = PARAMETERS) -> str:
+    """routeway.toml text: an ``anthropic`` provider at ``base_url`` with an endpoint for each (model, upstream
+    model); a ``test/`` model, not in the catalogue, gets a model entry priced like Claude Sonnet ($3 / $15)."""
+    lines = [f'[[providers]]\nname = "anthropic"\ndisplay_name = "Anthropic"\nkind = "anthropic"\n'
+             f'base_url = "{base_url}"\napi_key_env = "TEST_ANTHROPIC_KEY"\n']
+    for model, upstream_model in endpoints:
+        if model.startswith("test/"):
+            lines.append(f'[[models]]\nid = "{model}"\ncontext_length = 200000\nprompt_price = "3"\n'
+                         f'completion_price = "15"\nsupported_parameters = {json.dumps(list(parameters))}\n')
+        lines.append(f'[[endpoints]]\nmodel = "{model}"\nprovider = "anthropic"\nupstream_model = "{upstream_model}"\n')
+    return "\n".join(lines)
 
 
 class MockAnthropic(LoopbackServer):

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -56,6 +57,12 @@ class ThrowawayDatabase:
             with psycopg.connect(f"{self.server}/test", autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             self.name = None
+
+
+def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """What ``sql`` returns from the database at ``url``, read on a connection of its own."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def _as_postgres(*command: str) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import json
 from typing import Any, Literal
 
 from routeway.errors import APIError
+from routeway.transform.normalize import assistant_message
 from routeway.wire.chat import ChatRequest, FunctionSpec, Reasoning, Tool as ChatTool
 from routeway.wire.messages import CountTokensRequest, MessagesRequest, Thinking, Tool, ToolChoice
 
@@ -176,14 +177,7 @@ def _assistant(content: list[Any], where: str) -> list[dict[str, Any]]:
                           "function": {"name": name, "arguments": json.dumps(block.get("input") or {})}})
         else:
             raise _invalid(f"{at}.type", f"{kind!r} cannot be part of an assistant message here")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
-    if thoughts:
-        message["reasoning"] = "".join(thoughts)
-    if details:
-        message["reasoning_details"] = details
-    if calls:
-        message["tool_calls"] = calls
-    return [message]
+    return [assistant_message(texts, thoughts, details, calls)]
 
 
 def _part(kind: str, block: dict[str, Any], at: str) -> dict[str, Any]:

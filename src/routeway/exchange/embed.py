@@ -3,16 +3,16 @@ keepalives to the client meanwhile), read its vectors and its usage — input to
 
 from __future__ import annotations
 
-import time
 from array import array
 from typing import Any
 
 from routeway.exchange.core import Exchange
 from routeway.exchange.events import Vectors
-from routeway.providers import UpstreamError, embed
+from routeway.exchange.whole import checked_usage, first_whole
+from routeway.providers import embed
 from routeway.routing.plan import Attempt
 from routeway.transform import embeddings
-from routeway.transform.usage import MalformedUsage, UsageCounts
+from routeway.transform.usage import UsageCounts
 from routeway.wire.embeddings import EmbeddingsRequest, Input
 
 
@@ -24,23 +24,13 @@ async def vectors(ex: Exchange, request: EmbeddingsRequest, inputs: list[Input])
         answer = await embed(ex.services.adapters[attempt.endpoint.provider.name], attempt.endpoint, body)
         entry["status"] = 200  # an adapter answers only a 200 (any other status is an UpstreamError)
         found = embeddings.vectors(answer, len(inputs))
-        try:
-            usage = UsageCounts.from_upstream(answer.get("usage"))
-        except MalformedUsage as bad:
-            ex.note_usage_rejected(attempt, bad.reason)
-            raise UpstreamError(502, f"upstream answered with malformed usage: {bad}") from None
-        return found, usage, answer.get("id")
+        return found, checked_usage(ex, attempt, answer.get("usage")), answer.get("id")
 
-    finished, result = await ex.client.unless_gone(ex.first_answer(fetch), keepalive=True)
-    assert ex.record is not None or not finished
-    if not finished:
-        ex.client_left = True
-        if ex.record is not None:
-            ex.record.cancelled = True
+    result = await first_whole(ex, fetch)
+    if result is None:
         return None
-    assert result is not None and ex.record is not None
+    assert ex.record is not None
     found, usage, upstream_id = result
-    ex.first_token = time.monotonic()
     ex.record.upstream_id = upstream_id if isinstance(upstream_id, str) else None
     if usage is not None:
         usage.completion = usage.reasoning = 0  # an embedding produces no tokens: only its input is billed

@@ -4,7 +4,8 @@ with keepalives to the client meanwhile), normalize it into an ``Answer`` and ch
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from routeway.errors import APIError
 from routeway.exchange.core import Exchange
@@ -16,19 +17,40 @@ from routeway.transform.normalize import normalize_message
 from routeway.transform.reasoning import finish_reasoning
 from routeway.transform.usage import MalformedUsage, UsageCounts
 
+T = TypeVar("T")
 
-async def complete(ex: Exchange) -> Answer | None:
-    """The normalized answer, or None when the client left first (the record is then cancelled)."""
-    finished, answer = await ex.client.unless_gone(ex.first_answer(lambda a, entry: _fetch(ex, a, entry)),
-                                                   keepalive=True)
+
+async def first_whole(ex: Exchange, fetch: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T | None:
+    """What ``fetch`` got from the first endpoint that answered (falling back until one does, with keepalives
+    to the client meanwhile), or None when the client left first (the record is then cancelled)."""
+    finished, result = await ex.client.unless_gone(ex.first_answer(fetch), keepalive=True)
     if not finished:
         ex.client_left = True
         if ex.record is not None:
             ex.record.cancelled = True
         return None
-    assert answer is not None and ex.record is not None
-    upstream, ex.usage = answer
+    assert result is not None and ex.record is not None
     ex.first_token = time.monotonic()
+    return result
+
+
+def checked_usage(ex: Exchange, attempt: Attempt, usage: Any) -> UsageCounts | None:
+    """An answer's usage counts. Malformed usage makes the whole answer malformed: a 502 that falls back to
+    the next endpoint and costs the client nothing."""
+    try:
+        return UsageCounts.from_upstream(usage)
+    except MalformedUsage as bad:
+        ex.note_usage_rejected(attempt, bad.reason)
+        raise UpstreamError(502, f"upstream answered with malformed usage: {bad}") from None
+
+
+async def complete(ex: Exchange) -> Answer | None:
+    """The normalized answer, or None when the client left first (the record is then cancelled)."""
+    answer = await first_whole(ex, lambda attempt, entry: _fetch(ex, attempt, entry))
+    if answer is None:
+        return None
+    assert ex.record is not None
+    upstream, ex.usage = answer
     choices: list[Choice] = []
     for position, choice in enumerate(upstream.get("choices") or []):
         message = choice.get("message") or {}
@@ -72,16 +94,10 @@ def _check_json(ex: Exchange, choices: list[Choice]) -> None:
 
 
 async def _fetch(ex: Exchange, attempt: Attempt, entry: dict[str, Any]) -> tuple[dict[str, Any], UsageCounts | None]:
-    """The answer and its usage. Malformed usage makes the whole answer malformed: a 502 that
-    falls back to the next endpoint and costs the client nothing."""
     call = await ex.open_upstream(attempt, False, entry)
     entry["status"] = call.upstream_status
     try:
         answer = await call.json()
     finally:
         call.close()
-    try:
-        return answer, UsageCounts.from_upstream(answer.get("usage"))
-    except MalformedUsage as bad:
-        ex.note_usage_rejected(attempt, bad.reason)
-        raise UpstreamError(502, f"upstream answered with malformed usage: {bad}") from None
+    return answer, checked_usage(ex, attempt, answer.get("usage"))

@@ -140,16 +140,10 @@ class Leases:
                 if need <= 0:
                     return
                 free = self.free_seen[account.id] = await self.rows.account_free(account.id)
-                grant = slice_size(need, free, self.processes)
-                if grant <= 0:
+                added = await self._take_slice(lease_id, account.id, None, 0, need, free)
+                if added is None:
                     return
-                expires = now_ms() + LEASE_TTL_MS
-                await self.store.write([
-                    self.rows.lock_account(account.id),
-                    self.rows.open(LeaseRow(lease_id, self.holder, account.id, None, 0, 0, 0, expires)),
-                    self.rows.grow_account(lease_id, self.holder, account.id, grant, expires)])
-                added = await self._granted_since(lease_id)  # first: charges may land during the await
-                account.leased = (account.leased or 0) + added
+                account.leased = (account.leased or 0) + added  # after the await: charges may land during it
 
     async def _grow_key(self, account: AccountState, key: KeyState, amount: int) -> None:
         async with self._lock(f"k/{key.hash}"):
@@ -170,15 +164,9 @@ class Leases:
                 if need <= 0:
                     return
                 free = self.free_seen[key.hash] = await self.rows.key_free(account.id, key.hash, window)
-                grant = slice_size(need, free, self.processes)
-                if grant <= 0:
+                added = await self._take_slice(lease_id, account.id, key.hash, window, need, free)
+                if added is None:
                     return
-                expires = now_ms() + LEASE_TTL_MS
-                await self.store.write([
-                    self.rows.lock_account(account.id),
-                    self.rows.open(LeaseRow(lease_id, self.holder, account.id, key.hash, window, 0, 0, expires)),
-                    self.rows.grow_key(lease_id, self.holder, account.id, key.hash, window, grant, expires)])
-                added = await self._granted_since(lease_id)
                 key.leased = (key.leased or 0) + added
 
     async def _grow_budget(self, account: AccountState, key: KeyState, budget: Budget, amount: int) -> None:
@@ -230,6 +218,21 @@ class Leases:
             lease[1] += amount
             raise
         self.granted[lease_id] -= amount
+    async def _take_slice(self, lease_id: str, account_id: str, key_hash: str | None, window: int, need: int,
+                          free: int) -> int | None:
+        """Grow an account's lease (``key_hash`` None) or a key's by a slice of ``free`` toward ``need``: what
+        the lease gained (0 when another process's grow took the credit first), None when there is none to take."""
+        grant = slice_size(need, free, self.processes)
+        if grant <= 0:
+            return None
+        expires = now_ms() + LEASE_TTL_MS
+        grow = (self.rows.grow_account(lease_id, self.holder, account_id, grant, expires) if key_hash is None
+                else self.rows.grow_key(lease_id, self.holder, account_id, key_hash, window, grant, expires))
+        await self.store.write([
+            self.rows.lock_account(account_id),
+            self.rows.open(LeaseRow(lease_id, self.holder, account_id, key_hash, window, 0, 0, expires)),
+            grow])
+        return await self._granted_since(lease_id)
 
     async def _granted_since(self, lease_id: str) -> int:
         """How much the last write added to the lease (0 when another process's grow took the credit first).

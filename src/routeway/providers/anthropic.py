@@ -14,6 +14,7 @@ from routeway.config import ProviderConfig
 from routeway.dialects.anthropic import DEFAULT_MAX_TOKENS
 from routeway.providers.base import RAW_SCAN, UpstreamError
 from routeway.providers.openai_compat import USER_AGENT, OpenAICall, OpenAICompatible
+from routeway.transform.normalize import assistant_message
 
 VERSION = "2023-06-01"
 FORMAT = "anthropic-claude-v1"
@@ -187,13 +188,7 @@ def from_anthropic(answer: dict[str, Any]) -> dict[str, Any]:
         elif kind == "tool_use":
             calls.append({"id": block.get("id"), "type": "function",
                           "function": {"name": block.get("name"), "arguments": json.dumps(block.get("input") or {})}})
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
-    if reasoning:
-        message["reasoning"] = "".join(reasoning)
-    if details:
-        message["reasoning_details"] = details
-    if calls:
-        message["tool_calls"] = calls
+    message = assistant_message(content, reasoning, details, calls)
     return {"id": answer.get("id"), "object": "chat.completion", "model": answer.get("model"),
             "choices": [{"index": 0, "message": message, "finish_reason": answer.get("stop_reason")}],
             "usage": usage_of(answer.get("usage"))}

@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from prometheus_client import Histogram
 from psycopg import conninfo as pg_conninfo, errors as pg_errors
 from psycopg.adapt import Dumper
 
 from routeway.store.base import Op, StoreUnwritable
 from routeway.store.migrations import MIGRATIONS
-from routeway.store.sqlite import COMMIT_BUCKETS, StoreUnavailable
-from routeway.store.writer import Writer
+from routeway.store.sqlite import StoreUnavailable
+from routeway.store.writer import Writer, WriterFront
 
 log = logging.getLogger("routeway.store")
 
@@ -164,18 +163,13 @@ class PostgresSession:
             self.conn.close()
 
 
-class PostgresStore:
+class PostgresStore(WriterFront):
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
-        self._writer: Writer | None = None
         self._local = threading.local()
         self._readers: list[psycopg.Connection[tuple[Any, ...]]] = []
         self._readers_lock = threading.Lock()
-        self.commit_seconds = Histogram("routeway_store_commit_seconds", "Duration of a group commit, fsync included",
-                                        buckets=COMMIT_BUCKETS, registry=None)
-        self.commit_batches = Histogram("routeway_store_commit_writes", "Writes (one per request that records"
-                                        " anything) carried by one group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128,
-                                                                                         256, 512), registry=None)
 
     def __repr__(self) -> str:
         return f"PostgresStore({describe_url(self.url)})"
@@ -197,32 +191,12 @@ class PostgresStore:
         self._writer = Writer(PostgresSession(self.url, conn), self.commit_seconds, self.commit_batches,
                               name="routeway-postgres-writer")
 
-    # ---- health: cheap attribute reads, for the request path and /health ---------------------------
-    @property
-    def writable(self) -> bool:
-        return self._writer is not None and self._writer.writable and not self._writer.stopped
-
-    @property
-    def problem(self) -> str | None:
-        if self._writer is None:
-            return "the store is not open"
-        return self._writer.problem
-
-    @property
-    def commits(self) -> int:
-        return self._writer.commits if self._writer is not None else 0
-
     async def write(self, ops: Sequence[Op]) -> None:
         """One write, replayed while it loses a race with another process (``lost_a_race``): a write is
         atomic (its own savepoint in the group commit), so a replay never applies part of it twice."""
         for attempt in range(RACE_RETRIES + 1):
-            if self._writer is None:
-                raise StoreUnwritable("the store is not open")
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            self._writer.submit(ops, future, loop)
             try:
-                await future
+                await super().write(ops)
                 return
             except psycopg.Error as exc:
                 if attempt == RACE_RETRIES or not lost_a_race(exc):
@@ -232,16 +206,12 @@ class PostgresStore:
     def write_now(self, ops: Sequence[Op]) -> None:
         """Blocking write for the CLI, through the same writer thread (replayed as ``write`` is)."""
         for attempt in range(RACE_RETRIES + 1):
-            if self._writer is None:
-                raise StoreUnwritable("the store is not open")
-            done = threading.Event()
-            errors: list[BaseException] = []
-            self._writer.submit(ops, (done, errors), None)
-            done.wait()
-            if not errors:
+            try:
+                super().write_now(ops)
                 return
-            if attempt == RACE_RETRIES or not lost_a_race(errors[0]):
-                raise errors[0]
+            except psycopg.Error as exc:
+                if attempt == RACE_RETRIES or not lost_a_race(exc):
+                    raise
             time.sleep(_backoff(attempt))
 
     def _reader(self) -> psycopg.Connection[tuple[Any, ...]]:

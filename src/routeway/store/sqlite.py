@@ -14,26 +14,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Histogram
-
-from routeway.store.base import Op, StoreUnwritable
 from routeway.store.migrations import MIGRATIONS
-from routeway.store.writer import SQLiteSession, WriteLock, Writer
+from routeway.store.writer import SQLiteSession, WriteLock, Writer, WriterFront
 
 log = logging.getLogger("routeway.store")
 
 # durability = "normal": how often the WAL's new commits are pushed to the disk in the background
 WAL_FLUSH_SECONDS = 0.05
-# 100 µs (a commit without fsync) to 1 s (a stalled disk)
-COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class StoreUnavailable(Exception):
     """This process cannot own the database: another one serves from it, or its folder is not ours."""
 
 
-class SQLiteStore:
+class SQLiteStore(WriterFront):
     def __init__(self, path: Path, synchronous: str = "full", group_member: bool = False) -> None:
+        super().__init__()
         self.path = Path(path)
         self._claim: int | None = None  # fd of the lock file while this process owns the database
         # A worker of ``serve --workers N``: its supervisor holds the claim for the whole group, and the
@@ -43,16 +39,9 @@ class SQLiteStore:
         # normal: commits reach the OS at once (survive a crash of routeway) and the disk within
         # WAL_FLUSH_SECONDS (a power loss can take the last ~50 ms); less latency per request (bench/NOTES.md)
         self.synchronous = {"full": "FULL", "normal": "NORMAL"}[synchronous]
-        self._writer: Writer | None = None
         self._flusher: threading.Thread | None = None
         self._stopping = threading.Event()
         self._local = threading.local()
-        # Observed once per group commit in the writer thread; /metrics exports them (api/metrics.py).
-        self.commit_seconds = Histogram("routeway_store_commit_seconds", "Duration of a group commit, fsync included",
-                                        buckets=COMMIT_BUCKETS, registry=None)
-        self.commit_batches = Histogram("routeway_store_commit_writes", "Writes (one per request that records"
-                                        " anything) carried by one group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128,
-                                                                                         256, 512), registry=None)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -135,40 +124,6 @@ class SQLiteStore:
         finally:
             if fd is not None:
                 os.close(fd)
-
-    # ---- health: cheap attribute reads, for the request path and /health ---------------------------
-    @property
-    def writable(self) -> bool:
-        return self._writer is not None and self._writer.writable and not self._writer.stopped
-
-    @property
-    def problem(self) -> str | None:
-        if self._writer is None:
-            return "the store is not open"
-        return self._writer.problem
-
-    @property
-    def commits(self) -> int:
-        return self._writer.commits if self._writer is not None else 0
-
-    async def write(self, ops: Sequence[Op]) -> None:
-        if self._writer is None:
-            raise StoreUnwritable("the store is not open")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._writer.submit(ops, future, loop)
-        await future
-
-    def write_now(self, ops: Sequence[Op]) -> None:
-        """Blocking write for the CLI, through the same writer thread."""
-        if self._writer is None:
-            raise StoreUnwritable("the store is not open")
-        done = threading.Event()
-        errors: list[BaseException] = []
-        self._writer.submit(ops, (done, errors), None)
-        done.wait()
-        if errors:
-            raise errors[0]
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -377,3 +377,58 @@ def _resolve(waiters: list[tuple[asyncio.Future[None], BaseException | None]]) -
             waiter.set_result(None)
         else:
             waiter.set_exception(outcome)
+
+
+# 100 µs (a commit without fsync) to 1 s (a stalled disk)
+COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class WriterFront:
+    """The side of a store (SQLite's or PostgreSQL's) that its Writer thread serves: the group-commit
+    histograms, health read straight off the writer, and one write handed to the thread and awaited."""
+
+    def __init__(self) -> None:
+        self._writer: Writer | None = None
+        # Observed once per group commit in the writer thread; /metrics exports them (api/metrics.py).
+        self.commit_seconds = Histogram("routeway_store_commit_seconds", "Duration of a group commit, fsync included",
+                                        buckets=COMMIT_BUCKETS, registry=None)
+        self.commit_batches = Histogram("routeway_store_commit_writes", "Writes (one per request that records"
+                                        " anything) carried by one group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128,
+                                                                                         256, 512), registry=None)
+
+    # ---- health: cheap attribute reads, for the request path and /health ---------------------------
+    @property
+    def writable(self) -> bool:
+        return self._writer is not None and self._writer.writable and not self._writer.stopped
+
+    @property
+    def problem(self) -> str | None:
+        if self._writer is None:
+            return "the store is not open"
+        return self._writer.problem
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits if self._writer is not None else 0
+
+    def _open_writer(self) -> Writer:
+        if self._writer is None:
+            raise StoreUnwritable("the store is not open")
+        return self._writer
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        writer = self._open_writer()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        writer.submit(ops, future, loop)
+        await future
+
+    def write_now(self, ops: Sequence[Op]) -> None:
+        """Blocking write for the CLI, through the same writer thread."""
+        writer = self._open_writer()
+        done = threading.Event()
+        errors: list[BaseException] = []
+        writer.submit(ops, (done, errors), None)
+        done.wait()
+        if errors:
+            raise errors[0]

@@ -27,3 +27,17 @@ def normalize_message(message: dict[str, Any]) -> None:
             value = message.pop(alias)
             if value is not None and message.get("reasoning") is None:
                 message["reasoning"] = value
+
+
+def assistant_message(texts: list[str], reasoning: list[str], details: list[dict[str, Any]],
+                      calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat assistant message from the parts an Anthropic message's content blocks sort into (an upstream's
+    answer, a client's past turn): ``reasoning``, ``reasoning_details`` and ``tool_calls`` only when not empty."""
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if reasoning:
+        message["reasoning"] = "".join(reasoning)
+    if details:
+        message["reasoning_details"] = details
+    if calls:
+        message["tool_calls"] = calls
+    return message

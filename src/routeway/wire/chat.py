@@ -103,17 +103,9 @@ class UsageOption(Struct, omit_defaults=True):
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
-class ChatRequest(Struct, omit_defaults=True):
-    model: str | None = None
-    messages: Annotated[list[dict[str, Any]], Meta(max_length=MAX_MESSAGES)] | None = None
-    prompt: str | None = None
-    models: list[str] | None = None
-    provider: ProviderPreferences | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    usage: UsageOption | None = None
-    max_tokens: PositiveInt | None = None
-    max_completion_tokens: PositiveInt | None = None
+class SamplingParameters(Struct, omit_defaults=True):
+    """The sampling parameters chat and text completions both take, with the same bounds."""
+
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     top_p: Unit | None = None
     top_k: Annotated[int, Meta(ge=0)] | None = None
@@ -125,6 +117,19 @@ class ChatRequest(Struct, omit_defaults=True):
     seed: int | None = None
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
     logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None
+
+
+class ChatRequest(SamplingParameters, omit_defaults=True):
+    model: str | None = None
+    messages: Annotated[list[dict[str, Any]], Meta(max_length=MAX_MESSAGES)] | None = None
+    prompt: str | None = None
+    models: list[str] | None = None
+    provider: ProviderPreferences | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    usage: UsageOption | None = None
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     response_format: ResponseFormat | None = None

@@ -25,9 +25,17 @@ def refusal(exc: Exception) -> APIError:
     return APIError(400, "Request body is not usable JSON: arrays and objects are nested too deeply.")
 
 
+# One decoder per wire type, built on first use: a decoder reused decodes faster than ``msgspec.json.decode``.
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
 def decode(body: bytes, type_: type[Any]) -> Any:
+    """``body`` as a ``type_``, or the 400 that says why not."""
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
     try:
-        return msgspec.json.decode(body, type=type_)
+        return decoder.decode(body)
     except REFUSALS as exc:
         raise refusal(exc) from None
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import Meta, Struct
 
 from routeway.errors import APIError
 from routeway.wire.chat import MAX_DEPTH, MAX_MESSAGES, MAX_TOOLS, ProviderPreferences, _deeper_than
-from routeway.wire.decode import REFUSALS, refusal
+from routeway.wire.decode import decode
 
 PositiveInt = Annotated[int, Meta(ge=1)]
 MAX_STOP_SEQUENCES = 64
@@ -77,15 +76,8 @@ class CountTokensRequest(Struct, omit_defaults=True):
     thinking: Thinking | None = None
 
 
-_decoder = msgspec.json.Decoder(MessagesRequest)
-_count_decoder = msgspec.json.Decoder(CountTokensRequest)
-
-
 def parse_messages_request(body: bytes) -> MessagesRequest:
-    try:
-        request = _decoder.decode(body)
-    except REFUSALS as exc:
-        raise refusal(exc) from None
+    request: MessagesRequest = decode(body, MessagesRequest)
     _check(request, body)
     if not request.model and not request.models:
         raise APIError(400, "Invalid request: `model` is required (e.g. \"anthropic/claude-sonnet-4\")",
@@ -94,10 +86,7 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
 
 
 def parse_count_tokens_request(body: bytes) -> CountTokensRequest:
-    try:
-        request = _count_decoder.decode(body)
-    except REFUSALS as exc:
-        raise refusal(exc) from None
+    request: CountTokensRequest = decode(body, CountTokensRequest)
     _check(request, body)
     return request
 

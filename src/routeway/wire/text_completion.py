@@ -12,25 +12,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import Meta, Struct
 
 from routeway.errors import APIError
 from routeway.wire.chat import (
     ChatRequest,
-    Penalty,
     PositiveInt,
     ProviderPreferences,
     ResponseFormat,
+    SamplingParameters,
     StreamOptions,
-    Unit,
     UsageOption,
 )
 from routeway.wire.completion import ChoiceError
-from routeway.wire.decode import REFUSALS, refusal
+from routeway.wire.decode import decode
 
 
-class CompletionRequest(Struct, omit_defaults=True):
+class CompletionRequest(SamplingParameters, omit_defaults=True):
     model: str | None = None
     models: list[str] | None = None
     prompt: str | Annotated[list[str], Meta(min_length=1, max_length=1)] | None = None
@@ -39,17 +37,6 @@ class CompletionRequest(Struct, omit_defaults=True):
     stream_options: StreamOptions | None = None
     usage: UsageOption | None = None
     max_tokens: PositiveInt | None = None
-    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
-    top_p: Unit | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
-    frequency_penalty: Penalty | None = None
-    presence_penalty: Penalty | None = None
-    repetition_penalty: Annotated[float, Meta(gt=0, le=2)] | None = None
-    min_p: Unit | None = None
-    top_a: Unit | None = None
-    seed: int | None = None
-    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
-    logit_bias: dict[str, Annotated[float, Meta(ge=-100, le=100)]] | None = None
     logprobs: Annotated[int, Meta(ge=0, le=5)] | None = None
     echo: bool | None = None
     suffix: str | None = None
@@ -67,11 +54,8 @@ class CompletionRequest(Struct, omit_defaults=True):
         return ChatRequest(
             model=self.model, models=self.models, prompt=prompt, messages=[{"role": "user", "content": prompt}],
             provider=self.provider, stream=self.stream, stream_options=self.stream_options, usage=self.usage,
-            max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-            frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty,
-            repetition_penalty=self.repetition_penalty, min_p=self.min_p, top_a=self.top_a, seed=self.seed,
-            stop=self.stop, logit_bias=self.logit_bias, user=self.user, metadata=self.metadata,
-            transforms=self.transforms)
+            max_tokens=self.max_tokens, user=self.user, metadata=self.metadata, transforms=self.transforms,
+            **{name: getattr(self, name) for name in SamplingParameters.__struct_fields__})
 
     def upstream_fields(self) -> dict[str, Any]:
         """The text completion fields of its own, sent to ``/completions`` as they are."""
@@ -79,14 +63,8 @@ class CompletionRequest(Struct, omit_defaults=True):
         return {name: value for name, value in fields.items() if value is not None}
 
 
-_decoder = msgspec.json.Decoder(CompletionRequest)
-
-
 def parse_completion_request(body: bytes) -> CompletionRequest:
-    try:
-        request = _decoder.decode(body)
-    except REFUSALS as exc:
-        raise refusal(exc) from None
+    request: CompletionRequest = decode(body, CompletionRequest)
     if not request.model and not request.models:
         raise APIError(400, "Invalid request: `model` is required", metadata={"param": "model"})
     if request.prompt is None:
