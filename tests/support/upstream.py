@@ -81,6 +81,7 @@ class MockUpstream(LoopbackServer):
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.request_headers.append(dict(request.headers))  # the two lists stay in step (tests zip them)
         behaviour = body["model"].split("#")[0]
         if behaviour != "echo":
             return web.json_response({"error": {"message": "engine exploded"}}, status=500)
@@ -109,6 +110,7 @@ class MockUpstream(LoopbackServer):
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.request_headers.append(dict(request.headers))  # the two lists stay in step (tests zip them)
         behaviour = body["model"].split("#")[0]
         if behaviour not in ("embed", "embed-no-usage", "embed-short"):
             return web.json_response({"error": {"message": "engine exploded"}}, status=500)
