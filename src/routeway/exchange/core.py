@@ -61,7 +61,6 @@ class Exchange:
         self.body_bytes = body_bytes
         self.headers = headers
         self.client = client
-        self.api = api  # the inbound API the request came in by, for its record
         self.id = generation_id or new_generation_id()
         self.started = time.monotonic()
         self.attempt_began = self.started
@@ -83,17 +82,24 @@ class Exchange:
         # traces: None unless they are on (then observe/tracing.py is loaded); one attribute check when off
         self.trace: ExchangeTrace | None = services.tracing.begin(self) if services.tracing is not None else None
         request_id, parent = headers.get(REQUEST_ID), headers.get("traceparent")
-        if request_id is not None or parent is not None:  # upstream calls carry the request's id and trace
+        if parent is not None:  # upstream calls carry the request's id and trace
             state = tracestate(headers.get("tracestate"))
             UPSTREAM_HEADERS.set(upstream_headers(request_id, traceparent(parent), state))
+        elif request_id is not None:  # the usual case (app.py gives every API request an id): no trace to check
+            UPSTREAM_HEADERS.set(upstream_headers(request_id, None))
         self.slot: str | None = None  # the answering engine's max_concurrency slot, given back at the end
 
-    async def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
+    def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Awaitable[Outcome]:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
         before the status line went out is raised; after it, it is the outcome's ``failure``. Observers
         (traces, JSON request log, per-account exports: ``services.watchers``) are told once it is over."""
         if not self.services.watchers:
-            return await self._run(body)
+            # a plain function handing back the coroutine: with no observers, no coroutine layer of its own
+            # that every resumption of the request's task would pass through (bench step 35)
+            return self._run(body)
+        return self._watched(body)
+
+    async def _watched(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
         try:
             outcome = await self._run(body)
         except BaseException as error:
