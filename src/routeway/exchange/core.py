@@ -166,7 +166,7 @@ class Exchange:
                                                              a.endpoint.completion_nano_per_m), a.endpoint)
                                  for a in self.attempts), key=lambda pair: pair[0])
         else:
-            worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
+            worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, [a.endpoint for a in self.attempts])
         prompt_cost = worst_case_cost(min(self.body_bytes, chosen.context_length), chosen.prompt_bound_nano_per_m)
         if covered:
             return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost,
