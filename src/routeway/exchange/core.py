@@ -257,13 +257,16 @@ class Exchange:
                 prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
                 streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
                 app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
-                api=self.api,
+                api=self.api, cache_read_nano_per_m=e.cache_read_nano_per_m,
+                cache_write_nano_per_m=e.cache_write_nano_per_m,
             )
-        record = self.record
-        record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
-        record.upstream_model = e.upstream_model
-        record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
-        record.cache_read_nano_per_m, record.cache_write_nano_per_m = e.cache_read_nano_per_m, e.cache_write_nano_per_m
+        else:  # a fallback: the record now describes this attempt's endpoint
+            record = self.record
+            record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
+            record.upstream_model = e.upstream_model
+            record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+            record.cache_read_nano_per_m = e.cache_read_nano_per_m
+            record.cache_write_nano_per_m = e.cache_write_nano_per_m
         self.attempt, self.attempt_began = attempt, time.monotonic()
 
     def tools(self) -> list[dict[str, Any]] | None:
