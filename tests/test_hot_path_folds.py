@@ -1,4 +1,4 @@
-"""The request path's folds of bench/NOTES.md step 35 keep their behaviour, and stay folds: what each one
+"""The request path's folds of bench/NOTES.md step 37 keep their behaviour, and stay folds: what each one
 computes is the same as before, and the usual request no longer makes the calls the fold took out."""
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
             await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
         try:
             # the core's exchange, rendered by the inbound API's renderer; inline rather than in a coroutine
-            # of its own, which every resumption of the request's task would pass through (bench step 36)
+            # of its own, which every resumption of the request's task would pass through (bench step 37)
             exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, client,
                                 client.generation_id, api=api)
             if prepare is not None:

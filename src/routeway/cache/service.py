@@ -60,7 +60,7 @@ class ResponseCache:
                body: bytes) -> CachePolicy | None:
         account_ttl = self.account_ttls.get(key.account_id)
         if account_ttl is None and "x-openrouter-cache" not in headers:
-            return None  # the usual request, with the cache off: no header to read (bench step 35)
+            return None  # the usual request, with the cache off: no header to read (bench step 37)
         ttl = policy.wanted(headers, account_ttl)
         if ttl is None:
             return None

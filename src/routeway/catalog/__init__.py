@@ -63,7 +63,7 @@ class Endpoint:
     cache_read_nano_per_m: int | None = None  # prompt tokens read from the upstream's prompt cache; None: prompt price
     cache_write_nano_per_m: int | None = None  # prompt tokens written into it; None: prompt price
     max_concurrency: int | None = None  # requests in flight to this engine at once (routing/concurrency.py)
-    # Derived once here rather than per request (bench step 36): the dearest price a prompt token may be
+    # Derived once here rather than per request (bench step 37): the dearest price a prompt token may be
     # billed at (a cache write costs more than a plain prompt token at Anthropic), which the reservation
     # assumes for the prompt; the most output tokens it can produce; and its dialect's shared instance.
     prompt_bound_nano_per_m: int = field(init=False, repr=False, compare=False)

@@ -95,7 +95,7 @@ class Exchange:
         (traces, JSON request log, per-account exports: ``services.watchers``) are told once it is over."""
         if not self.services.watchers:
             # a plain function handing back the coroutine: with no observers, no coroutine layer of its own
-            # that every resumption of the request's task would pass through (bench step 35)
+            # that every resumption of the request's task would pass through (bench step 37)
             return self._run(body)
         return self._watched(body)
 

@@ -24,7 +24,7 @@ log = logging.getLogger("routeway.store")
 
 # sqlite3 binds int, float, str and bytearray directly; any other parameter (None, True/False: nine of a
 # generation row's columns) is "adapted", and with no adapter registered each one costs a failed
-# ``__adapt__`` lookup that formats an AttributeError (~2,500 instructions, bench step 35). Registered
+# ``__adapt__`` lookup that formats an AttributeError (~2,500 instructions, bench step 37). Registered
 # adapters store the same values (bool as 0/1, None as NULL) in one dict lookup and a C call each.
 sqlite3.register_adapter(bool, int)
 # {}.get(None) is None: an identity for None without a Python frame

@@ -86,7 +86,7 @@ class UsageCounts:
         if (type(prompt) is int and type(completion) is int and 0 <= prompt <= MAX_COUNT
                 and 0 <= completion <= MAX_COUNT and usage.get("prompt_tokens_details") is None
                 and usage.get("completion_tokens_details") is None):
-            # seven helper calls fewer than the general path below (bench step 35)
+            # seven helper calls fewer than the general path below (bench step 37)
             return cls(prompt=prompt, completion=completion, native=usage)
         prompt_details = _details(usage, "prompt_tokens_details")
         completion_details = _details(usage, "completion_tokens_details")
