@@ -220,13 +220,14 @@ class Exchange:
             record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
 
     # ---- attempts -------------------------------------------------------------------------------
-    async def open_upstream(self, attempt: Attempt, stream: bool, entry: dict[str, Any]) -> UpstreamCall:
-        """The request as ``attempt``'s endpoint takes it, opened on the upstream route of this API."""
+    def open_upstream(self, attempt: Attempt, stream: bool, entry: dict[str, Any]) -> Awaitable[UpstreamCall]:
+        """The request as ``attempt``'s endpoint takes it, opened on the upstream route of this API (the
+        adapter's coroutine, handed back: no layer of its own, bench step 37)."""
         body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, stream)
         if self.api == "completions":
             body = completion_body(body, self.chat.prompt or "", self.upstream_fields)
-        return await open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
-                               body, stream, self.headers)
+        return open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
+                         body, stream, self.headers)
 
     async def first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T:
         """The first attempt that starts answering (routing/attempts.py falls back until then)."""
