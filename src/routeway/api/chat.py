@@ -18,7 +18,7 @@ from routeway.exchange.client import Renderer
 from routeway.exchange.core import Exchange
 from routeway.ledger.book import KeyState
 from routeway.ledger.ids import new_generation_id
-from routeway.routing.plan import Attempt, Demand, requested_models, sent_parameters
+from routeway.routing.plan import Demand, requested_models, sent_parameters
 from routeway.transform import structured, tokens
 from routeway.wire.chat import ChatRequest, parse_chat_request
 
@@ -79,13 +79,20 @@ async def answer(services: Services, request: Request, key: KeyState, chat: Chat
             raise APIError(429, f"This key has {cap} requests in flight, its max_concurrency; retry shortly.",
                            headers={"retry-after": "1"}, metadata={"limited_by": "key_max_concurrency"})
     try:
-        if not chat.stream:
-            return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
-        await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
+        if chat.stream:
+            await services.throttle.open_stream(key)  # before the reservation: a refused stream holds nothing
         try:
-            return await _exchange(services, request, chat, key, attempts, body_bytes, client, api, prepare)
+            # the core's exchange, rendered by the inbound API's renderer; inline rather than in a coroutine
+            # of its own, which every resumption of the request's task would pass through (bench step 37)
+            exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, client,
+                                client.generation_id, api=api)
+            if prepare is not None:
+                prepare(client, exchange)
+            outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
+            return await client.finish(outcome)
         finally:
-            await services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
+            if chat.stream:
+                await services.throttle.close_stream(key)  # finished, failed, cancelled or the client gone
     finally:
         if cap:
             services.slots.release(key.hash)
@@ -98,15 +105,3 @@ async def prompt_estimate(services: Services, chat: ChatRequest, body_bytes: int
     if not contexts or body_bytes + (chat.output_limit or 0) <= min(contexts):
         return min(body_bytes, tokens.PER_MESSAGE_OVERHEAD * len(chat.messages or ()) + body_bytes // 4)
     return await tokens.count_off_loop(tokens.count_prompt, chat.messages)
-
-
-async def _exchange(services: Services, request: Request, chat: ChatRequest, key: KeyState, attempts: list[Attempt],
-                    body_bytes: int, renderer: Renderer, api: str,
-                    prepare: Callable[[Renderer, Exchange], None] | None) -> Response | None:
-    """The core's exchange, rendered by the inbound API's renderer."""
-    generation_id = renderer.generation_id
-    exchange = Exchange(services, chat, key, attempts, body_bytes, request.headers, renderer, generation_id, api=api)
-    if prepare is not None:
-        prepare(renderer, exchange)
-    outcome = await exchange.run(stream.relay if chat.stream else whole.complete)
-    return await renderer.finish(outcome)

@@ -30,14 +30,15 @@ class ClientDisconnected(Exception):
 
 
 class Request:
-    __slots__ = ("scope", "receive", "send", "path_params", "_headers", "_query", "state")
+    __slots__ = ("scope", "receive", "send", "path_params", "headers", "_query", "state")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
         self.path_params: dict[str, str] = {}
-        self._headers: dict[str, str] | None = None
+        # decoded at once: every API request reads them several times, and a property costs a call each time
+        self.headers: dict[str, str] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         self._query: dict[str, str] | None = None
         self.state: dict[str, Any] = {}
 
@@ -45,12 +46,6 @@ class Request:
     def method(self) -> str:
         method: str = self.scope["method"]
         return method
-
-    @property
-    def headers(self) -> dict[str, str]:
-        if self._headers is None:
-            self._headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.scope["headers"]}
-        return self._headers
 
     @property
     def query(self) -> dict[str, str]:

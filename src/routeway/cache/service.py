@@ -58,7 +58,10 @@ class ResponseCache:
 
     def policy(self, headers: Mapping[str, str], key: KeyState, api: str, stream: bool,
                body: bytes) -> CachePolicy | None:
-        ttl = policy.wanted(headers, self.account_ttls.get(key.account_id))
+        account_ttl = self.account_ttls.get(key.account_id)
+        if account_ttl is None and "x-openrouter-cache" not in headers:
+            return None  # the usual request, with the cache off: no header to read (bench step 37)
+        ttl = policy.wanted(headers, account_ttl)
         if ttl is None:
             return None
         return CachePolicy(policy.cache_key(key.hash, api, stream, body), ttl, policy.clears(headers))

@@ -7,11 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routeway.config import ConfigError, ProviderConfig, Settings, upstream_apis
 from routeway.dialects import default_for, get as dialect_named
 from routeway.ledger.money import nano_per_million
+
+if TYPE_CHECKING:
+    from routeway.dialects.base import Dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +63,18 @@ class Endpoint:
     cache_read_nano_per_m: int | None = None  # prompt tokens read from the upstream's prompt cache; None: prompt price
     cache_write_nano_per_m: int | None = None  # prompt tokens written into it; None: prompt price
     max_concurrency: int | None = None  # requests in flight to this engine at once (routing/concurrency.py)
+    # Derived once here rather than per request (bench step 37): the dearest price a prompt token may be
+    # billed at (a cache write costs more than a plain prompt token at Anthropic), which the reservation
+    # assumes for the prompt; the most output tokens it can produce; and its dialect's shared instance.
+    prompt_bound_nano_per_m: int = field(init=False, repr=False, compare=False)
+    max_completion: int = field(init=False, repr=False, compare=False)
+    dialect_impl: Dialect = field(init=False, repr=False, compare=False)
 
-    @property
-    def prompt_bound_nano_per_m(self) -> int:
-        """The dearest price a prompt token may be billed at (a cache write costs more than a plain
-        prompt token at Anthropic): what the reservation assumes for the prompt."""
-        return max(self.prompt_nano_per_m, self.cache_read_nano_per_m or 0, self.cache_write_nano_per_m or 0)
+    def __post_init__(self) -> None:
+        prompt_bound = max(self.prompt_nano_per_m, self.cache_read_nano_per_m or 0, self.cache_write_nano_per_m or 0)
+        object.__setattr__(self, "prompt_bound_nano_per_m", prompt_bound)
+        object.__setattr__(self, "max_completion", self.max_output or self.context_length)
+        object.__setattr__(self, "dialect_impl", dialect_named(self.dialect))
 
     @property
     def tag(self) -> str:
@@ -82,19 +91,15 @@ class Endpoint:
         return self.prompt_nano_per_m + self.completion_nano_per_m
 
     @property
-    def max_completion(self) -> int:
-        return self.max_output or self.context_length
-
-    @property
     def takes_tools(self) -> bool:
         """Tools can be sent: the endpoint lists them, or its dialect writes them into the prompt."""
-        return dialect_named(self.dialect).takes_tools(self.supported_parameters)
+        return self.dialect_impl.takes_tools(self.supported_parameters)
 
     @property
     def takes_structured_output(self) -> bool:
         """JSON mode can be asked: the endpoint lists ``response_format`` or ``structured_outputs``, or its
         dialect asks for JSON in the prompt."""
-        return dialect_named(self.dialect).takes_structured_output(self.supported_parameters)
+        return self.dialect_impl.takes_structured_output(self.supported_parameters)
 
 
 def _model(entry: Mapping[str, Any]) -> ModelInfo:

@@ -58,7 +58,7 @@ def get(name: str | None) -> Dialect:
 
 
 def dialect_of(endpoint: Endpoint) -> Dialect:
-    return get(endpoint.dialect)
+    return endpoint.dialect_impl  # resolved once, when the endpoint is made
 
 
 def default_for(kind: str, provider_name: str) -> str:

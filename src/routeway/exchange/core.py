@@ -61,7 +61,6 @@ class Exchange:
         self.body_bytes = body_bytes
         self.headers = headers
         self.client = client
-        self.api = api  # the inbound API the request came in by, for its record
         self.id = generation_id or new_generation_id()
         self.started = time.monotonic()
         self.attempt_began = self.started
@@ -83,17 +82,24 @@ class Exchange:
         # traces: None unless they are on (then observe/tracing.py is loaded); one attribute check when off
         self.trace: ExchangeTrace | None = services.tracing.begin(self) if services.tracing is not None else None
         request_id, parent = headers.get(REQUEST_ID), headers.get("traceparent")
-        if request_id is not None or parent is not None:  # upstream calls carry the request's id and trace
+        if parent is not None:  # upstream calls carry the request's id and trace
             state = tracestate(headers.get("tracestate"))
             UPSTREAM_HEADERS.set(upstream_headers(request_id, traceparent(parent), state))
+        elif request_id is not None:  # the usual case (app.py gives every API request an id): no trace to check
+            UPSTREAM_HEADERS.set(upstream_headers(request_id, None))
         self.slot: str | None = None  # the answering engine's max_concurrency slot, given back at the end
 
-    async def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
+    def run(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Awaitable[Outcome]:
         """Reserve, run ``body`` (exchange.stream.relay or exchange.whole.complete), settle. An error
         before the status line went out is raised; after it, it is the outcome's ``failure``. Observers
         (traces, JSON request log, per-account exports: ``services.watchers``) are told once it is over."""
         if not self.services.watchers:
-            return await self._run(body)
+            # a plain function handing back the coroutine: with no observers, no coroutine layer of its own
+            # that every resumption of the request's task would pass through (bench step 37)
+            return self._run(body)
+        return self._watched(body)
+
+    async def _watched(self, body: Callable[[Exchange], Awaitable[Answer | Vectors | APIError | None]]) -> Outcome:
         try:
             outcome = await self._run(body)
         except BaseException as error:
@@ -160,7 +166,7 @@ class Exchange:
                                                              a.endpoint.completion_nano_per_m), a.endpoint)
                                  for a in self.attempts), key=lambda pair: pair[0])
         else:
-            worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, (a.endpoint for a in self.attempts))
+            worst, chosen = worst_case(self.body_bytes, self.chat.output_limit, [a.endpoint for a in self.attempts])
         prompt_cost = worst_case_cost(min(self.body_bytes, chosen.context_length), chosen.prompt_bound_nano_per_m)
         if covered:
             return self.services.metering.reserve(self.key, worst, chosen.completion_nano_per_m, prompt_cost,
@@ -214,13 +220,14 @@ class Exchange:
             record.native_tokens_reasoning, record.native_tokens_cached = claimed.reasoning, claimed.cached
 
     # ---- attempts -------------------------------------------------------------------------------
-    async def open_upstream(self, attempt: Attempt, stream: bool, entry: dict[str, Any]) -> UpstreamCall:
-        """The request as ``attempt``'s endpoint takes it, opened on the upstream route of this API."""
+    def open_upstream(self, attempt: Attempt, stream: bool, entry: dict[str, Any]) -> Awaitable[UpstreamCall]:
+        """The request as ``attempt``'s endpoint takes it, opened on the upstream route of this API (the
+        adapter's coroutine, handed back: no layer of its own, bench step 37)."""
         body, entry["dropped_parameters"] = upstream_body(self.chat, attempt.endpoint, stream)
         if self.api == "completions":
             body = completion_body(body, self.chat.prompt or "", self.upstream_fields)
-        return await open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
-                               body, stream, self.headers)
+        return open_call(self.services.adapters[attempt.endpoint.provider.name], self.api, attempt.endpoint,
+                         body, stream, self.headers)
 
     async def first_answer(self, start: Callable[[Attempt, dict[str, Any]], Awaitable[T]]) -> T:
         """The first attempt that starts answering (routing/attempts.py falls back until then)."""
@@ -251,13 +258,16 @@ class Exchange:
                 prompt_nano_per_m=e.prompt_nano_per_m, completion_nano_per_m=e.completion_nano_per_m,
                 streamed=self.chat.stream, created_at=now_ms(), http_referer=headers.get("http-referer"),
                 app_title=headers.get("x-openrouter-title") or headers.get("x-title"), attempts=self.attempt_log,
-                api=self.api,
+                api=self.api, cache_read_nano_per_m=e.cache_read_nano_per_m,
+                cache_write_nano_per_m=e.cache_write_nano_per_m,
             )
-        record = self.record
-        record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
-        record.upstream_model = e.upstream_model
-        record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
-        record.cache_read_nano_per_m, record.cache_write_nano_per_m = e.cache_read_nano_per_m, e.cache_write_nano_per_m
+        else:  # a fallback: the record now describes this attempt's endpoint
+            record = self.record
+            record.model, record.provider_name, record.provider_slug = attempt.model.id, e.provider.label, e.tag
+            record.upstream_model = e.upstream_model
+            record.prompt_nano_per_m, record.completion_nano_per_m = e.prompt_nano_per_m, e.completion_nano_per_m
+            record.cache_read_nano_per_m = e.cache_read_nano_per_m
+            record.cache_write_nano_per_m = e.cache_write_nano_per_m
         self.attempt, self.attempt_began = attempt, time.monotonic()
 
     def tools(self) -> list[dict[str, Any]] | None:

@@ -22,7 +22,8 @@ class TokenBound(NamedTuple):  # a tuple: built three times per request, at half
         """A token is at least one byte, so the request body's byte count bounds the prompt (as does the
         endpoint's context); the output is bounded by ``max_tokens``, sent upstream, or else by the
         endpoint's max output (or its context)."""
-        return cls(min(body_bytes, endpoint.context_length), output_tokens(output_limit, endpoint))
+        most = endpoint.max_completion  # output_tokens(output_limit, endpoint), inlined (bench step 37)
+        return cls(min(body_bytes, endpoint.context_length), min(output_limit, most) if output_limit else most)
 
     def cost(self, prompt_nano_per_m: int, completion_nano_per_m: int) -> int:
         """Rounded up per part: never below the cost of any counts within the bound."""

@@ -3,7 +3,7 @@ dialects each kind can carry is in routeway/dialects/registry.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from routeway.catalog import Catalog, Endpoint
@@ -39,17 +39,18 @@ def build_adapter(provider: ProviderConfig, client: Pool, env: Mapping[str, str]
     return adapter_class(provider)(provider, client, env, redact)
 
 
-async def open_call(adapter: Adapter, api: str, endpoint: Endpoint, body: dict[str, Any], stream: bool,
-                    client_headers: Mapping[str, str] | None = None) -> UpstreamCall:
+def open_call(adapter: Adapter, api: str, endpoint: Endpoint, body: dict[str, Any], stream: bool,
+              client_headers: Mapping[str, str] | None = None) -> Awaitable[UpstreamCall]:
     """Open ``body`` on the upstream route of ``api``: chat completions (with the client's headers the
     adapter forwards), or a text completion (a prompt to ``/completions``, answered in chat's shape).
-    ``check_apis`` made sure the endpoint's kind speaks it."""
+    ``check_apis`` made sure the endpoint's kind speaks it. A plain function handing back the adapter's
+    coroutine: no coroutine layer that every read of the upstream call would resume through (bench step 37)."""
     if api == "completions":
         if not isinstance(adapter, OpenAICompatible) or api not in SERVED_APIS.get(endpoint.provider.kind, ()):
             raise UpstreamError(404, f"provider '{endpoint.provider.name}' does not serve text completions",
                                 retryable=False)
-        return await adapter.open_completion(endpoint, body, stream)
-    return await adapter.open(endpoint, body, stream, client_headers)
+        return adapter.open_completion(endpoint, body, stream)
+    return adapter.open(endpoint, body, stream, client_headers)
 
 
 async def embed(adapter: Adapter, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from routeway.catalog import Endpoint
-from routeway.dialects import dialect_of
 
 
 class AnswerSplitter(Protocol):
@@ -32,4 +31,4 @@ class AnswerReading(Protocol):
 
 
 def reading_for(endpoint: Endpoint) -> AnswerReading:
-    return dialect_of(endpoint)
+    return endpoint.dialect_impl

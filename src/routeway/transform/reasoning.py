@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from routeway.catalog import Endpoint
-from routeway.dialects import dialect_of
 from routeway.wire.chat import ChatRequest
 
 # share of max_tokens a budget-style upstream may think with, per effort (OpenRouter's mapping)
@@ -67,7 +66,7 @@ def apply_reasoning(body: dict[str, Any], chat: ChatRequest, endpoint: Endpoint)
         return []
     if "reasoning" not in endpoint.supported_parameters and "include_reasoning" not in endpoint.supported_parameters:
         return ["reasoning"]
-    return [] if dialect_of(endpoint).reasoning(body, w, chat, endpoint) else ["reasoning"]
+    return [] if endpoint.dialect_impl.reasoning(body, w, chat, endpoint) else ["reasoning"]
 
 
 def detail(text: str, signature: str | None = None, fmt: str = "unknown") -> dict[str, Any]:

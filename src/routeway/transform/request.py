@@ -8,7 +8,6 @@ from typing import Any
 import msgspec
 
 from routeway.catalog import Endpoint
-from routeway.dialects import dialect_of
 from routeway.ledger.bound import output_tokens
 from routeway.transform.reasoning import apply_reasoning
 from routeway.transform.structured import wants_json
@@ -27,7 +26,7 @@ _ALWAYS = ("reasoning", "include_reasoning", "max_tokens", "structured_outputs")
 
 
 def upstream_body(chat: ChatRequest, endpoint: Endpoint, stream: bool) -> tuple[dict[str, Any], list[str]]:
-    dialect = dialect_of(endpoint)
+    dialect = endpoint.dialect_impl
     body: dict[str, Any] = {**endpoint.extra_body, "model": endpoint.upstream_model, "messages": chat.messages,
                             "stream": stream}
     if stream:

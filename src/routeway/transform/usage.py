@@ -79,8 +79,15 @@ class UsageCounts:
             return None
         if not isinstance(usage, dict):
             raise MalformedUsage(NOT_OBJECT, f"usage is {_kind(usage)}, not an object")
-        if usage.get("prompt_tokens") is None and usage.get("completion_tokens") is None:
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if prompt is None and completion is None:
             return None
+        # the usual counts without details (``type(...) is int``: not bool or float), checked inline
+        if (type(prompt) is int and type(completion) is int and 0 <= prompt <= MAX_COUNT
+                and 0 <= completion <= MAX_COUNT and usage.get("prompt_tokens_details") is None
+                and usage.get("completion_tokens_details") is None):
+            # seven helper calls fewer than the general path below (bench step 37)
+            return cls(prompt=prompt, completion=completion, native=usage)
         prompt_details = _details(usage, "prompt_tokens_details")
         completion_details = _details(usage, "completion_tokens_details")
         return cls(prompt=_count(usage, "prompt_tokens"), completion=_count(usage, "completion_tokens"),
