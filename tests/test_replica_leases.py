@@ -14,6 +14,7 @@ import pytest
 from openai import APIStatusError, OpenAI
 
 from tests.conftest import start_gateway, stop_gateway, write_config
+from tests.support.otlp_receiver import eventually
 from tests.support.postgres import ThrowawayDatabase, available, rows
 from tests.support.upstream import MockUpstream
 
@@ -110,11 +111,15 @@ def test_a_guardrail_budget_holds_across_two_replicas_on_postgresql(upstream: Mo
                              headers={"authorization": f"Bearer {account.api_key}"}).json()["data"]["hash"]
         made = httpx.post(replicas[0].api + "/guardrails", headers=auth, timeout=10,
                           json={"name": "cent", "limit_usd": 0.01, "reset_interval": "daily"}).json()["data"]
-        time.sleep(1.0)  # the other replica follows the change log
+        # the other replica follows the change log (every 0.25 s; a loaded CI machine may take longer)
+        eventually(lambda: httpx.get(f"{replicas[1].api}/guardrails/{made['id']}", headers=auth,
+                                     timeout=10).status_code == 200, "the guardrail on the other replica")
         assigned = httpx.post(f"{replicas[1].api}/guardrails/{made['id']}/assignments/keys", headers=auth, timeout=10,
                               json={"key_hashes": [key_hash]})
         assert assigned.status_code == 200, assigned.text
-        time.sleep(1.0)
+        for replica in replicas:  # both hold the key's budget before the load starts
+            eventually(lambda replica=replica: httpx.get(replica.api + "/key", timeout=10, headers={
+                "authorization": f"Bearer {account.api_key}"}).json()["data"]["budgets"], "the budget on both replicas")
         greedy = {**BODY, "model": "test/huge-usage", "max_tokens": 1000}  # each charged its bound, ~$0.002
 
         def one(i: int) -> int:
